@@ -1,0 +1,90 @@
+"""The Typer app, shared options and the one place CLI errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import orjson
+import typer
+from rich.console import Console
+
+from services.router.errors import (
+    AuthError,
+    BacklogError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PolicyInvalid,
+    StoreUnavailable,
+    ValidationFailed,
+)
+from services.router.runtime import Runtime, build_runtime, configure_logging
+
+app = typer.Typer(
+    name="backlog", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Backlog Bridge: an owned, prioritized, deduplicated engineering backlog.",
+)
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True)
+
+CLI_ACTOR = "cli"
+
+# Exit codes: one per kind of failure, so scripts can tell them apart.
+EXIT_CODES: list[tuple[type[BacklogError], int]] = [
+    (ValidationFailed, 2),
+    (NotFound, 3),
+    (Conflict, 4),
+    (StoreUnavailable, 5),
+    (PolicyInvalid, 6),
+    (AuthError, 7),
+    (Forbidden, 7),
+]
+
+JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts instead of tables.")
+
+
+def exit_code_for(exc: BacklogError) -> int:
+    return next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), 1)
+
+
+def fail(exc: BacklogError) -> NoReturn:
+    """One clear line on stderr and a non-zero exit; never a traceback."""
+    err_console.print(f"error: {exc.message}", markup=False, highlight=False)
+    raise typer.Exit(exit_code_for(exc))
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n")
+
+
+def run(
+    action: str, params: dict[str, Any], *, as_json: bool, render: Callable[[Any], None],
+    tool: str = "backlog_tool", policy: Path | None = None,
+) -> Any:
+    """Execute a tool action as the CLI user and print it as a table or JSON."""
+    runtime: Runtime | None = None
+    try:
+        runtime = build_runtime(policy_path=policy)
+        result = runtime.execute(CLI_ACTOR, tool, action, {k: v for k, v in params.items() if v is not None})
+    except BacklogError as exc:
+        fail(exc)
+    finally:
+        if runtime is not None:
+            runtime.close()
+    if as_json:
+        print_json(result)
+    else:
+        render(result)
+    return result
+
+
+@app.callback()
+def _root() -> None:
+    configure_logging()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,66 @@
+"""One clock for every tool, so tests (and backfills) can set the time.
+
+Only timezone-aware UTC datetimes leave this module.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """Wall-clock time in UTC."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class FixedClock:
+    """A clock that stands still until told to move (tests, backfills, demos)."""
+
+    def __init__(self, at: datetime) -> None:
+        self._at = ensure_utc(at)
+
+    def now(self) -> datetime:
+        return self._at
+
+    def set(self, at: datetime) -> None:
+        self._at = ensure_utc(at)
+
+    def advance(self, **delta: float) -> None:
+        self._at = self._at + timedelta(**delta)
+
+
+def ensure_utc(value: datetime) -> datetime:
+    """Refuse naive datetimes: a naive value is a bug waiting for a timezone."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime; use a timezone-aware UTC value")
+    return value.astimezone(UTC)
+
+
+def today(clock: Clock) -> date:
+    return clock.now().date()
+
+
+def parse_utc(text: str) -> datetime:
+    """Parse an ISO 8601 timestamp; a value without offset is refused."""
+    return ensure_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+def iso_z(value: datetime) -> str:
+    """UTC timestamp in the ``2026-11-23T06:00:02.123456Z`` form used in every file."""
+    return ensure_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def default_clock() -> Clock:
+    """The process clock: ``BACKLOG_NOW`` (ISO 8601) pins it, for demos and tests."""
+    pinned = os.environ.get("BACKLOG_NOW")
+    if pinned:
+        return FixedClock(parse_utc(pinned))
+    return SystemClock()

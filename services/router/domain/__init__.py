@@ -1,0 +1,1 @@
+"""Pure domain: models, transitions, weeks, dedupe keys, dashboard numbers. No I/O here."""

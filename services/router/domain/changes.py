@@ -1,0 +1,126 @@
+"""How a request changes an item, as pure functions every backend applies the same way.
+
+Each planner takes the current record (or None) and returns a ``Change``: the new record and
+the one event it writes, or None when nothing changes — so a no-op writes nothing anywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from services.router.clock import iso_z
+from services.router.domain.dedupe import manual_key
+from services.router.domain.enums import EventType, Status
+from services.router.domain.models import ItemInput, new_id
+from services.router.domain.transitions import check_transition
+
+Record = dict[str, Any]
+Action = Literal["created", "updated", "unchanged"]
+
+# Fields an upsert may change on an existing item (DESIGN §4); everything else is kept.
+UPDATABLE_FIELDS: tuple[str, ...] = ("title", "description", "evidence_refs", "tags", "meta")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    action: Action
+    item: Record
+    event: Record | None
+
+
+def dedupe_key_of(inp: ItemInput) -> str:
+    return inp.dedupe_key or manual_key(inp.env, inp.service, inp.category, inp.title)
+
+
+def make_event(
+    item: Record, kind: EventType, *, now: datetime, actor: str, message: str, meta: Record
+) -> Record:
+    return {
+        "id": new_id("ev_"),
+        "item_id": item["id"],
+        "ts": iso_z(now),
+        "type": kind.value,
+        "actor": actor,
+        "message": message,
+        "meta": meta,
+        "item_rev": item["rev"],
+    }
+
+
+def plan_upsert(
+    existing: Record | None, inp: ItemInput, *, fallback_owner: str, now: datetime, actor: str
+) -> Change:
+    """Create, update (title/description/evidence/tags/meta, explicit owner) or leave alone."""
+    if existing is None:
+        stamp = iso_z(now)
+        item: Record = {
+            "id": new_id("bl_"),
+            "env": inp.env,
+            "service": inp.service,
+            "category": inp.category,
+            "title": inp.title,
+            "description": inp.description,
+            "priority": inp.priority.value,
+            "status": Status.OPEN.value,
+            "owner": inp.owner or fallback_owner,
+            "due_date": inp.due_date.isoformat() if inp.due_date else None,
+            "created_at": stamp,
+            "updated_at": stamp,
+            "source": inp.source.value,
+            "dedupe_key": dedupe_key_of(inp),
+            "evidence_refs": list(inp.evidence_refs),
+            "tags": list(inp.tags),
+            "meta": dict(inp.meta),
+            "rev": 1,
+        }
+        event = make_event(
+            item, EventType.CREATED, now=now, actor=actor, message=f"created: {inp.title}",
+            meta={"owner": item["owner"], "priority": item["priority"], "source": item["source"]},
+        )
+        return Change("created", item, event)
+
+    incoming = inp.model_dump(mode="json", include=set(UPDATABLE_FIELDS))
+    changed = [f for f in UPDATABLE_FIELDS if existing[f] != incoming[f]]
+    owner_change = inp.owner is not None and inp.owner != existing["owner"]
+    if not changed and not owner_change:
+        return Change("unchanged", existing, None)
+
+    item = {**existing, **{f: incoming[f] for f in changed}}
+    item["updated_at"] = iso_z(now)
+    item["rev"] = existing["rev"] + 1
+    if owner_change:
+        item["owner"] = inp.owner
+        event = make_event(
+            item, EventType.OWNER_CHANGED, now=now, actor=actor,
+            message=f"owner {existing['owner']} -> {inp.owner}",
+            meta={"from": existing["owner"], "to": inp.owner, "fields": changed},
+        )
+    else:
+        event = make_event(
+            item, EventType.UPDATED, now=now, actor=actor,
+            message=f"updated {', '.join(changed)}", meta={"fields": changed},
+        )
+    return Change("updated", item, event)
+
+
+def plan_status(
+    existing: Record, target: Status, *, now: datetime, actor: str, message: str = ""
+) -> Change:
+    """Apply the transition table; a same-status move is a no-op without an event."""
+    current = Status(existing["status"])
+    if not check_transition(current, target):
+        return Change("unchanged", existing, None)
+    item = {**existing, "status": target.value, "updated_at": iso_z(now), "rev": existing["rev"] + 1}
+    event = make_event(
+        item, EventType.STATUS_CHANGED, now=now, actor=actor,
+        message=message or f"{current.value} -> {target.value}",
+        meta={"from": current.value, "to": target.value},
+    )
+    return Change("updated", item, event)
+
+
+def plan_comment(existing: Record, message: str, *, now: datetime, actor: str) -> Record:
+    """A comment is an event only: the item itself (and its retention clock) is untouched."""
+    return make_event(existing, EventType.COMMENTED, now=now, actor=actor, message=message, meta={})

@@ -1,0 +1,130 @@
+"""Item, event and input models (DESIGN §3).
+
+Stores keep items as plain JSON dicts (the form written to disk and sent over HTTP); these
+models validate what comes in and describe what goes out. ``BacklogItem.from_record`` skips
+re-validation because records only ever come from validated writes.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import date
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from services.router.domain.enums import EventType, Priority, Source, Status
+
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+MAX_TITLE = 200
+MAX_TEXT = 10_000
+
+Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, min_length=1, max_length=64)]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TITLE, strip_whitespace=True)]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
+CommentText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT, strip_whitespace=True)]
+DedupeKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]+$", min_length=1, max_length=300)]
+Ref = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+Actor = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$", max_length=64)]
+ItemId = Annotated[str, StringConstraints(pattern=r"^bl_[0-9a-f]{12,40}$")]
+
+MAX_META_BYTES = 64 * 1024
+
+
+def new_id(prefix: str) -> str:
+    """``bl_``/``ev_`` + 12 hex of milliseconds + 12 random hex: unique and creation-ordered,
+
+    so ``ORDER BY id`` is a stable pagination order on every backend.
+    """
+    return f"{prefix}{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+
+
+class ItemInput(BaseModel):
+    """An upsert request: what a generator or a person may set on an item."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    env: Slug
+    service: Slug
+    category: Slug
+    title: Title
+    description: Text = ""
+    priority: Priority = Priority.P2
+    owner: Slug | None = Field(
+        default=None, description="Explicit owner: sets the owner even on an existing item."
+    )
+    due_date: date | None = None
+    source: Source = Source.MANUAL
+    dedupe_key: DedupeKey | None = None
+    evidence_refs: list[Ref] = Field(default_factory=list, max_length=100)
+    tags: list[Slug] = Field(default_factory=list, max_length=50)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("meta")
+    @classmethod
+    def _meta_size(cls, value: dict[str, Any]) -> dict[str, Any]:
+        import orjson
+
+        try:
+            size = len(orjson.dumps(value))
+        except TypeError as exc:
+            raise ValueError(f"meta must be JSON: {exc}") from exc
+        if size > MAX_META_BYTES:
+            raise ValueError(f"meta is {size} bytes; at most {MAX_META_BYTES}")
+        return value
+
+
+class StatusChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Status
+    message: Text = ""
+
+
+class CommentInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: CommentText
+
+
+class BacklogItem(BaseModel):
+    """An item as stored and returned."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    env: str
+    service: str
+    category: str
+    title: str
+    description: str
+    priority: Priority
+    status: Status
+    owner: str
+    due_date: date | None
+    created_at: str
+    updated_at: str
+    source: Source
+    dedupe_key: str
+    evidence_refs: list[str]
+    tags: list[str]
+    meta: dict[str, Any]
+    rev: int = 1
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> BacklogItem:
+        return cls.model_validate(record)
+
+
+class BacklogEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    item_id: str
+    ts: str
+    type: EventType
+    actor: str
+    message: str
+    meta: dict[str, Any]
+    item_rev: int | None = None

@@ -1,0 +1,53 @@
+"""List filters and pagination, shared by every backend and the API."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.router.domain.enums import ACTIVE_STATUSES, Priority, Status
+from services.router.domain.models import Slug
+from services.router.domain.transitions import is_overdue
+
+MAX_PAGE = 500
+DEFAULT_PAGE = 50
+
+
+class ItemQuery(BaseModel):
+    """Filters are ANDed; results are ordered by id (creation order) and paged by cursor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    env: Slug | None = None
+    service: Slug | None = None
+    status: Status | None = None
+    owner: Slug | None = None
+    priority: Priority | None = None
+    category: Slug | None = None
+    overdue: bool | None = None
+    active: bool | None = Field(default=None, description="open, in_progress or blocked")
+    limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE)
+    cursor: str | None = Field(default=None, max_length=64, description="id of the last item seen")
+
+    def matches(self, record: dict[str, Any], today: date) -> bool:
+        """The in-Python form of the filter; the Postgres store builds the same as SQL."""
+        for name in ("env", "service", "owner", "category"):
+            wanted = getattr(self, name)
+            if wanted is not None and record[name] != wanted:
+                return False
+        if self.status is not None and record["status"] != self.status.value:
+            return False
+        if self.priority is not None and record["priority"] != self.priority.value:
+            return False
+        if self.active is not None and (record["status"] in ACTIVE_STATUSES) != self.active:
+            return False
+        if self.overdue is not None and is_overdue(record["status"], record["due_date"], today) != self.overdue:
+            return False
+        return not (self.cursor is not None and record["id"] <= self.cursor)
+
+
+class Page(BaseModel):
+    items: list[dict[str, Any]]
+    next_cursor: str | None

@@ -1,0 +1,55 @@
+"""Wiring: settings → clock → store → tool registry, built once per process and passed down."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from services.router.clock import Clock, default_clock
+from services.router.settings import Settings, load_settings
+from services.router.stores.base import BacklogStore
+from services.router.stores.factory import open_store
+from services.router.tools.catalog import build_registry
+from services.router.tools.context import ToolContext
+from services.router.tools.registry import ToolRegistry
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    store: BacklogStore
+    registry: ToolRegistry
+    policy_path: Path | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def context(self, actor: str) -> ToolContext:
+        return ToolContext(self.store, self.settings, self.clock, actor, self.policy_path)
+
+    def execute(self, actor: str, tool: str, action: str, params: dict[str, Any]) -> Any:
+        return self.registry.execute(self.context(actor), tool, action, params)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def build_runtime(
+    settings: Settings | None = None, *, clock: Clock | None = None, store: BacklogStore | None = None,
+    policy_path: Path | None = None,
+) -> Runtime:
+    settings = settings or load_settings()
+    clock = clock or default_clock()
+    store = store or open_store(settings, clock=clock)
+    return Runtime(settings, clock, store, build_registry(), policy_path)
+
+
+def configure_logging(default_level: str = "WARNING") -> None:
+    """Structured enough for grep, and ``backlog_store: using …`` reads as the runbook shows."""
+    level = os.environ.get("BACKLOG_LOG_LEVEL", default_level).upper()
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr, force=True)

@@ -1,0 +1,62 @@
+"""Process settings from the environment, built once and passed down (never read at import).
+
+Paths resolve against ``REPO_ROOT`` when set, else the current directory; each has its own
+override variable (listed in the README).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Backend = Literal["auto", "postgres", "jsonl", "memory"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    repo_root: Path | None = Field(default=None, validation_alias="REPO_ROOT")
+    backlog_backend: Backend = Field(default="auto", validation_alias="BACKLOG_BACKEND")
+    backlog_jsonl_dir: Path | None = Field(default=None, validation_alias="BACKLOG_JSONL_DIR")
+    backlog_policy_path: Path | None = Field(default=None, validation_alias="BACKLOG_POLICY_PATH")
+    backlog_reports_dir: Path | None = Field(default=None, validation_alias="BACKLOG_REPORTS_DIR")
+    backlog_postgres_dsn: SecretStr | None = Field(default=None, validation_alias="BACKLOG_POSTGRES_DSN")
+    postgres_dsn: SecretStr | None = Field(default=None, validation_alias="POSTGRES_DSN")
+    backlog_pg_retry_seconds: float = Field(default=300.0, ge=0, validation_alias="BACKLOG_PG_RETRY_SECONDS")
+    backlog_pg_connect_timeout_seconds: float = Field(
+        default=3.0, gt=0, validation_alias="BACKLOG_PG_CONNECT_TIMEOUT_SECONDS"
+    )
+
+    @property
+    def root(self) -> Path:
+        return self.repo_root if self.repo_root is not None else Path(os.getcwd())
+
+    @property
+    def jsonl_dir(self) -> Path:
+        return self.backlog_jsonl_dir or self.root / "ops" / "backlog"
+
+    @property
+    def policy_path(self) -> Path:
+        return self.backlog_policy_path or self.root / "config" / "backlog_policy.yml"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.backlog_reports_dir or self.root / "ops" / "reports"
+
+    @property
+    def config_dir(self) -> Path:
+        return self.root / "config"
+
+    @property
+    def postgres_dsn_value(self) -> str | None:
+        """``BACKLOG_POSTGRES_DSN`` first, then ``POSTGRES_DSN`` (RUNBOOK §2)."""
+        secret = self.backlog_postgres_dsn or self.postgres_dsn
+        return secret.get_secret_value() if secret else None
+
+
+def load_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,279 @@
+"""The store interface and the index-backed implementation shared by memory and JSONL.
+
+Every backend applies the same pure planners from ``domain.changes``; a backend only decides
+how a change is made durable. ``IndexedStore`` keeps records in an in-memory index and calls
+two hooks — ``_locked()`` to serialize writers and ``_persist()`` to make a change durable —
+so the memory store is the index alone and the JSONL store adds a file log.
+"""
+
+from __future__ import annotations
+
+import builtins
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol, runtime_checkable
+
+from services.router.clock import Clock, SystemClock, iso_z
+from services.router.domain.changes import (
+    Change,
+    Record,
+    dedupe_key_of,
+    plan_comment,
+    plan_status,
+    plan_upsert,
+)
+from services.router.domain.dashboard import build_dashboard
+from services.router.domain.enums import CLOSED_STATUSES, Status
+from services.router.domain.models import ItemInput
+from services.router.domain.queries import ItemQuery, Page
+from services.router.errors import NotFound, ValidationFailed
+
+DEFAULT_OWNER = "oncall"
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertRequest:
+    """One item of a batch upsert; ``fallback_owner`` is used only when the item is created."""
+
+    item: ItemInput
+    fallback_owner: str = DEFAULT_OWNER
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    action: str
+    item: Record
+    event: Record | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "item": self.item, "event": self.event}
+
+
+@dataclass(slots=True)
+class StoreStatus:
+    backend: str
+    degraded: bool = False
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class BacklogStore(Protocol):
+    """What every backend offers; the contract tests run against each one."""
+
+    backend: str
+    clock: Clock
+
+    def get(self, item_id: str) -> Record | None: ...
+    def get_by_dedupe_key(self, key: str) -> Record | None: ...
+    def get_many_by_dedupe_key(self, keys: Sequence[str]) -> dict[str, Record]: ...
+    def list(self, query: ItemQuery) -> Page: ...
+    def upsert(self, item: ItemInput, *, actor: str, fallback_owner: str = DEFAULT_OWNER) -> WriteResult: ...
+    def upsert_many(self, requests: Sequence[UpsertRequest], *, actor: str) -> builtins.list[WriteResult]: ...
+    def set_status(self, item_id: str, status: Status, *, actor: str, message: str = "") -> WriteResult: ...
+    def add_comment(self, item_id: str, message: str, *, actor: str) -> Record: ...
+    def events(self, item_id: str) -> builtins.list[Record]: ...
+    def dashboard(self, env: str | None = None) -> dict[str, Any]: ...
+    def cleanup(self, retention_days: int) -> int: ...
+    def status(self) -> StoreStatus: ...
+    def close(self) -> None: ...
+
+
+def cleanup_cutoff(clock: Clock, retention_days: int) -> str:
+    """Closed items whose ``updated_at`` is strictly before this timestamp are removed."""
+    if retention_days < 0:
+        raise ValidationFailed("retention_days must be >= 0", field="retention_days")
+    return iso_z(clock.now() - timedelta(days=retention_days))
+
+
+def dedupe_batch(requests: Sequence[UpsertRequest]) -> builtins.list[UpsertRequest]:
+    """Last request wins per dedupe key, keeping first-seen order (one write per key)."""
+    latest: dict[str, UpsertRequest] = {}
+    for req in requests:
+        key = dedupe_key_of(req.item)
+        latest.pop(key, None)
+        latest[key] = req
+    return list(latest.values())
+
+
+class ItemIndex:
+    """Records by id and by dedupe key, plus each item's events; no I/O."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, Record] = {}
+        self.by_key: dict[str, str] = {}
+        self.item_events: dict[str, list[Record]] = {}
+
+    def clear(self) -> None:
+        self.items.clear()
+        self.by_key.clear()
+        self.item_events.clear()
+
+    def put_item(self, record: Record) -> None:
+        self.items[record["id"]] = record
+        self.by_key[record["dedupe_key"]] = record["id"]
+
+    def put_event(self, event: Record) -> None:
+        self.item_events.setdefault(event["item_id"], []).append(event)
+
+    def remove(self, item_id: str) -> None:
+        record = self.items.pop(item_id, None)
+        if record is not None and self.by_key.get(record["dedupe_key"]) == item_id:
+            del self.by_key[record["dedupe_key"]]
+        self.item_events.pop(item_id, None)
+
+    def by_dedupe_key(self, key: str) -> Record | None:
+        item_id = self.by_key.get(key)
+        return self.items.get(item_id) if item_id else None
+
+    def events_of(self, item_id: str) -> builtins.list[Record]:
+        """Events whose item change has landed (an event is written before its item line)."""
+        item = self.items.get(item_id)
+        if item is None:
+            return []
+        rev = item["rev"]
+        return [e for e in self.item_events.get(item_id, ()) if (e.get("item_rev") or 0) <= rev]
+
+    def expired_ids(self, cutoff: str) -> builtins.list[str]:
+        return [
+            r["id"] for r in self.items.values()
+            if r["status"] in CLOSED_STATUSES and r["updated_at"] < cutoff
+        ]
+
+
+class IndexedStore:
+    """Store logic over an ``ItemIndex``; subclasses supply locking and durability."""
+
+    backend = "memory"
+
+    def __init__(self, *, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or SystemClock()
+        self.index = ItemIndex()
+        self._mutex = threading.RLock()
+
+    # -- hooks ---------------------------------------------------------------
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialize writers and bring the index up to date before planning a change."""
+        with self._mutex:
+            yield
+
+    def _refresh(self) -> None:
+        """Bring the index up to date for a read (JSONL: parse what others appended)."""
+
+    def _persist(self, changes: Sequence[Change], events: Sequence[Record]) -> None:
+        """Make changes durable; must return only once they are. Default: index only."""
+        self._apply(changes, events)
+
+    def _remove_durably(self, item_ids: Sequence[str]) -> None:
+        for item_id in item_ids:
+            self.index.remove(item_id)
+
+    def _apply(self, changes: Sequence[Change], events: Sequence[Record]) -> None:
+        for event in events:
+            self.index.put_event(event)
+        for change in changes:
+            self.index.put_item(change.item)
+
+    # -- reads ---------------------------------------------------------------
+    def get(self, item_id: str) -> Record | None:
+        self._refresh()
+        return self.index.items.get(item_id)
+
+    def get_by_dedupe_key(self, key: str) -> Record | None:
+        self._refresh()
+        return self.index.by_dedupe_key(key)
+
+    def get_many_by_dedupe_key(self, keys: Sequence[str]) -> dict[str, Record]:
+        self._refresh()
+        found = {k: self.index.by_dedupe_key(k) for k in keys}
+        return {k: v for k, v in found.items() if v is not None}
+
+    def list(self, query: ItemQuery) -> Page:
+        self._refresh()
+        today = self.clock.now().date()
+        ordered = sorted(self.index.items.values(), key=lambda r: r["id"])
+        hits: list[Record] = []
+        for record in ordered:
+            if query.matches(record, today):
+                hits.append(record)
+                if len(hits) > query.limit:
+                    break
+        more = len(hits) > query.limit
+        page = hits[: query.limit]
+        return Page(items=page, next_cursor=page[-1]["id"] if more and page else None)
+
+    def events(self, item_id: str) -> builtins.list[Record]:
+        self._refresh()
+        if item_id not in self.index.items:
+            raise NotFound(f"no backlog item {item_id}", id=item_id)
+        return sorted(self.index.events_of(item_id), key=lambda e: (e["ts"], e["id"]))
+
+    def dashboard(self, env: str | None = None) -> dict[str, Any]:
+        self._refresh()
+        now = self.clock.now()
+        return build_dashboard(self.index.items.values(), env=env, today=now.date(), now=now)
+
+    def status(self) -> StoreStatus:
+        return StoreStatus(backend=self.backend)
+
+    # -- writes --------------------------------------------------------------
+    def upsert(self, item: ItemInput, *, actor: str, fallback_owner: str = DEFAULT_OWNER) -> WriteResult:
+        return self.upsert_many([UpsertRequest(item, fallback_owner)], actor=actor)[0]
+
+    def upsert_many(self, requests: Sequence[UpsertRequest], *, actor: str) -> builtins.list[WriteResult]:
+        unique = dedupe_batch(requests)
+        with self._locked():
+            now = self.clock.now()
+            changes = [
+                plan_upsert(
+                    self.index.by_dedupe_key(dedupe_key_of(r.item)), r.item,
+                    fallback_owner=r.fallback_owner, now=now, actor=actor,
+                )
+                for r in unique
+            ]
+            self._write(changes)
+        results = {dedupe_key_of(r.item): c for r, c in zip(unique, changes, strict=True)}
+        return [self._result(results[dedupe_key_of(r.item)]) for r in requests]
+
+    def set_status(self, item_id: str, status: Status, *, actor: str, message: str = "") -> WriteResult:
+        with self._locked():
+            change = plan_status(self._require(item_id), status, now=self.clock.now(), actor=actor,
+                                 message=message)
+            self._write([change])
+        return self._result(change)
+
+    def add_comment(self, item_id: str, message: str, *, actor: str) -> Record:
+        with self._locked():
+            event = plan_comment(self._require(item_id), message, now=self.clock.now(), actor=actor)
+            self._persist([], [event])
+        return event
+
+    def cleanup(self, retention_days: int) -> int:
+        cutoff = cleanup_cutoff(self.clock, retention_days)
+        with self._locked():
+            expired = self.index.expired_ids(cutoff)
+            if expired:
+                self._remove_durably(expired)
+        return len(expired)
+
+    def close(self) -> None:
+        """Nothing to release for the index alone."""
+
+    # -- helpers -------------------------------------------------------------
+    def _require(self, item_id: str) -> Record:
+        record = self.index.items.get(item_id)
+        if record is None:
+            raise NotFound(f"no backlog item {item_id}", id=item_id)
+        return record
+
+    def _write(self, changes: Sequence[Change]) -> None:
+        real = [c for c in changes if c.event is not None]
+        if real:
+            self._persist(real, [c.event for c in real if c.event is not None])
+
+    @staticmethod
+    def _result(change: Change) -> WriteResult:
+        return WriteResult(change.action, change.item, change.event)

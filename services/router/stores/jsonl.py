@@ -1,0 +1,172 @@
+"""JSONL backend: ``ops/backlog/items.jsonl`` and ``events.jsonl`` (RUNBOOK §5, DESIGN §8).
+
+- append-only, one JSON object a line, last write wins per ``id``;
+- writers take ``flock`` on a separate lock file, refresh, repair, then append; each call is
+  one write + one fsync per file, and returns only after both fsyncs;
+- a change writes its event line first and its item line second. An event whose item line
+  never landed (crash in between) is invisible to readers (its ``item_rev`` is ahead of the
+  item) and is cut off by the next writer, so every visible change has exactly one event;
+- cleanup rewrites both files atomically (temp, fsync, rename, fsync dir);
+- readers parse only what was appended since they last looked and reload after compaction.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from services.router.clock import Clock
+from services.router.domain.changes import Change, Record
+from services.router.errors import StoreUnavailable
+from services.router.settings import load_settings
+from services.router.stores.base import IndexedStore, StoreStatus
+from services.router.stores.jsonl_log import JsonlLog, checkpoint, fsync_dir, write_file_durably
+
+log = logging.getLogger("backlog_store")
+
+ITEMS_FILE = "items.jsonl"
+EVENTS_FILE = "events.jsonl"
+LOCK_FILE = ".backlog.lock"
+TEMP_MARK = ".tmp-"
+
+
+class JsonlBacklogStore(IndexedStore):
+    backend = "jsonl"
+
+    def __init__(self, directory: str | Path | None = None, *, clock: Clock | None = None) -> None:
+        super().__init__(clock=clock)
+        self.directory = Path(directory) if directory is not None else load_settings().jsonl_dir
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.items_log = JsonlLog(self.directory / ITEMS_FILE)
+        self.events_log = JsonlLog(self.directory / EVENTS_FILE)
+        self._lock_path = self.directory / LOCK_FILE
+        self._last_event: Record | None = None
+        with self._locked():
+            self._remove_stale_temp_files()
+
+    # -- reading -------------------------------------------------------------
+    def _refresh(self) -> None:
+        with self._mutex:
+            if self.items_log.replaced() or self.events_log.replaced():
+                self._reload()
+            new_events = self.events_log.read_new()
+            for line in new_events:
+                self.index.put_event(line.record)
+            if new_events:
+                self._last_event = new_events[-1].record
+            for line in self.items_log.read_new():
+                self.index.put_item(line.record)
+
+    def _reload(self) -> None:
+        self.index.clear()
+        self._last_event = None
+        self.items_log.reset()
+        self.events_log.reset()
+
+    @property
+    def skipped_lines(self) -> int:
+        return self.items_log.skipped + self.events_log.skipped
+
+    def status(self) -> StoreStatus:
+        return StoreStatus(
+            backend=self.backend,
+            detail={"items": len(self.index.items), "skipped_lines": self.skipped_lines},
+        )
+
+    # -- writing -------------------------------------------------------------
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._mutex:
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                self._refresh()
+                self._repair()
+                yield
+            finally:
+                os.close(fd)  # closing releases the flock
+
+    def _repair(self) -> None:
+        """Holding the lock, nobody else is writing: partial tails and orphans are crash debris."""
+        self.items_log.cut_torn_tail()
+        self.events_log.cut_torn_tail()
+        event = self._last_event
+        if event is None or self.events_log.last_line_offset is None:
+            return
+        item = self.index.items.get(event["item_id"])
+        if item is not None and (event.get("item_rev") or 0) <= item["rev"]:
+            return
+        log.warning("dropping event %s whose item change never landed", event["id"])
+        self.events_log.drop_last_line()
+        evs = self.index.item_events.get(event["item_id"], [])
+        if evs and evs[-1] is event:
+            evs.pop()
+        self._last_event = None
+
+    def _persist(self, changes: Sequence[Change], events: Sequence[Record]) -> None:
+        try:
+            if events:
+                self.events_log.append(list(events), "events")
+                self._last_event = events[-1]
+            checkpoint("between_files")
+            if changes:
+                self.items_log.append([c.item for c in changes], "items")
+        except OSError as exc:
+            raise StoreUnavailable(f"backlog storage write failed: {exc.strerror or exc}") from exc
+        self._apply(changes, events)
+
+    def _remove_durably(self, item_ids: Sequence[str]) -> None:
+        for item_id in item_ids:
+            self.index.remove(item_id)
+        self._compact()
+
+    def cleanup(self, retention_days: int) -> int:
+        removed = super().cleanup(retention_days)
+        if not removed:
+            with self._locked():
+                if self._has_garbage():
+                    self._compact()
+        return removed
+
+    def _has_garbage(self) -> bool:
+        """Superseded item versions or skipped lines: a rewrite would shrink the files."""
+        return self.items_log.lines > len(self.index.items) or self.skipped_lines > 0
+
+    def _compact(self) -> None:
+        """Rewrite both files with only live records: items first, then events.
+
+        A crash between the two renames leaves new items with old events; events of removed
+        items are never shown and go at the next compaction.
+        """
+        items = sorted(self.index.items.values(), key=lambda r: r["id"])
+        events = [e for item_id in sorted(self.index.items) for e in self.index.events_of(item_id)]
+        try:
+            for log_, records, stage in (
+                (self.items_log, items, "cleanup_items"),
+                (self.events_log, events, "cleanup_events"),
+            ):
+                temp = log_.path.with_name(f"{log_.path.name}{TEMP_MARK}{os.getpid()}")
+                write_file_durably(temp, records, stage)
+                os.replace(temp, log_.path)
+                checkpoint(f"{stage}:after_rename")
+                fsync_dir(self.directory)
+        except OSError as exc:
+            self._remove_stale_temp_files()
+            self._reload()
+            raise StoreUnavailable(f"backlog compaction failed: {exc.strerror or exc}") from exc
+        # Adopt the files we just wrote without parsing them again.
+        for log_, count in ((self.items_log, len(items)), (self.events_log, len(events))):
+            st = os.stat(log_.path)
+            log_.inode, log_.offset, log_.lines, log_.skipped = st.st_ino, st.st_size, count, 0
+            log_.last_line_offset = None
+        self.index.item_events = {k: self.index.events_of(k) for k in self.index.items}
+
+    def _remove_stale_temp_files(self) -> None:
+        for path in self.directory.iterdir():
+            if TEMP_MARK in path.name:
+                log.warning("removing leftover temp file %s from an interrupted cleanup", path)
+                path.unlink(missing_ok=True)

@@ -1,0 +1,1 @@
+"""Tools: named actions over the stores, each declaring the entitlement it needs."""

@@ -1,0 +1,152 @@
+"""``backlog_tool``: read and change backlog items (DESIGN §9).
+
+Each action declares its entitlement: reads ``tools.backlog.read``, item writes
+``tools.backlog.write``, cleanup ``tools.backlog.admin``. Every write accepts ``dry_run`` and
+then returns the same plan without writing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.router.domain.changes import dedupe_key_of, plan_comment, plan_status, plan_upsert
+from services.router.domain.enums import Status
+from services.router.domain.models import CommentText, ItemId, ItemInput, Slug, Text
+from services.router.domain.queries import ItemQuery
+from services.router.errors import NotFound
+from services.router.stores.base import cleanup_cutoff
+from services.router.tools.context import ToolContext
+from services.router.tools.registry import ToolRegistry
+
+TOOL = "backlog_tool"
+AREA = "backlog"
+
+
+class ItemRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: ItemId
+
+
+class DashboardParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    env: Slug | None = None
+
+
+class UpsertParams(ItemInput):
+    dry_run: bool = False
+
+
+class StatusParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: ItemId
+    status: Status
+    message: Text = ""
+    dry_run: bool = False
+
+
+class CommentParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: ItemId
+    message: CommentText
+    dry_run: bool = False
+
+
+class CleanupParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    retention_days: int | None = Field(default=None, ge=0, le=36500, description="default: policy")
+    dry_run: bool = False
+
+
+def require_item(ctx: ToolContext, item_id: str) -> dict[str, Any]:
+    record = ctx.store.get(item_id)
+    if record is None:
+        raise NotFound(f"no backlog item {item_id}", id=item_id)
+    return record
+
+
+def list_items(ctx: ToolContext, p: ItemQuery) -> dict[str, Any]:
+    page = ctx.store.list(p)
+    return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+def get_item(ctx: ToolContext, p: ItemRef) -> dict[str, Any]:
+    return require_item(ctx, p.id)
+
+
+def item_events(ctx: ToolContext, p: ItemRef) -> dict[str, Any]:
+    return {"item_id": p.id, "events": ctx.store.events(p.id)}
+
+
+def dashboard(ctx: ToolContext, p: DashboardParams) -> dict[str, Any]:
+    state = ctx.store.status()
+    return {**ctx.store.dashboard(p.env), "backend": state.backend, "degraded": state.degraded}
+
+
+def upsert(ctx: ToolContext, p: UpsertParams) -> dict[str, Any]:
+    item = ItemInput.model_validate(p.model_dump(exclude={"dry_run"}))
+    fallback_owner, _ = ctx.policy().ownership.owner_for(item.service)
+    if p.dry_run:
+        existing = ctx.store.get_by_dedupe_key(dedupe_key_of(item))
+        change = plan_upsert(existing, item, fallback_owner=fallback_owner, now=ctx.clock.now(), actor=ctx.actor)
+        return {"dry_run": True, "action": change.action, "item": change.item, "event": change.event}
+    result = ctx.store.upsert(item, actor=ctx.actor, fallback_owner=fallback_owner)
+    return {"dry_run": False, **result.to_dict()}
+
+
+def set_status(ctx: ToolContext, p: StatusParams) -> dict[str, Any]:
+    if p.dry_run:
+        change = plan_status(require_item(ctx, p.id), p.status, now=ctx.clock.now(), actor=ctx.actor,
+                             message=p.message)
+        return {"dry_run": True, "action": change.action, "item": change.item, "event": change.event}
+    result = ctx.store.set_status(p.id, p.status, actor=ctx.actor, message=p.message)
+    return {"dry_run": False, **result.to_dict()}
+
+
+def add_comment(ctx: ToolContext, p: CommentParams) -> dict[str, Any]:
+    if p.dry_run:
+        event = plan_comment(require_item(ctx, p.id), p.message, now=ctx.clock.now(), actor=ctx.actor)
+        return {"dry_run": True, "event": event}
+    return {"dry_run": False, "event": ctx.store.add_comment(p.id, p.message, actor=ctx.actor)}
+
+
+def cleanup(ctx: ToolContext, p: CleanupParams) -> dict[str, Any]:
+    days = p.retention_days if p.retention_days is not None else ctx.policy().defaults.retention_days
+    cutoff = cleanup_cutoff(ctx.clock, days)
+    state = ctx.store.status()
+    base = {"retention_days": days, "cutoff": cutoff, "backend": state.backend, "dry_run": p.dry_run}
+    if state.degraded:
+        return {**base, "removed": 0, "skipped": True,
+                "reason": "store is degraded (running on the JSONL fallback); cleanup waits for Postgres"}
+    if p.dry_run:
+        return {**base, "removed": 0, "would_remove": count_expired(ctx, cutoff)}
+    return {**base, "removed": ctx.store.cleanup(days), "skipped": False}
+
+
+def count_expired(ctx: ToolContext, cutoff: str) -> int:
+    """What cleanup would remove, paging through closed items (dry runs only)."""
+    count = 0
+    for status in (Status.DONE, Status.CANCELED):
+        cursor: str | None = None
+        while True:
+            page = ctx.store.list(ItemQuery(status=status, limit=500, cursor=cursor))
+            count += sum(1 for r in page.items if r["updated_at"] < cutoff)
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+    return count
+
+
+def register(registry: ToolRegistry) -> None:
+    def add(action: str, level: Any, params: type[BaseModel], summary: str, handler: Any) -> None:
+        registry.action(TOOL, action, area=AREA, level=level, params=params, summary=summary)(handler)
+
+    add("list", "read", ItemQuery, "List items with filters and cursor pagination", list_items)
+    add("get", "read", ItemRef, "One item by id", get_item)
+    add("events", "read", ItemRef, "An item's audit trail", item_events)
+    add("dashboard", "read", DashboardParams, "Counts, overdue items and top services", dashboard)
+    add("upsert", "write", UpsertParams, "Create or update an item by dedupe key", upsert)
+    add("set_status", "write", StatusParams, "Move an item to another status", set_status)
+    add("add_comment", "write", CommentParams, "Comment on an item", add_comment)
+    add("cleanup", "admin", CleanupParams, "Remove done/canceled items past retention", cleanup)

@@ -1,0 +1,30 @@
+"""What an action runs with: the store, settings, the clock and who is acting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.router.clock import Clock
+from services.router.policy import BacklogPolicy, load_policy
+from services.router.settings import Settings
+from services.router.stores.base import BacklogStore
+
+
+@dataclass
+class ToolContext:
+    store: BacklogStore
+    settings: Settings
+    clock: Clock
+    actor: str = "cli"
+    policy_path: Path | None = None
+    _policy: BacklogPolicy | None = field(default=None, repr=False)
+
+    def policy(self) -> BacklogPolicy:
+        """Read on first use per context, so an edited policy applies to the next call."""
+        if self._policy is None:
+            self._policy = load_policy(self.policy_path or self.settings.policy_path)
+        return self._policy
+
+    def for_actor(self, actor: str) -> ToolContext:
+        return ToolContext(self.store, self.settings, self.clock, actor, self.policy_path)
