@@ -52,7 +52,7 @@ def exit_code_for(exc: BacklogError) -> int:
 
 def fail(exc: BacklogError) -> NoReturn:
     """One clear line on stderr and a non-zero exit; never a traceback."""
-    err_console.print(f"error: {exc.message}", markup=False, highlight=False)
+    sys.stderr.write("error: " + " ".join(exc.message.split()) + "\n")
     raise typer.Exit(exit_code_for(exc))
 
 

@@ -32,12 +32,24 @@ ItemId = Annotated[str, StringConstraints(pattern=r"^bl_[0-9a-f]{12,40}$")]
 MAX_META_BYTES = 64 * 1024
 
 
-def new_id(prefix: str) -> str:
-    """``bl_``/``ev_`` + 12 hex of milliseconds + 12 random hex: unique and creation-ordered,
+_last_stamp = [0, 0]  # [milliseconds, counter] of the previous id made by this process
 
-    so ``ORDER BY id`` is a stable pagination order on every backend.
+
+def new_id(prefix: str) -> str:
+    """``bl_``/``ev_`` + 12 hex of milliseconds + 4 hex counter + 8 random hex.
+
+    Strictly increasing within a process (the counter breaks ties inside one millisecond) and
+    unique across processes, so ``ORDER BY id`` is a stable creation order on every backend.
     """
-    return f"{prefix}{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+    ms = int(time.time() * 1000)
+    if ms <= _last_stamp[0]:
+        ms, counter = _last_stamp[0], _last_stamp[1] + 1
+        if counter > 0xFFFF:
+            ms, counter = ms + 1, 0
+    else:
+        counter = 0
+    _last_stamp[0], _last_stamp[1] = ms, counter
+    return f"{prefix}{ms:012x}{counter:04x}{secrets.token_hex(4)}"
 
 
 class ItemInput(BaseModel):

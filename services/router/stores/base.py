@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from services.router.clock import Clock, SystemClock, iso_z
+from services.router.clock import Clock, default_clock, iso_z
 from services.router.domain.changes import (
     Change,
     Record,
@@ -149,7 +149,7 @@ class IndexedStore:
     backend = "memory"
 
     def __init__(self, *, clock: Clock | None = None) -> None:
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or default_clock()
         self.index = ItemIndex()
         self._mutex = threading.RLock()
 
@@ -209,7 +209,7 @@ class IndexedStore:
         self._refresh()
         if item_id not in self.index.items:
             raise NotFound(f"no backlog item {item_id}", id=item_id)
-        return sorted(self.index.events_of(item_id), key=lambda e: (e["ts"], e["id"]))
+        return self.index.events_of(item_id)  # in write order
 
     def dashboard(self, env: str | None = None) -> dict[str, Any]:
         self._refresh()

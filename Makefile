@@ -1,0 +1,34 @@
+# Backlog Bridge — two commands for a new user: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install run demo serve test lint typecheck unit clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: the main job on the JSONL default (no database needed)
+run: install
+	BACKLOG_BACKEND=$${BACKLOG_BACKEND:-jsonl} $(BIN)/python -m services.router.demo
+
+## test: lint, type-check and the whole test suite (Postgres tests use 127.0.0.1:5432)
+test: install lint typecheck unit
+
+lint: install
+	$(BIN)/ruff check services tests ops bench
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
