@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run demo serve test lint typecheck unit clean
+.PHONY: install run demo serve test lint typecheck unit clean reliability
 
 install: $(STAMP)
 
@@ -32,3 +32,7 @@ unit: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+## reliability: full-count crash/outage/abuse suite; prints the figures table, non-zero on a miss
+reliability: install
+	$(BIN)/python -m tests.reliability.run

@@ -71,7 +71,7 @@ def test_item_lifecycle_through_the_cli(env: Path) -> None:
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(env: Path, args: list[str], code: int, message: str) -> None:
-    got_code, out, err = invoke(*args)
+    got_code, _out, err = invoke(*args)
     assert got_code == code
     assert err.startswith(message) and err.count("\n") == 1 and "Traceback" not in err
 

@@ -116,7 +116,9 @@ class ItemIndex:
         self.by_key[record["dedupe_key"]] = record["id"]
 
     def put_event(self, event: Record) -> None:
-        self.item_events.setdefault(event["item_id"], []).append(event)
+        events = self.item_events.setdefault(event["item_id"], [])
+        if not any(e["id"] == event["id"] for e in events):  # a duplicated line is one event
+            events.append(event)
 
     def remove(self, item_id: str) -> None:
         record = self.items.pop(item_id, None)

@@ -34,6 +34,29 @@ LOCK_FILE = ".backlog.lock"
 TEMP_MARK = ".tmp-"
 
 
+ITEM_KEYS = frozenset({
+    "id", "env", "service", "category", "title", "priority", "status", "owner", "created_at", "updated_at",
+    "dedupe_key", "rev", "meta", "due_date", "evidence_refs", "tags",
+})
+EVENT_KEYS = frozenset({"id", "item_id", "ts", "type"})
+
+
+def is_item(record: Record) -> bool:
+    """Enough shape to index and count; anything else is a damaged line, skipped and counted.
+
+    Cheap on purpose (a key-set comparison in C plus the fields used for ordering): it runs on
+    every line of a cold open.
+    """
+    return (
+        record.keys() >= ITEM_KEYS and type(record["id"]) is str and type(record["rev"]) is int
+        and type(record["dedupe_key"]) is str and type(record["updated_at"]) is str
+    )
+
+
+def is_event(record: Record) -> bool:
+    return record.keys() >= EVENT_KEYS and type(record["id"]) is str and type(record["item_id"]) is str
+
+
 class JsonlBacklogStore(IndexedStore):
     backend = "jsonl"
 
@@ -53,12 +76,12 @@ class JsonlBacklogStore(IndexedStore):
         with self._mutex:
             if self.items_log.replaced() or self.events_log.replaced():
                 self._reload()
-            new_events = self.events_log.read_new()
+            new_events = self.events_log.read_new(is_event)
             for line in new_events:
                 self.index.put_event(line.record)
             if new_events:
                 self._last_event = new_events[-1].record
-            for line in self.items_log.read_new():
+            for line in self.items_log.read_new(is_item):
                 self.index.put_item(line.record)
 
     def _reload(self) -> None:
@@ -144,13 +167,14 @@ class JsonlBacklogStore(IndexedStore):
         """
         items = sorted(self.index.items.values(), key=lambda r: r["id"])
         events = [e for item_id in sorted(self.index.items) for e in self.index.events_of(item_id)]
+        plan = [(self.items_log, items, "cleanup_items"), (self.events_log, events, "cleanup_events")]
+        temps = [log_.path.with_name(f"{log_.path.name}{TEMP_MARK}{os.getpid()}") for log_, _, _ in plan]
         try:
-            for log_, records, stage in (
-                (self.items_log, items, "cleanup_items"),
-                (self.events_log, events, "cleanup_events"),
-            ):
-                temp = log_.path.with_name(f"{log_.path.name}{TEMP_MARK}{os.getpid()}")
+            # Both temp files are complete and fsynced before anything is renamed, so a failure
+            # while writing them leaves the old files untouched.
+            for (_, records, stage), temp in zip(plan, temps, strict=True):
                 write_file_durably(temp, records, stage)
+            for (log_, _, stage), temp in zip(plan, temps, strict=True):
                 os.replace(temp, log_.path)
                 checkpoint(f"{stage}:after_rename")
                 fsync_dir(self.directory)

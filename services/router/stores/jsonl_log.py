@@ -62,8 +62,12 @@ class JsonlLog:
             return False
         return st.st_ino != self.inode or st.st_size < self.offset
 
-    def read_new(self) -> list[ParsedLine]:
-        """Parse complete lines appended since the last call."""
+    def read_new(self, accept: Callable[[dict[str, Any]], bool] | None = None) -> list[ParsedLine]:
+        """Parse complete lines appended since the last call.
+
+        Lines that are not JSON objects, or that ``accept`` rejects (wrong shape), are skipped,
+        counted and logged — a damaged file degrades to fewer records, never to an exception.
+        """
         try:
             fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
@@ -87,8 +91,20 @@ class JsonlLog:
         for raw in data[: end + 1].split(b"\n")[:-1]:
             start = base + pos
             pos += len(raw) + 1
+            if b"\x00" in raw:
+                # A run of NULs (blocks allocated but never written before a power cut) may precede
+                # a complete record appended after it: count and log the NULs, keep the record.
+                stripped = raw.strip(b"\x00")
+                self.skipped += 1
+                log.warning("skipping unreadable line fragment: %d NUL bytes at byte %d of %s",
+                            len(raw) - len(stripped), start, self.path)
+                raw = stripped
             record = _parse(raw)
+            if record is not None and accept is not None and not accept(record):
+                record = None
             if record is None:
+                if not raw:
+                    continue
                 self.skipped += 1
                 log.warning("skipping unreadable line at byte %d of %s (%d bytes)", start, self.path, len(raw))
                 continue
@@ -150,7 +166,7 @@ class JsonlLog:
 
 
 def _parse(raw: bytes) -> dict[str, Any] | None:
-    if not raw or b"\x00" in raw:
+    if not raw:
         return None
     try:
         value = orjson.loads(raw)
