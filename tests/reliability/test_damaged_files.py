@@ -36,6 +36,7 @@ def intact_items(data: bytes) -> dict[str, dict[str, Any]]:
         except orjson.JSONDecodeError:
             continue
         if isinstance(rec, dict) and "dedupe_key" in rec:
+            rec.pop("_ev", None)  # the embedded copy of the change's event is not part of the item
             out[rec["id"]] = rec
     return out
 

@@ -1,12 +1,17 @@
 """JSONL backend: ``ops/backlog/items.jsonl`` and ``events.jsonl`` (RUNBOOK §5, DESIGN §8).
 
 - append-only, one JSON object a line, last write wins per ``id``;
-- writers take ``flock`` on a separate lock file, refresh, repair, then append; each call is
-  one write + one fsync per file, and returns only after both fsyncs;
-- a change writes its event line first and its item line second. An event whose item line
-  never landed (crash in between) is invisible to readers (its ``item_rev`` is ahead of the
-  item) and is cut off by the next writer, so every visible change has exactly one event;
-- cleanup rewrites both files atomically (temp, fsync, rename, fsync dir);
+- writers take ``flock`` on a separate lock file, refresh, repair, then append;
+- ``items.jsonl`` is the durable log: an item change appends its event line to ``events.jsonl``
+  and then the item line — which also carries that event as ``_ev`` — to ``items.jsonl``, and
+  returns after ONE fsync (of items.jsonl). A reader indexes events from both files, deduplicated
+  by id, so an event line lost from the unsynced events file (power loss) is recovered from its
+  item line. A comment touches only ``events.jsonl`` and fsyncs it;
+- an event whose item line never landed (crash in between) is invisible to readers (its
+  ``item_rev`` is ahead of the item) and is cut off by the next writer, so every visible change
+  has exactly one event;
+- cleanup rewrites both files atomically (temp, fsync, rename, fsync dir): the complete events
+  file first, then the items file (whose lines then no longer need ``_ev``);
 - readers parse only what was appended since they last looked and reload after compaction.
 """
 
@@ -32,6 +37,7 @@ ITEMS_FILE = "items.jsonl"
 EVENTS_FILE = "events.jsonl"
 LOCK_FILE = ".backlog.lock"
 TEMP_MARK = ".tmp-"
+EMBEDDED_EVENT = "_ev"
 
 
 ITEM_KEYS = frozenset({
@@ -82,7 +88,11 @@ class JsonlBacklogStore(IndexedStore):
             if new_events:
                 self._last_event = new_events[-1].record
             for line in self.items_log.read_new(is_item):
-                self.index.put_item(line.record)
+                record = line.record
+                event = record.pop(EMBEDDED_EVENT, None)
+                if event is not None:
+                    self.index.put_event(event)
+                self.index.put_item(record)
 
     def _reload(self) -> None:
         self.index.clear()
@@ -133,11 +143,12 @@ class JsonlBacklogStore(IndexedStore):
     def _persist(self, changes: Sequence[Change], events: Sequence[Record]) -> None:
         try:
             if events:
-                self.events_log.append(list(events), "events")
+                # Durable through the item lines when there are any; a comment alone syncs here.
+                self.events_log.append(list(events), "events", sync=not changes)
                 self._last_event = events[-1]
             checkpoint("between_files")
             if changes:
-                self.items_log.append([c.item for c in changes], "items")
+                self.items_log.append([{**c.item, EMBEDDED_EVENT: c.event} for c in changes], "items")
         except OSError as exc:
             raise StoreUnavailable(f"backlog storage write failed: {exc.strerror or exc}") from exc
         self._apply(changes, events)
@@ -160,14 +171,15 @@ class JsonlBacklogStore(IndexedStore):
         return self.items_log.lines > len(self.index.items) or self.skipped_lines > 0
 
     def _compact(self) -> None:
-        """Rewrite both files with only live records: items first, then events.
+        """Rewrite both files with only live records: events first, then items.
 
-        A crash between the two renames leaves new items with old events; events of removed
-        items are never shown and go at the next compaction.
+        A crash between the two renames leaves the old items with the new events: nothing live
+        is lost, and the expired items still there go at the next cleanup.
         """
         items = sorted(self.index.items.values(), key=lambda r: r["id"])
         events = [e for item_id in sorted(self.index.items) for e in self.index.events_of(item_id)]
-        plan = [(self.items_log, items, "cleanup_items"), (self.events_log, events, "cleanup_events")]
+        # Events first: once the complete events file is in place, item lines may drop ``_ev``.
+        plan = [(self.events_log, events, "cleanup_events"), (self.items_log, items, "cleanup_items")]
         temps = [log_.path.with_name(f"{log_.path.name}{TEMP_MARK}{os.getpid()}") for log_, _, _ in plan]
         try:
             # Both temp files are complete and fsynced before anything is renamed, so a failure

@@ -91,7 +91,8 @@ class JsonlLog:
         for raw in data[: end + 1].split(b"\n")[:-1]:
             start = base + pos
             pos += len(raw) + 1
-            if b"\x00" in raw:
+            damaged = b"\x00" in raw
+            if damaged:
                 # A run of NULs (blocks allocated but never written before a power cut) may precede
                 # a complete record appended after it: count and log the NULs, keep the record.
                 stripped = raw.strip(b"\x00")
@@ -103,7 +104,7 @@ class JsonlLog:
             if record is not None and accept is not None and not accept(record):
                 record = None
             if record is None:
-                if not raw:
+                if not raw or damaged:  # blank, or already counted as a NUL fragment
                     continue
                 self.skipped += 1
                 log.warning("skipping unreadable line at byte %d of %s (%d bytes)", start, self.path, len(raw))
@@ -136,8 +137,8 @@ class JsonlLog:
         self.lines -= 1
         self.last_line_offset = None
 
-    def append(self, records: list[dict[str, Any]], stage: str) -> None:
-        """Append records and fsync once; on failure, restore the old end and re-raise.
+    def append(self, records: list[dict[str, Any]], stage: str, *, sync: bool = True) -> None:
+        """Append records (and fsync once when ``sync``); on failure, restore the old end and re-raise.
 
         Must be called with the writer lock held and after ``read_new`` brought ``offset`` to
         the end of the file, so ``offset`` is exactly where these bytes land.
@@ -151,7 +152,8 @@ class JsonlLog:
             try:
                 _write_all(fd, data, stage)
                 checkpoint(f"{stage}:before_fsync")
-                os.fsync(fd)
+                if sync:
+                    os.fsync(fd)
             except BaseException:
                 _restore(fd, start)
                 raise
