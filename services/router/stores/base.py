@@ -8,7 +8,10 @@ so the memory store is the index alone and the JSONL store adds a file log.
 
 from __future__ import annotations
 
+import bisect
 import builtins
+import itertools
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,6 +20,7 @@ from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from services.router.clock import Clock, default_clock, iso_z
+from services.router.domain.aggregates import BacklogAggregates
 from services.router.domain.changes import (
     Change,
     Record,
@@ -25,7 +29,6 @@ from services.router.domain.changes import (
     plan_status,
     plan_upsert,
 )
-from services.router.domain.dashboard import build_dashboard
 from services.router.domain.enums import CLOSED_STATUSES, Status
 from services.router.domain.models import ItemInput
 from services.router.domain.queries import ItemQuery, Page
@@ -98,22 +101,51 @@ def dedupe_batch(requests: Sequence[UpsertRequest]) -> builtins.list[UpsertReque
     return list(latest.values())
 
 
+INTERNED_FIELDS = ("env", "service", "category", "status", "priority", "owner", "source", "due_date")
+
+
 class ItemIndex:
-    """Records by id and by dedupe key, plus each item's events; no I/O."""
+    """Records by id and by dedupe key, creation order, dashboard aggregates, events; no I/O.
+
+    Repeated values (env, service, status …) are interned so 100k items share a few hundred
+    strings; ids are kept sorted lazily (new ids almost always sort last) for keyset paging.
+    """
 
     def __init__(self) -> None:
         self.items: dict[str, Record] = {}
         self.by_key: dict[str, str] = {}
         self.item_events: dict[str, list[Record]] = {}
+        self.aggregates = BacklogAggregates()
+        self._order: list[str] = []
+        self._order_dirty = False
 
     def clear(self) -> None:
         self.items.clear()
         self.by_key.clear()
         self.item_events.clear()
+        self.aggregates.clear()
+        self._order.clear()
+        self._order_dirty = False
 
     def put_item(self, record: Record) -> None:
-        self.items[record["id"]] = record
-        self.by_key[record["dedupe_key"]] = record["id"]
+        for name in INTERNED_FIELDS:
+            value = record[name]
+            if value is not None:
+                record[name] = sys.intern(value)
+        item_id = record["id"]
+        old = self.items.get(item_id)
+        if old is not None:
+            self.aggregates.remove(old)
+            if old["dedupe_key"] != record["dedupe_key"] and self.by_key.get(old["dedupe_key"]) == item_id:
+                del self.by_key[old["dedupe_key"]]
+        elif self._order and item_id < self._order[-1]:
+            self._order_dirty = True
+            self._order.append(item_id)
+        else:
+            self._order.append(item_id)
+        self.items[item_id] = record
+        self.by_key[record["dedupe_key"]] = item_id
+        self.aggregates.add(record)
 
     def put_event(self, event: Record) -> None:
         events = self.item_events.setdefault(event["item_id"], [])
@@ -122,9 +154,18 @@ class ItemIndex:
 
     def remove(self, item_id: str) -> None:
         record = self.items.pop(item_id, None)
-        if record is not None and self.by_key.get(record["dedupe_key"]) == item_id:
-            del self.by_key[record["dedupe_key"]]
+        if record is not None:
+            self.aggregates.remove(record)
+            if self.by_key.get(record["dedupe_key"]) == item_id:
+                del self.by_key[record["dedupe_key"]]
+            self._order_dirty = True
         self.item_events.pop(item_id, None)
+
+    def ordered_ids(self) -> builtins.list[str]:
+        if self._order_dirty:
+            self._order = sorted(self.items)
+            self._order_dirty = False
+        return self._order
 
     def by_dedupe_key(self, key: str) -> Record | None:
         item_id = self.by_key.get(key)
@@ -169,6 +210,9 @@ class IndexedStore:
         """Make changes durable; must return only once they are. Default: index only."""
         self._apply(changes, events)
 
+    def _load_events(self) -> None:
+        """Make sure events are indexed (JSONL loads them on first use; memory always has them)."""
+
     def _remove_durably(self, item_ids: Sequence[str]) -> None:
         for item_id in item_ids:
             self.index.remove(item_id)
@@ -196,9 +240,12 @@ class IndexedStore:
     def list(self, query: ItemQuery) -> Page:
         self._refresh()
         today = self.clock.now().date()
-        ordered = sorted(self.index.items.values(), key=lambda r: r["id"])
-        hits: list[Record] = []
-        for record in ordered:
+        order = self.index.ordered_ids()
+        start = bisect.bisect_right(order, query.cursor) if query.cursor else 0
+        items = self.index.items
+        hits: builtins.list[Record] = []
+        for item_id in itertools.islice(order, start, None):
+            record = items[item_id]
             if query.matches(record, today):
                 hits.append(record)
                 if len(hits) > query.limit:
@@ -211,12 +258,13 @@ class IndexedStore:
         self._refresh()
         if item_id not in self.index.items:
             raise NotFound(f"no backlog item {item_id}", id=item_id)
+        self._load_events()
         return self.index.events_of(item_id)  # in write order
 
     def dashboard(self, env: str | None = None) -> dict[str, Any]:
         self._refresh()
         now = self.clock.now()
-        return build_dashboard(self.index.items.values(), env=env, today=now.date(), now=now)
+        return self.index.aggregates.dashboard(self.index.items, env=env, today=now.date(), now=now)
 
     def status(self) -> StoreStatus:
         return StoreStatus(backend=self.backend)

@@ -24,6 +24,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import orjson
+
 from services.router.clock import Clock
 from services.router.domain.changes import Change, Record
 from services.router.errors import StoreUnavailable
@@ -38,6 +40,7 @@ EVENTS_FILE = "events.jsonl"
 LOCK_FILE = ".backlog.lock"
 TEMP_MARK = ".tmp-"
 EMBEDDED_EVENT = "_ev"
+EMBEDDED_ID = b'"_ev":{"id":"'
 
 
 ITEM_KEYS = frozenset({
@@ -73,7 +76,7 @@ class JsonlBacklogStore(IndexedStore):
         self.items_log = JsonlLog(self.directory / ITEMS_FILE)
         self.events_log = JsonlLog(self.directory / EVENTS_FILE)
         self._lock_path = self.directory / LOCK_FILE
-        self._last_event: Record | None = None
+        self._events_loaded = False
         with self._locked():
             self._remove_stale_temp_files()
 
@@ -82,21 +85,62 @@ class JsonlBacklogStore(IndexedStore):
         with self._mutex:
             if self.items_log.replaced() or self.events_log.replaced():
                 self._reload()
-            new_events = self.events_log.read_new(is_event)
-            for line in new_events:
-                self.index.put_event(line.record)
-            if new_events:
-                self._last_event = new_events[-1].record
-            for line in self.items_log.read_new(is_item):
+            if self._events_loaded:
+                for line in self.events_log.read_new(is_event):
+                    self.index.put_event(line.record)
+            for line in self.items_log.read_new(is_item, latest_by_id=True):
                 record = line.record
                 event = record.pop(EMBEDDED_EVENT, None)
-                if event is not None:
+                if event is not None and self._events_loaded:
                     self.index.put_event(event)
                 self.index.put_item(record)
 
+    def _load_events(self) -> None:
+        """Index events on first use: most readers (dashboards, lists) never need them."""
+        with self._mutex:
+            if self._events_loaded:
+                return
+            self._refresh()
+            for line in self.events_log.read_new(is_event):
+                self.index.put_event(line.record)
+            self._recover_embedded_events()
+            self._events_loaded = True
+
+    def _recover_embedded_events(self) -> None:
+        """Take events lost from the (unsynced) events file from the item lines that carry them.
+
+        Only lines whose embedded event id is unknown are decoded, found by a byte search.
+        """
+        known = {e["id"] for evs in self.index.item_events.values() for e in evs}
+        try:
+            with open(self.items_log.path, "rb") as fh:
+                data = fh.read(self.items_log.offset)
+        except FileNotFoundError:
+            return
+        touched: set[str] = set()
+        for raw in data.split(b"\n"):
+            at = raw.find(EMBEDDED_ID)
+            if at < 0:
+                continue
+            start = at + len(EMBEDDED_ID)
+            event_id = raw[start:raw.find(b'"', start)].decode("ascii", "replace")
+            if event_id in known:
+                continue
+            try:
+                event = orjson.loads(raw).get(EMBEDDED_EVENT)
+            except (orjson.JSONDecodeError, AttributeError):
+                continue
+            if isinstance(event, dict) and is_event(event):
+                log.warning("recovered event %s from its item line (events file was behind)", event_id)
+                self.index.put_event(event)
+                known.add(event_id)
+                touched.add(event["item_id"])
+        for item_id in touched:
+            self.index.item_events[item_id].sort(key=lambda e: (e["ts"], e["id"]))
+
     def _reload(self) -> None:
         self.index.clear()
-        self._last_event = None
+        self._events_loaded = False
         self.items_log.reset()
         self.events_log.reset()
 
@@ -124,34 +168,38 @@ class JsonlBacklogStore(IndexedStore):
                 os.close(fd)  # closing releases the flock
 
     def _repair(self) -> None:
-        """Holding the lock, nobody else is writing: partial tails and orphans are crash debris."""
+        """Holding the lock, nobody else is writing: partial tails and orphans are crash debris.
+
+        Only the last event line can be an orphan (its item line never landed), because every
+        writer repairs before it appends.
+        """
         self.items_log.cut_torn_tail()
         self.events_log.cut_torn_tail()
-        event = self._last_event
-        if event is None or self.events_log.last_line_offset is None:
+        last = self.events_log.last_record(is_event)
+        if last is None:
             return
+        event = last.record
         item = self.index.items.get(event["item_id"])
         if item is not None and (event.get("item_rev") or 0) <= item["rev"]:
             return
+        if item is None and event["type"] != "created":
+            return  # an event of an item removed by a cleanup that did not finish: harmless
         log.warning("dropping event %s whose item change never landed", event["id"])
-        self.events_log.drop_last_line()
+        self.events_log.drop_from(last.offset)
         evs = self.index.item_events.get(event["item_id"], [])
-        if evs and evs[-1] is event:
-            evs.pop()
-        self._last_event = None
+        self.index.item_events[event["item_id"]] = [e for e in evs if e["id"] != event["id"]]
 
     def _persist(self, changes: Sequence[Change], events: Sequence[Record]) -> None:
         try:
             if events:
                 # Durable through the item lines when there are any; a comment alone syncs here.
-                self.events_log.append(list(events), "events", sync=not changes)
-                self._last_event = events[-1]
+                self.events_log.append(list(events), "events", sync=not changes, parsed=self._events_loaded)
             checkpoint("between_files")
             if changes:
                 self.items_log.append([{**c.item, EMBEDDED_EVENT: c.event} for c in changes], "items")
         except OSError as exc:
             raise StoreUnavailable(f"backlog storage write failed: {exc.strerror or exc}") from exc
-        self._apply(changes, events)
+        self._apply(changes, events if self._events_loaded else ())
 
     def _remove_durably(self, item_ids: Sequence[str]) -> None:
         for item_id in item_ids:
@@ -176,7 +224,8 @@ class JsonlBacklogStore(IndexedStore):
         A crash between the two renames leaves the old items with the new events: nothing live
         is lost, and the expired items still there go at the next cleanup.
         """
-        items = sorted(self.index.items.values(), key=lambda r: r["id"])
+        self._load_events()
+        items = [self.index.items[i] for i in self.index.ordered_ids()]
         events = [e for item_id in sorted(self.index.items) for e in self.index.events_of(item_id)]
         # Events first: once the complete events file is in place, item lines may drop ``_ev``.
         plan = [(self.events_log, events, "cleanup_events"), (self.items_log, items, "cleanup_items")]
@@ -198,7 +247,6 @@ class JsonlBacklogStore(IndexedStore):
         for log_, count in ((self.items_log, len(items)), (self.events_log, len(events))):
             st = os.stat(log_.path)
             log_.inode, log_.offset, log_.lines, log_.skipped = st.st_ino, st.st_size, count, 0
-            log_.last_line_offset = None
         self.index.item_events = {k: self.index.events_of(k) for k in self.index.items}
 
     def _remove_stale_temp_files(self) -> None:

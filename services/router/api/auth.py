@@ -1,0 +1,231 @@
+"""Authentication (API key → service account) and authorization (declared entitlements).
+
+Authentication happens once, in ``AuthMiddleware``, before any route, body parsing or
+validation runs: every path outside ``PUBLIC_PATHS`` answers 401 without a valid key, even
+for malformed requests and unknown routes, so nothing about the API leaks to anonymous callers.
+
+Authorization is one dependency driven by the tool registry: a route names the registry
+action it runs (``requires("backlog_tool", "list")``) and the action's declared entitlement is
+checked; ``/v1/tools/execute`` checks the entitlement of whichever action the body names.
+The route cannot run a different action than the one it was authorized for, because the
+guard hands it an ``ActionCall`` bound to that action. New tools register actions with their
+entitlements and need no change here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, cast
+
+from fastapi import Depends, Request
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import Headers, QueryParams
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from services.router.api.errors import error_response
+from services.router.api.rbac import RbacConfig, grants
+from services.router.errors import AuthError, BacklogError, Forbidden
+from services.router.runtime import Runtime
+from services.router.tools.registry import ActionSpec
+
+PUBLIC_PATHS: frozenset[str] = frozenset({
+    "/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json",
+})
+# Query parameters that look like credentials: refused everywhere, because URLs end up in
+# proxy logs, browser history and shell history.
+QUERY_KEY_PARAMS: frozenset[str] = frozenset({
+    "api_key", "apikey", "api-key", "x-api-key", "x_api_key", "key", "token", "access_token", "auth",
+    "auth_token", "authorization", "bearer", "secret", "password",
+})
+MAX_KEY_LENGTH = 512
+UNAUTHENTICATED = "missing or unknown API key; send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The service account a request acts as; its name is the actor on every event it writes."""
+
+    name: str
+    entitlements: frozenset[str]
+
+    def allows(self, needed: str) -> bool:
+        return grants(self.entitlements, needed)
+
+
+def unauthenticated() -> AuthError:
+    """One error for a missing, unknown, ambiguous or malformed key: callers cannot tell which."""
+    return AuthError(UNAUTHENTICATED)
+
+
+def refuse_query_keys(query: QueryParams) -> None:
+    for name in query:
+        if name.lower() in QUERY_KEY_PARAMS:
+            raise AuthError(
+                "API keys are not accepted in the query string; send 'Authorization: Bearer <key>' or "
+                "'X-API-Key: <key>' and rotate the key that was sent", field=name.lower(),
+            )
+
+
+def presented_key(headers: Headers) -> str | None:
+    """The key from ``Authorization: Bearer`` or ``X-API-Key``; None when absent or contradictory."""
+    candidates: list[str] = []
+    for value in headers.getlist("authorization"):
+        scheme, _, token = value.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        candidates.append(token.strip())
+    candidates.extend(v.strip() for v in headers.getlist("x-api-key"))
+    if not candidates or len(set(candidates)) != 1:
+        return None
+    key = candidates[0]
+    return key if 0 < len(key) <= MAX_KEY_LENGTH else None
+
+
+class Authenticator:
+    def __init__(self, rbac: RbacConfig) -> None:
+        self.rbac = rbac
+
+    def authenticate(self, headers: Headers, query: QueryParams) -> Principal:
+        refuse_query_keys(query)
+        key = presented_key(headers)
+        account = self.rbac.identify(key) if key is not None else None
+        if account is None:
+            raise unauthenticated()
+        return Principal(account.name, account.entitlements)
+
+
+class AuthMiddleware:
+    """Sets ``scope["state"]["principal"]`` or answers 401; public paths pass unauthenticated."""
+
+    def __init__(self, app: ASGIApp, *, authenticator: Authenticator) -> None:
+        self.app = app
+        self.authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        query = QueryParams(scope.get("query_string", b"").decode("latin-1"))
+        try:
+            if scope["path"] in PUBLIC_PATHS:
+                refuse_query_keys(query)
+            else:
+                principal = self.authenticator.authenticate(Headers(scope=scope), query)
+                scope.setdefault("state", {})["principal"] = principal
+        except BacklogError as exc:
+            await error_response(exc)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+# -- dependencies ---------------------------------------------------------------------------
+# The two security schemes are declared for OpenAPI (the /docs "Authorize" button); the key
+# itself was already checked by AuthMiddleware.
+api_key_scheme = APIKeyHeader(name="X-API-Key", scheme_name="ApiKey", auto_error=False,
+                              description="A service account's API key (config/rbac.yml)")
+bearer_scheme = HTTPBearer(scheme_name="Bearer", auto_error=False,
+                           description="The same API key as `Authorization: Bearer <key>`")
+ApiKeyDoc = Annotated[str | None, Depends(api_key_scheme)]
+BearerDoc = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+
+
+def current_principal(request: Request) -> Principal:
+    principal = request.scope.get("state", {}).get("principal")
+    if not isinstance(principal, Principal):
+        raise unauthenticated()
+    return principal
+
+
+def current_runtime(request: Request) -> Runtime:
+    return cast(Runtime, request.app.state.runtime)
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+RuntimeDep = Annotated[Runtime, Depends(current_runtime)]
+
+
+def authorize(principal: Principal, spec: ActionSpec) -> None:
+    if not principal.allows(spec.entitlement):
+        raise Forbidden(
+            f"account {principal.name!r} lacks {spec.entitlement} (needed by {spec.tool}.{spec.action})",
+            entitlement=spec.entitlement, account=principal.name,
+        )
+
+
+def check_agent(principal: Principal, agent_id: object) -> None:
+    """The acting identity comes from the key; a body claiming another identity is refused."""
+    if agent_id is not None and agent_id != principal.name:
+        raise Forbidden(
+            f"agent_id does not match the API key's account {principal.name!r}",
+            field="agent_id", account=principal.name,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ActionCall:
+    """Permission to run exactly one registry action, as one principal."""
+
+    runtime: Runtime
+    principal: Principal
+    spec: ActionSpec
+
+    def run(self, params: dict[str, Any], *, agent_id: object = None) -> Any:
+        check_agent(self.principal, agent_id)
+        return self.runtime.execute(self.principal.name, self.spec.tool, self.spec.action, params)
+
+
+class ActionGuard:
+    """A route's declaration of the registry action it runs; requires that action's entitlement."""
+
+    def __init__(self, tool: str, action: str) -> None:
+        self.tool = tool
+        self.action = action
+
+    @property
+    def name(self) -> str:
+        return f"{self.tool}.{self.action}"
+
+    def __call__(self, runtime: RuntimeDep, principal: PrincipalDep, _k: ApiKeyDoc, _b: BearerDoc) -> ActionCall:
+        spec = runtime.registry.get(self.tool, self.action)
+        authorize(principal, spec)
+        return ActionCall(runtime, principal, spec)
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatcher:
+    """For ``/v1/tools/execute``: authorizes whichever action the request body names."""
+
+    runtime: Runtime
+    principal: Principal
+
+    def authorize(self, tool: str, action: str) -> ActionCall:
+        spec = self.runtime.registry.get(tool, action)
+        authorize(self.principal, spec)
+        return ActionCall(self.runtime, self.principal, spec)
+
+
+class DispatchGuard:
+    """The dynamic counterpart of ``ActionGuard``: the entitlement comes from the body's action."""
+
+    def __call__(self, runtime: RuntimeDep, principal: PrincipalDep, _k: ApiKeyDoc, _b: BearerDoc) -> Dispatcher:
+        return Dispatcher(runtime, principal)
+
+
+def requires(tool: str, action: str) -> Any:
+    """``Depends`` on the guard for one registry action (the route's declared entitlement)."""
+    return Depends(ActionGuard(tool, action))
+
+
+DispatcherDep = Annotated[Dispatcher, Depends(DispatchGuard())]
+
+
+def guard_of(route: APIRoute) -> ActionGuard | DispatchGuard | None:
+    """The guard a route declared, if any (the deny-by-default check and the tests read this)."""
+    pending = list(route.dependant.dependencies)
+    while pending:
+        dep = pending.pop()
+        if isinstance(dep.call, ActionGuard | DispatchGuard):
+            return dep.call
+        pending.extend(dep.dependencies)
+    return None

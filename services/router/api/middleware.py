@@ -1,0 +1,134 @@
+"""Pure-ASGI middleware: request ids and the per-request log line, and the body size limit.
+
+Pure ASGI (not ``BaseHTTPMiddleware``) so bodies are never copied twice, exceptions keep their
+tracebacks, and the limit is enforced before FastAPI parses a byte of JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.router.api.errors import RequestTooLarge, error_response, internal_error_response
+
+log = logging.getLogger("backlog.http")
+
+MAX_BODY_BYTES = 1024 * 1024
+REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+UNMATCHED = "<unmatched>"
+
+Observer = Callable[[str, str, int, float], None]  # method, route template, status, seconds
+
+
+def request_id_for(headers: Headers) -> str:
+    """Keep a caller's well-formed id (tracing across services); otherwise make one."""
+    incoming = headers.get(REQUEST_ID_HEADER.lower(), "")
+    return incoming if REQUEST_ID_PATTERN.match(incoming) else uuid.uuid4().hex
+
+
+def route_template(scope: Scope, routes: Sequence[BaseRoute]) -> str:
+    """The matched route's template, never the raw path: bounded label cardinality, no ids in logs."""
+    route = scope.get("route")
+    if route is None:  # refused before routing (401, 413): find what it would have matched
+        route = next((r for r in routes if r.matches(scope)[0] is Match.FULL), None)
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED
+
+
+class RequestContextMiddleware:
+    """Request id (also in the ``X-Request-ID`` response header), one log line per request,
+    request metrics, and the last line of defence: an unexpected exception becomes a bare 500
+    whose traceback is logged here and never sent."""
+
+    def __init__(self, app: ASGIApp, *, routes: Sequence[BaseRoute], observe: Observer | None = None) -> None:
+        self.app = app
+        self.routes = routes
+        self.observe = observe
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = request_id_for(Headers(scope=scope))
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = int(message["status"])
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error request_id=%s method=%s route=%s", request_id, scope["method"],
+                          route_template(scope, self.routes))
+            if not response_started:
+                await internal_error_response(request_id)(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            route = route_template(scope, self.routes)
+            principal = state.get("principal")
+            log.info(
+                "request_id=%s method=%s route=%s status=%d duration_ms=%.1f account=%s",
+                request_id, scope["method"], route, status, seconds * 1000, getattr(principal, "name", "-"),
+            )
+            if self.observe is not None:
+                self.observe(scope["method"], route, status, seconds)
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies over ``limit`` bytes with 413 before the application reads any of it.
+
+    A declared ``Content-Length`` over the limit is refused at once; otherwise the body is
+    buffered (it is at most ``limit`` bytes) and replayed to the application.
+    """
+
+    def __init__(self, app: ASGIApp, *, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    def too_large(self) -> RequestTooLarge:
+        return RequestTooLarge(f"request body is over {self.limit} bytes", limit_bytes=self.limit)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > self.limit:
+            await error_response(self.too_large())(scope, receive, send)
+            return
+        buffered: list[Message] = []
+        total = 0
+        while True:
+            message = await receive()
+            buffered.append(message)
+            if message["type"] != "http.request":
+                break
+            total += len(message.get("body", b""))
+            if total > self.limit:
+                await error_response(self.too_large())(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return buffered.pop(0) if buffered else await receive()
+
+        await self.app(scope, replay, send)
