@@ -55,7 +55,9 @@ def parse_utc(text: str) -> datetime:
 
 def iso_z(value: datetime) -> str:
     """UTC timestamp in the ``2026-11-23T06:00:02.123456Z`` form used in every file."""
-    return ensure_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    v = ensure_utc(value)  # %-formatting: several times faster than strftime on the write path
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (
+        v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond)
 
 
 def default_clock() -> Clock:

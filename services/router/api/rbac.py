@@ -84,7 +84,7 @@ def split_entitlement(entitlement: str) -> tuple[str, Level]:
     prefix, area, level = entitlement.split(".")
     if prefix != "tools" or level not in LEVELS:
         raise ValueError(f"not an entitlement: {entitlement!r}")
-    return area, level  # type: ignore[return-value]
+    return area, level
 
 
 def grants(held: Iterable[str], needed: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import services.router.cli.serve  # noqa: F401  (registers `backlog serve`)
 from services.router.cli import items  # noqa: F401  (registers commands)
 from services.router.cli.app import app, main
 

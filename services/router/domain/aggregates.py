@@ -1,19 +1,18 @@
 """Dashboard numbers kept up to date as records change, so a dashboard costs O(shown), not O(items).
 
-Each env keeps counters by status and priority, active items per service, and the active items
-that have a due date in (due_date, priority rank, id) order: overdue items are a prefix of that
-order (due_date < today), so their count is one bisect and the first 50 are a slice.
+Each env keeps counters by status and priority, active items per service, and its active items
+with a due date bucketed by date: overdue items are the buckets dated before today.
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 from collections import Counter
+from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
-
-from sortedcontainers import SortedList
 
 from services.router.domain.dashboard import OVERDUE_FIELDS, OVERDUE_LIMIT, PRIORITY_RANK, TOP_SERVICES, assemble
 from services.router.domain.enums import ACTIVE_STATUSES
@@ -23,32 +22,60 @@ DueKey = tuple[str, int, str]
 
 
 class EnvStats:
-    __slots__ = ("active_services", "due", "priority", "status", "total")
+    """One env's numbers. Active items with a due date sit in per-date buckets: there are few
+    distinct dates, so overdue = the buckets before today, summed — cheap to keep and to read."""
+
+    __slots__ = ("_dates", "active_services", "buckets", "priority", "status", "total")
 
     def __init__(self) -> None:
         self.total = 0
         self.status: Counter[str] = Counter()
         self.priority: Counter[str] = Counter()
         self.active_services: Counter[str] = Counter()
-        self.due: SortedList = SortedList()
+        self.buckets: dict[str, set[tuple[int, str]]] = {}
+        self._dates: list[str] | None = []
 
     def apply(self, r: Record, sign: int) -> None:
         self.total += sign
         self.status[r["status"]] += sign
         self.priority[r["priority"]] += sign
-        if r["status"] in ACTIVE_STATUSES:
-            self.active_services[r["service"]] += sign
-            if self.active_services[r["service"]] == 0:
-                del self.active_services[r["service"]]
-            if r["due_date"] is not None:
-                key: DueKey = (r["due_date"], PRIORITY_RANK[r["priority"]], r["id"])
-                if sign > 0:
-                    self.due.add(key)
-                else:
-                    self.due.discard(key)
+        if r["status"] not in ACTIVE_STATUSES:
+            return
+        service = r["service"]
+        count = self.active_services[service] + sign
+        if count:
+            self.active_services[service] = count
+        else:
+            del self.active_services[service]
+        due = r["due_date"]
+        if due is None:
+            return
+        key = (PRIORITY_RANK[r["priority"]], r["id"])
+        bucket = self.buckets.get(due)
+        if sign > 0:
+            if bucket is None:
+                self.buckets[due] = bucket = set()
+                self._dates = None
+            bucket.add(key)
+        elif bucket is not None:
+            bucket.discard(key)
+            if not bucket:
+                del self.buckets[due]
+                self._dates = None
+
+    def overdue_dates(self, cutoff: str) -> list[str]:
+        if self._dates is None:
+            self._dates = sorted(self.buckets)
+        return self._dates[: bisect.bisect_left(self._dates, cutoff)]
 
     def overdue_count(self, cutoff: str) -> int:
-        return int(self.due.bisect_left((cutoff,)))
+        return sum(len(self.buckets[d]) for d in self.overdue_dates(cutoff))
+
+    def overdue_keys(self, cutoff: str) -> Iterator[DueKey]:
+        """(due_date, priority rank, id) of overdue items, in the dashboard's order."""
+        for d in self.overdue_dates(cutoff):
+            for rank, item_id in sorted(self.buckets[d]):
+                yield (d, rank, item_id)
 
 
 class BacklogAggregates:
@@ -81,8 +108,7 @@ class BacklogAggregates:
             priority.update(s.priority)
             services.update(s.active_services)
         overdue_count = sum(s.overdue_count(cutoff) for s in selected)
-        first = itertools.islice(
-            heapq.merge(*(itertools.islice(s.due, 0, s.overdue_count(cutoff)) for s in selected)), OVERDUE_LIMIT)
+        first = itertools.islice(heapq.merge(*(s.overdue_keys(cutoff) for s in selected)), OVERDUE_LIMIT)
         overdue = [{f: items[key[2]][f] for f in OVERDUE_FIELDS} for key in first]
         top = sorted(services.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_SERVICES]
         return assemble(

@@ -7,6 +7,8 @@ re-validation because records only ever come from validated writes.
 
 from __future__ import annotations
 
+import os
+import random
 import secrets
 import time
 from datetime import date
@@ -33,6 +35,10 @@ MAX_META_BYTES = 64 * 1024
 
 
 _last_stamp = [0, 0]  # [milliseconds, counter] of the previous id made by this process
+# Seeded from the OS and re-seeded in every forked child, so processes never share a sequence;
+# uniqueness comes from the timestamp + counter, the random part only separates processes.
+_random = random.Random(secrets.randbits(64))
+os.register_at_fork(after_in_child=lambda: _random.seed(secrets.randbits(64)))
 
 
 def new_id(prefix: str) -> str:
@@ -49,7 +55,7 @@ def new_id(prefix: str) -> str:
     else:
         counter = 0
     _last_stamp[0], _last_stamp[1] = ms, counter
-    return f"{prefix}{ms:012x}{counter:04x}{secrets.token_hex(4)}"
+    return f"{prefix}{ms:012x}{counter:04x}{_random.getrandbits(32):08x}"
 
 
 class ItemInput(BaseModel):

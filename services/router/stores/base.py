@@ -13,7 +13,7 @@ import builtins
 import itertools
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -102,6 +102,7 @@ def dedupe_batch(requests: Sequence[UpsertRequest]) -> builtins.list[UpsertReque
 
 
 INTERNED_FIELDS = ("env", "service", "category", "status", "priority", "owner", "source", "due_date")
+MAX_PENDING = 50_000
 
 
 class ItemIndex:
@@ -115,37 +116,56 @@ class ItemIndex:
         self.items: dict[str, Record] = {}
         self.by_key: dict[str, str] = {}
         self.item_events: dict[str, list[Record]] = {}
-        self.aggregates = BacklogAggregates()
+        self._aggregates = BacklogAggregates()
+        self._pending: list[tuple[Record | None, Record | None]] = []
         self._order: list[str] = []
         self._order_dirty = False
+
+    @property
+    def aggregates(self) -> BacklogAggregates:
+        """Dashboard numbers, brought up to date on demand: indexing stays cheap for readers
+        that never draw a dashboard, and one that does pays only for what changed."""
+        self._flush()
+        return self._aggregates
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        aggregates = self._aggregates
+        for old, new in pending:
+            if old is not None:
+                aggregates.remove(old)
+            if new is not None:
+                aggregates.add(new)
 
     def clear(self) -> None:
         self.items.clear()
         self.by_key.clear()
         self.item_events.clear()
-        self.aggregates.clear()
+        self._aggregates.clear()
+        self._pending.clear()
         self._order.clear()
         self._order_dirty = False
 
-    def put_item(self, record: Record) -> None:
+    def put_item(self, record: Record, intern: Callable[[str], str] = sys.intern) -> None:
         for name in INTERNED_FIELDS:
             value = record[name]
             if value is not None:
-                record[name] = sys.intern(value)
+                record[name] = intern(value)
         item_id = record["id"]
         old = self.items.get(item_id)
         if old is not None:
-            self.aggregates.remove(old)
             if old["dedupe_key"] != record["dedupe_key"] and self.by_key.get(old["dedupe_key"]) == item_id:
                 del self.by_key[old["dedupe_key"]]
-        elif self._order and item_id < self._order[-1]:
-            self._order_dirty = True
-            self._order.append(item_id)
         else:
-            self._order.append(item_id)
+            order = self._order
+            if order and item_id < order[-1]:
+                self._order_dirty = True
+            order.append(item_id)
         self.items[item_id] = record
         self.by_key[record["dedupe_key"]] = item_id
-        self.aggregates.add(record)
+        self._pending.append((old, record))
+        if len(self._pending) > MAX_PENDING:
+            self._flush()
 
     def put_event(self, event: Record) -> None:
         events = self.item_events.setdefault(event["item_id"], [])
@@ -155,7 +175,7 @@ class ItemIndex:
     def remove(self, item_id: str) -> None:
         record = self.items.pop(item_id, None)
         if record is not None:
-            self.aggregates.remove(record)
+            self._pending.append((record, None))
             if self.by_key.get(record["dedupe_key"]) == item_id:
                 del self.by_key[record["dedupe_key"]]
             self._order_dirty = True

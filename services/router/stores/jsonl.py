@@ -77,12 +77,15 @@ class JsonlBacklogStore(IndexedStore):
         self.events_log = JsonlLog(self.directory / EVENTS_FILE)
         self._lock_path = self.directory / LOCK_FILE
         self._events_loaded = False
+        self._lock_fd: int | None = None
         with self._locked():
             self._remove_stale_temp_files()
 
     # -- reading -------------------------------------------------------------
     def _refresh(self) -> None:
         with self._mutex:
+            self.items_log.observe()
+            self.events_log.observe()
             if self.items_log.replaced() or self.events_log.replaced():
                 self._reload()
             if self._events_loaded:
@@ -158,14 +161,23 @@ class JsonlBacklogStore(IndexedStore):
     @contextmanager
     def _locked(self) -> Iterator[None]:
         with self._mutex:
-            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            if self._lock_fd is None:
+                self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
                 self._refresh()
                 self._repair()
                 yield
             finally:
-                os.close(fd)  # closing releases the flock
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        with self._mutex:
+            self.items_log.close()
+            self.events_log.close()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
     def _repair(self) -> None:
         """Holding the lock, nobody else is writing: partial tails and orphans are crash debris.
@@ -173,8 +185,16 @@ class JsonlBacklogStore(IndexedStore):
         Only the last event line can be an orphan (its item line never landed), because every
         writer repairs before it appends.
         """
-        self.items_log.cut_torn_tail()
+        if self.items_log.changed_since_verified():
+            self.items_log.cut_torn_tail()
+            self.items_log.mark_verified()
+        if not self.events_log.changed_since_verified():
+            return
         self.events_log.cut_torn_tail()
+        self._drop_orphan_event()
+        self.events_log.mark_verified()
+
+    def _drop_orphan_event(self) -> None:
         last = self.events_log.last_record(is_event)
         if last is None:
             return

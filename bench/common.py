@@ -1,0 +1,82 @@
+"""Bench plumbing: medians, ratios against a floor measured in the same run, the results table."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Row:
+    metric: str
+    ours: float
+    floor: float | None
+    unit: str
+    goal: str
+    ok: bool
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        return self.ours / self.floor if self.floor else None
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+    machine: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+        print(format_row(row), flush=True)
+
+    def write_json(self, path: Path) -> None:
+        data = {"machine": self.machine, "rows": [{**asdict(r), "ratio": r.ratio} for r in self.rows]}
+        path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def median_time(fn: Callable[[], object], *, repeat: int, setup: Callable[[], object] | None = None) -> float:
+    """Median wall time of ``fn`` in seconds over ``repeat`` runs (``setup`` untimed before each)."""
+    samples = []
+    for _ in range(repeat):
+        if setup is not None:
+            setup()
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def ratio_row(metric: str, ours: float, floor: float, *, goal_ratio: float, unit: str = "s",
+              higher_is_better: bool = False, note: str = "") -> Row:
+    ratio = ours / floor if floor else float("inf")
+    ok = ratio >= goal_ratio if higher_is_better else ratio <= goal_ratio
+    goal = f"{'>=' if higher_is_better else '<='} {goal_ratio}x"
+    return Row(metric, ours, floor, unit, goal, ok, note)
+
+
+def format_row(r: Row) -> str:
+    floor = f"{r.floor:.4g}" if r.floor is not None else "-"
+    ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "-"
+    return f"{r.metric:<58} {r.ours:>10.4g} {floor:>10} {r.unit:>6} {ratio:>8} {r.goal:>10}  {'pass' if r.ok else 'FAIL'}"
+
+
+def header() -> str:
+    return f"{'metric':<58} {'ours':>10} {'floor':>10} {'unit':>6} {'ratio':>8} {'goal':>10}  result"
+
+
+def machine_info() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine()}
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

@@ -1,0 +1,119 @@
+"""The app factory: one FastAPI app over one Runtime and one RBAC config, both passed in.
+
+Nothing is read at import time; ``create_app()`` without arguments builds the runtime from the
+environment and reads ``config/rbac.yml`` (or ``$BACKLOG_RBAC_PATH``) with keys from the
+environment. Tests pass their own runtime (memory store, fixed clock) and RBAC config.
+
+Deny by default: the factory refuses to build an app with a non-public route that does not
+name the registry action it runs, so a forgotten guard fails at startup, not in production.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from services.router.api import routes_backlog, routes_health, routes_tools
+from services.router.api.auth import PUBLIC_PATHS, ActionGuard, Authenticator, AuthMiddleware, guard_of
+from services.router.api.errors import OrjsonResponse, error_docs, install_error_handlers
+from services.router.api.middleware import MAX_BODY_BYTES, BodyLimitMiddleware, RequestContextMiddleware
+from services.router.api.rbac import RbacConfig, default_rbac_path, load_rbac
+from services.router.errors import NotFound
+from services.router.runtime import Runtime, build_runtime
+
+log = logging.getLogger("backlog.api")
+
+PROTECTED_ERRORS = error_docs(401, 403, 413, 422, 500, 503)
+DESCRIPTION = """Turns platform signals into an owned, prioritized, deduplicated engineering backlog.
+
+Authenticate with a service account's API key (`config/rbac.yml`) in `X-API-Key: <key>` or
+`Authorization: Bearer <key>`; keys in the query string are refused. Each operation names the
+entitlement it needs (`x-entitlement`); `admin` implies `write` implies `read`.
+"""
+
+
+def package_version() -> str:
+    try:
+        return version("backlog-bridge")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0.0.0"
+
+
+def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None) -> FastAPI:
+    owns_runtime = runtime is None
+    rt = runtime if runtime is not None else build_runtime()
+    config = rbac if rbac is not None else load_rbac(default_rbac_path(rt.settings.config_dir, os.environ))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        log_accounts(config)
+        try:
+            yield
+        finally:
+            if owns_runtime:
+                rt.close()
+
+    app = FastAPI(
+        title="Backlog Bridge", version=package_version(), description=DESCRIPTION,
+        docs_url="/docs", redoc_url=None, openapi_url="/openapi.json",
+        default_response_class=OrjsonResponse, lifespan=lifespan,
+    )
+    metrics = routes_health.ApiMetrics(rt.store)
+    app.state.runtime = rt
+    app.state.rbac = config
+    app.state.metrics = metrics
+
+    install_error_handlers(app)
+    routes_health.register(app)
+    routes_tools.register(app, responses=PROTECTED_ERRORS)
+    routes_backlog.register(app, responses=PROTECTED_ERRORS)
+    document_guards(app, rt)
+
+    # Outermost last: request context → authentication → body limit → routes.
+    app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)
+    app.add_middleware(AuthMiddleware, authenticator=Authenticator(config))
+    app.add_middleware(RequestContextMiddleware, routes=app.router.routes, observe=metrics.observe)
+    return app
+
+
+def document_guards(app: FastAPI, runtime: Runtime) -> None:
+    """Refuse unguarded routes; write each route's entitlement into its OpenAPI operation."""
+    for route in app.routes:
+        if not isinstance(route, APIRoute) or route.path in PUBLIC_PATHS:
+            continue
+        guard = guard_of(route)
+        if guard is None:
+            methods = ",".join(sorted(route.methods or ()))
+            raise RuntimeError(f"route {methods} {route.path} declares no registry action (deny by default)")
+        if not isinstance(guard, ActionGuard):
+            route.description = (
+                "Runs the named action; requires the entitlement that action declares:\n\n"
+                + routes_tools.describe_catalog(runtime.registry)
+            )
+            route.openapi_extra = {
+                "x-entitlements": {f"{s.tool}.{s.action}": s.entitlement for s in runtime.registry.specs()}
+            }
+            continue
+        try:
+            spec = runtime.registry.get(guard.tool, guard.action)
+        except NotFound:
+            log.warning("route %s runs %s, which is not registered: it answers 404", route.path, guard.name)
+            route.openapi_extra = {"x-action": guard.name}
+            continue
+        route.description = f"Requires `{spec.entitlement}` (runs `{guard.name}`)."
+        route.openapi_extra = {"x-entitlement": spec.entitlement, "x-action": guard.name}
+
+
+def log_accounts(config: RbacConfig) -> None:
+    enabled = ", ".join(a.name for a in config.enabled) or "none"
+    log.info("API accounts enabled: %s", enabled)
+    for account in config.disabled:
+        log.info("API account %s disabled: %s is not set", account.name, account.key_env)
+    if not config.enabled:
+        log.warning("no API key is configured: every route but /healthz, /readyz and /metrics answers 401")

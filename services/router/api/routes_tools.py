@@ -1,0 +1,74 @@
+"""``POST /v1/tools/execute``: any registered tool action, as the scheduler and the runbook call it.
+
+The body is ``{"tool", "action", …params}`` with params flat (the runbook's form) or under
+``"params"``. The entitlement checked is the one the named action declares in the registry,
+so tools registered later (pressure, risk, signals) are served and protected with no change here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from starlette.responses import Response
+
+from services.router.api.auth import DispatcherDep, check_agent
+from services.router.api.errors import OrjsonResponse, error_docs
+from services.router.domain.models import Actor
+from services.router.errors import ValidationFailed
+from services.router.tools.registry import ToolRegistry
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+RUNBOOK_EXAMPLES: list[JsonValue] = [
+    {"tool": "backlog_tool", "action": "auto_generate_weekly", "env": "prod"},
+    {"tool": "backlog_tool", "action": "cleanup", "retention_days": 180},
+    {"tool": "backlog_tool", "action": "list", "params": {"env": "prod", "overdue": True}},
+]
+
+
+class ExecuteRequest(BaseModel):
+    """Any other top-level key is a param of the action (the runbook's flat form)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": RUNBOOK_EXAMPLES})
+
+    tool: str = Field(pattern=NAME_PATTERN, max_length=64)
+    action: str = Field(pattern=NAME_PATTERN, max_length=64)
+    params: dict[str, Any] | None = Field(default=None, description="The action's params (or send them flat)")
+    agent_id: Actor | None = Field(
+        default=None, description="Optional. Must equal the API key's account (e.g. `scheduler`); else 403."
+    )
+
+
+class ExecuteResult(BaseModel):
+    ok: Literal[True]
+    tool: str
+    action: str
+    result: Any
+
+
+def execute(dispatcher: DispatcherDep, body: ExecuteRequest) -> Response:
+    flat = dict(body.model_extra or {})
+    if body.params is not None and flat:
+        raise ValidationFailed(
+            f'send params flat or under "params", not both (flat: {", ".join(sorted(flat))})', field="params"
+        )
+    params = dict(body.params) if body.params is not None else flat
+    call = dispatcher.authorize(body.tool, body.action)
+    check_agent(call.principal, params.pop("agent_id", None))
+    result = call.run(params, agent_id=body.agent_id)
+    return OrjsonResponse({"ok": True, "tool": body.tool, "action": body.action, "result": result})
+
+
+def describe_catalog(registry: ToolRegistry) -> str:
+    """The served actions and their entitlements, for the route's OpenAPI description."""
+    rows = [f"| `{s.tool}` | `{s.action}` | `{s.entitlement}` | {s.summary} |" for s in registry.specs()]
+    return "\n".join(["| tool | action | entitlement | |", "|---|---|---|---|", *rows])
+
+
+def register(app: FastAPI, *, responses: dict[int | str, dict[str, Any]]) -> None:
+    app.add_api_route(
+        "/v1/tools/execute", execute, methods=["POST"], response_model=ExecuteResult, tags=["tools"],
+        summary="Run a tool action (RUNBOOK §3.2, §4, §9)", responses={**responses, **error_docs(404, 409)},
+    )

@@ -1,0 +1,84 @@
+"""``backlog serve``: the router HTTP API under uvicorn.
+
+A first local run must be easy and safe at once: when no account key is configured at all,
+``serve`` makes a random admin key for this process only, prints it once with a curl line,
+and binds 127.0.0.1 — there is never a built-in default key that could leak into production.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import typer
+
+from services.router.api.rbac import RbacConfig, default_rbac_path, load_rbac
+from services.router.cli.app import app, fail
+from services.router.errors import BacklogError, ValidationFailed
+from services.router.runtime import Runtime, build_runtime, configure_logging
+
+LOCAL_HOST = "127.0.0.1"
+LOCAL_ADMIN = "admin"
+
+
+def write_key_file(path: Path, env_name: str, key: str) -> None:
+    """``NAME=key`` (source it with ``set -a; . ./.local-keys``), readable by the owner only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an existing file keeps its old mode through O_CREAT
+        os.write(fd, f"{env_name}={key}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def local_admin_keys(rbac: RbacConfig, *, host: str, port: int, key_file: Path | None) -> RbacConfig:
+    """With no key configured: a random admin key for this process, printed once, 127.0.0.1 only."""
+    if rbac.enabled:
+        return rbac
+    admin = rbac.account(LOCAL_ADMIN)
+    if admin is None:
+        raise ValidationFailed(f"no API key is configured and {rbac.source} has no {LOCAL_ADMIN!r} account")
+    if host != LOCAL_HOST:
+        raise ValidationFailed(
+            f"no API key is configured: a generated local key serves {LOCAL_HOST} only; "
+            f"set {admin.key_env} (and the other accounts' variables) to bind {host}", field="host",
+        )
+    key = secrets.token_urlsafe(32)
+    saved = ""
+    if key_file is not None:
+        write_key_file(key_file, admin.key_env, key)
+        saved = f"  (saved in {key_file}: `set -a; . {key_file}` exports {admin.key_env})"
+    typer.echo(f"No API key configured: generated a local {LOCAL_ADMIN} key for this run only: {key}")
+    typer.echo(f'Try: curl -H "X-API-Key: {key}" "http://{LOCAL_HOST}:{port}/v1/backlog/dashboard?env=prod"{saved}')
+    return rbac.with_keys({LOCAL_ADMIN: key})
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(LOCAL_HOST, help="Interface to bind (0.0.0.0 needs configured keys)."),
+    port: int = typer.Option(8000, min=1, max=65535),
+    access_log: bool = typer.Option(False, "--access-log/--no-access-log",
+                                    help="uvicorn's access log (off: the app logs one line per request)."),
+    key_file: Path | None = typer.Option(
+        None, "--key-file", help="Also write a generated local key to this file (mode 0600), e.g. .local-keys."
+    ),
+) -> None:
+    """Serve the router API: /v1/tools/execute, /v1/backlog/*, /healthz, /readyz, /metrics, /docs."""
+    import uvicorn
+
+    from services.router.api import create_app
+
+    configure_logging("INFO")
+    runtime: Runtime | None = None
+    try:
+        runtime = build_runtime()
+        rbac = load_rbac(default_rbac_path(runtime.settings.config_dir, os.environ))
+        rbac = local_admin_keys(rbac, host=host, port=port, key_file=key_file)
+        uvicorn.run(create_app(runtime, rbac), host=host, port=port, access_log=access_log, log_config=None,
+                    server_header=False)
+    except BacklogError as exc:
+        fail(exc)
+    finally:
+        if runtime is not None:
+            runtime.close()
