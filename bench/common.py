@@ -65,7 +65,8 @@ def ratio_row(metric: str, ours: float, floor: float, *, goal_ratio: float, unit
 def format_row(r: Row) -> str:
     floor = f"{r.floor:.4g}" if r.floor is not None else "-"
     ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "-"
-    return f"{r.metric:<58} {r.ours:>10.4g} {floor:>10} {r.unit:>6} {ratio:>8} {r.goal:>10}  {'pass' if r.ok else 'FAIL'}"
+    verdict = "pass" if r.ok else "FAIL"
+    return f"{r.metric:<58} {r.ours:>10.4g} {floor:>10} {r.unit:>6} {ratio:>8} {r.goal:>10}  {verdict}"
 
 
 def header() -> str:

@@ -80,16 +80,19 @@ class BacklogCollector(Collector):
 
     def describe(self) -> Iterator[Metric]:
         """Names only: registering must not read the store (nor fill the env cache)."""
-        return self.families()
+        return iter(self.families())
 
-    def families(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily("backlog_items", "Backlog items by env and status", labels=["env", "status"])
-        yield GaugeMetricFamily("backlog_items_by_priority", "Backlog items by env and priority (all statuses)",
-                                labels=["env", "priority"])
-        yield GaugeMetricFamily("backlog_overdue_items", "Active items past their due date", labels=["env"])
-        yield GaugeMetricFamily("backlog_store_degraded", "1 while the store serves from its fallback backend",
-                                labels=["backend"])
-        yield GaugeMetricFamily("backlog_metrics_scrape_error", "1 when the backlog gauges could not be read")
+    @staticmethod
+    def families() -> tuple[GaugeMetricFamily, ...]:
+        return (
+            GaugeMetricFamily("backlog_items", "Backlog items by env and status", labels=["env", "status"]),
+            GaugeMetricFamily("backlog_items_by_priority", "Backlog items by env and priority (all statuses)",
+                              labels=["env", "priority"]),
+            GaugeMetricFamily("backlog_overdue_items", "Active items past their due date", labels=["env"]),
+            GaugeMetricFamily("backlog_store_degraded", "1 while the store serves from its fallback backend",
+                              labels=["backend"]),
+            GaugeMetricFamily("backlog_metrics_scrape_error", "1 when the backlog gauges could not be read"),
+        )
 
     def collect(self) -> Iterator[Metric]:
         items, by_priority, overdue, degraded, failed = self.families()

@@ -171,7 +171,7 @@ class JsonlLog:
 
     def _older_version(self, mm: mmap.mmap, ident: bytes, newest: int, accept: Accept | None) -> ParsedLine | None:
         pattern = re.compile(rb'^\{"id":"' + re.escape(ident) + rb'"', re.MULTILINE)
-        older = [m.start() for m in pattern.finditer(mm, 0, newest)]  # type: ignore[call-overload]
+        older = [m.start() for m in pattern.finditer(mm, 0, newest)]
         for at in reversed(older):
             line = self._parse_at(mm, at, None)
             if line is not None and (accept is None or accept(line.record)):
