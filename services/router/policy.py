@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from services.router.alerts.rules import AlertsPolicy
 from services.router.domain.enums import Priority
 from services.router.domain.models import SLUG_PATTERN, Slug
 from services.router.errors import PolicyInvalid
@@ -155,6 +156,7 @@ class BacklogPolicy(BaseModel):
     )
     generation: Generation = Field(default_factory=Generation)
     ownership: Ownership = Field(default_factory=Ownership)
+    alerts: AlertsPolicy = Field(default_factory=AlertsPolicy)
 
     def categories_for(self, digest: Literal["weekly", "daily"]) -> dict[str, Category]:
         return {name: c for name, c in self.categories.items() if c.digest == digest}

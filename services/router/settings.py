@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     backlog_jsonl_dir: Path | None = Field(default=None, validation_alias="BACKLOG_JSONL_DIR")
     backlog_policy_path: Path | None = Field(default=None, validation_alias="BACKLOG_POLICY_PATH")
     backlog_reports_dir: Path | None = Field(default=None, validation_alias="BACKLOG_REPORTS_DIR")
+    backlog_state_dir: Path | None = Field(default=None, validation_alias="BACKLOG_STATE_DIR")
     backlog_postgres_dsn: SecretStr | None = Field(default=None, validation_alias="BACKLOG_POSTGRES_DSN")
     postgres_dsn: SecretStr | None = Field(default=None, validation_alias="POSTGRES_DSN")
     backlog_pg_retry_seconds: float = Field(default=300.0, ge=0, validation_alias="BACKLOG_PG_RETRY_SECONDS")
@@ -46,6 +47,11 @@ class Settings(BaseSettings):
     @property
     def reports_dir(self) -> Path:
         return self.backlog_reports_dir or self.root / "ops" / "reports"
+
+    @property
+    def state_dir(self) -> Path:
+        """Small operational state (alert notifier, scheduler runs): ``ops/state``."""
+        return self.backlog_state_dir or self.root / "ops" / "state"
 
     @property
     def config_dir(self) -> Path:

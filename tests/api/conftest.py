@@ -45,15 +45,24 @@ def make_rbac() -> RbacConfig:
     return RbacConfig(read_accounts(RBAC_FILE), KEYS, source=str(RBAC_FILE))
 
 
+# The API tests' own policy, so they do not depend on edits to config/backlog_policy.yml.
+TEST_POLICY = "defaults: {retention_days: 180, max_items_per_run: 50}\nownership: {default_owner: oncall}\n"
+
+
 def make_runtime(store: BacklogStore, clock: FixedClock, tmp_path: Path, **settings: Any) -> Runtime:
-    values: dict[str, Any] = {"REPO_ROOT": REPO, "BACKLOG_REPORTS_DIR": tmp_path / "reports", **settings}
+    policy = tmp_path / "backlog_policy.yml"
+    if not policy.exists():
+        policy.write_text(TEST_POLICY)
+    values: dict[str, Any] = {"REPO_ROOT": REPO, "BACKLOG_REPORTS_DIR": tmp_path / "reports",
+                              "BACKLOG_POLICY_PATH": policy, **settings}
     return build_runtime(Settings(**values), clock=clock, store=store)
 
 
 def route_table_app() -> FastAPI:
     """An app built only to read its route table (at collection time, for parametrize)."""
     clock = FixedClock(NOW)
-    return create_app(make_runtime(MemoryBacklogStore(clock=clock), clock, Path(tempfile.gettempdir())), make_rbac())
+    workdir = Path(tempfile.mkdtemp(prefix="backlog-api-"))
+    return create_app(make_runtime(MemoryBacklogStore(clock=clock), clock, workdir), make_rbac())
 
 
 @pytest.fixture

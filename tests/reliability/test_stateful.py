@@ -124,13 +124,13 @@ def memory_backend() -> Callable[[FixedClock], BacklogStore]:
     return open_store
 
 
-def jsonl_backend() -> Callable[[FixedClock], BacklogStore]:
+def jsonl_backend(base: Path) -> Callable[[FixedClock], BacklogStore]:
     dirs: dict[int, Path] = {}
 
     def open_store(clock: FixedClock) -> BacklogStore:
         key = id(clock)
         if key not in dirs:
-            dirs[key] = Path(tempfile.mkdtemp(prefix="stateful-"))
+            dirs[key] = Path(tempfile.mkdtemp(prefix="stateful-", dir=base))
         return JsonlBacklogStore(dirs[key], clock=clock)
 
     return open_store
@@ -141,6 +141,6 @@ SETTINGS = settings(max_examples=25, stateful_step_count=30, deadline=None,
 
 
 @pytest.mark.parametrize("backend", ["memory", "jsonl"])
-def test_store_matches_model(backend: str) -> None:
-    factory = {"memory": memory_backend, "jsonl": jsonl_backend}[backend]()
+def test_store_matches_model(backend: str, tmp_path: Path) -> None:
+    factory = memory_backend() if backend == "memory" else jsonl_backend(tmp_path)
     run_state_machine_as_test(machine_for(factory), settings=SETTINGS)

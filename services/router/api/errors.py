@@ -129,8 +129,11 @@ async def on_request_validation(_: Request, exc: Exception) -> Response:
 
 
 async def on_http_exception(_: Request, exc: Exception) -> Response:
-    """Unknown routes (404), wrong methods (405) and the like, in the same body shape."""
+    """Unknown routes (404), wrong methods (405) and the like, in the same body shape; an unparseable
+    body is bad input like any other (422 naming ``body``)."""
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:  # FastAPI's "error parsing the body" (e.g. bytes that are not UTF-8)
+        return error_response(ValidationFailed("body: could not be parsed as JSON", field="body"))
     detail = exc.detail if isinstance(exc.detail, str) else "request refused"
     return OrjsonResponse({"error": detail.lower()}, status_code=exc.status_code, headers=exc.headers)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.router.alerts.service import current_alerts
 from services.router.domain.changes import dedupe_key_of, plan_comment, plan_status, plan_upsert
 from services.router.domain.enums import Status
 from services.router.domain.models import CommentText, ItemId, ItemInput, Slug, Text
@@ -81,7 +82,9 @@ def item_events(ctx: ToolContext, p: ItemRef) -> dict[str, Any]:
 
 def dashboard(ctx: ToolContext, p: DashboardParams) -> dict[str, Any]:
     state = ctx.store.status()
-    return {**ctx.store.dashboard(p.env), "backend": state.backend, "degraded": state.degraded}
+    numbers = ctx.store.dashboard(p.env)
+    alerts = current_alerts(ctx.store, ctx.policy().alerts, env=p.env, dashboard=numbers)
+    return {**numbers, "alerts": alerts, "backend": state.backend, "degraded": state.degraded}
 
 
 def upsert(ctx: ToolContext, p: UpsertParams) -> dict[str, Any]:

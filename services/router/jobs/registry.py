@@ -1,0 +1,203 @@
+"""Load and validate ``ops/task_registry.yml``: which governance jobs exist and how they run.
+
+The registry is the one declaration both schedulers read: ``ops/cron/jobs.cron`` is rendered from
+it and the in-process scheduler runs it. An invalid file is one ``PolicyInvalid`` naming the file
+and the key (``validate_config``), so a typo in a cron expression stops a deploy, not a 06:20 run.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+
+from services.router.errors import PolicyInvalid
+from services.router.policy import validate_config
+from services.router.settings import Settings
+
+# What the `scheduler` service account holds (config/rbac.yml, RUNBOOK §9). A job needing more
+# could never run through the router, so the registry refuses it up front.
+SCHEDULER_ENTITLEMENTS: frozenset[str] = frozenset({"tools.backlog.admin", "tools.pressure.write", "tools.risk.write"})
+SCHEDULER_ACTOR = "scheduler"
+REGISTRY_PATH_ENV = "BACKLOG_TASK_REGISTRY"
+
+JOB_NAME = r"^[a-z][a-z0-9_]{0,63}$"
+TOOL_NAME = r"^[a-z][a-z0-9_]*$"
+# Absolute paths safe to write unquoted in a cron command line (no spaces, quotes or `%`).
+SAFE_PATH = r"^/[A-Za-z0-9._/+-]+$"
+CRON_USER = r"^[a-z_][a-z0-9_-]{0,31}$"
+
+HOURLY_CATCH_UP = timedelta(hours=1)
+DAILY_CATCH_UP = timedelta(hours=6)
+# A schedule whose slots are at most this far apart counts as "hourly" for the catch-up default.
+HOURLY_PERIOD = timedelta(hours=1)
+
+JobName = Annotated[str, Field(pattern=JOB_NAME)]
+SafePath = Annotated[str, Field(pattern=SAFE_PATH, max_length=255)]
+
+
+class CronSettings(BaseModel):
+    """The header and wrapper of the rendered ``/etc/cron.d`` file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: Annotated[str, Field(pattern=CRON_USER)] = "daarion"
+    shell: SafePath = "/bin/sh"
+    path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/:+-]+$")] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    repo_root: SafePath = "/opt/daarion/backlog-bridge"
+    router_url: Annotated[str, Field(pattern=r"^https?://[A-Za-z0-9._:\[\]-]+(/[A-Za-z0-9._/-]*)?$")] = (
+        "http://localhost:8000"
+    )
+    env_file: SafePath = "/etc/daarion/governance.env"
+    python: Annotated[str, Field(pattern=r"^[A-Za-z0-9._/+-]+$")] = "python3"
+    runner: Annotated[str, Field(pattern=r"^[A-Za-z0-9._/+-]+$")] = "ops/scripts/run_governance_job.py"
+
+
+class Job(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: JobName
+    description: Annotated[str, Field(min_length=1, max_length=500)]
+    schedule: str
+    tool: Annotated[str, Field(pattern=TOOL_NAME, max_length=64)]
+    action: Annotated[str, Field(pattern=TOOL_NAME, max_length=64)]
+    params: dict[str, JsonValue] = Field(default_factory=dict)
+    entitlement: str
+    dry_run: Annotated[str, Field(min_length=1, max_length=500, description="what --dry-run reports")]
+    log_file: SafePath
+    catch_up_minutes: int | None = Field(default=None, ge=0, le=7 * 24 * 60)
+    requires: list[JobName] = Field(default_factory=list, description="jobs whose latest slot must come first")
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron_expression(cls, value: str) -> str:
+        """Five fields only: croniter also takes seconds/years, which cron.d does not."""
+        fields = value.split()
+        if len(fields) != 5:
+            raise ValueError(f"expected 5 cron fields (minute hour day-of-month month day-of-week), got {len(fields)}")
+        if not croniter.is_valid(value):
+            raise ValueError("not a valid cron expression")
+        return " ".join(fields)
+
+    @field_validator("entitlement")
+    @classmethod
+    def _scheduler_holds_it(cls, value: str) -> str:
+        if value not in SCHEDULER_ENTITLEMENTS:
+            raise ValueError(f"the scheduler account holds only {', '.join(sorted(SCHEDULER_ENTITLEMENTS))}")
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _no_envelope_keys(cls, value: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        clash = sorted({"tool", "action", "dry_run", "params"} & set(value))
+        if clash:
+            raise ValueError(f"params may not set {', '.join(clash)} (the runner sets them)")
+        return value
+
+    @property
+    def catch_up(self) -> timedelta:
+        """How late a missed slot may still run: explicit, else 1 h for hourly jobs, 6 h otherwise."""
+        if self.catch_up_minutes is not None:
+            return timedelta(minutes=self.catch_up_minutes)
+        return HOURLY_CATCH_UP if self.period() <= HOURLY_PERIOD else DAILY_CATCH_UP
+
+    def period(self) -> timedelta:
+        """The shortest gap between consecutive slots over a sample week."""
+        it = croniter(self.schedule, datetime(2026, 1, 5, tzinfo=UTC))
+        previous = it.get_next(datetime)
+        gap = timedelta(days=366)
+        for _ in range(200):
+            current = it.get_next(datetime)
+            gap = min(gap, current - previous)
+            previous = current
+        return gap
+
+    @property
+    def call(self) -> str:
+        return f"{self.tool}.{self.action}"
+
+
+class TaskRegistry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1, le=1)
+    cron: CronSettings = Field(default_factory=CronSettings)
+    jobs: list[Job] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _names_and_prerequisites(self) -> TaskRegistry:
+        seen: set[str] = set()
+        logs: dict[str, str] = {}
+        for job in self.jobs:
+            if job.name in seen:
+                raise ValueError(f"job {job.name} is declared twice")
+            seen.add(job.name)
+            if job.log_file in logs:
+                raise ValueError(f"jobs {logs[job.log_file]} and {job.name} share log_file {job.log_file}")
+            logs[job.log_file] = job.name
+        for job in self.jobs:
+            unknown = sorted(set(job.requires) - seen)
+            if unknown or job.name in job.requires:
+                raise ValueError(f"job {job.name} requires unknown job(s) {', '.join(unknown or [job.name])}")
+        return self
+
+    def get(self, name: str) -> Job:
+        for job in self.jobs:
+            if job.name == name:
+                return job
+        raise KeyError(name)
+
+    @property
+    def names(self) -> list[str]:
+        return [job.name for job in self.jobs]
+
+
+def default_registry_path(settings: Settings) -> Path:
+    """``$BACKLOG_TASK_REGISTRY``, else ``ops/task_registry.yml`` under the repo root."""
+    override = os.environ.get(REGISTRY_PATH_ENV)
+    return Path(override) if override else settings.root / "ops" / "task_registry.yml"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys silently; a registry must not."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    keys: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in keys:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        keys.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_registry(text: str, path: Path) -> TaskRegistry:
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise PolicyInvalid(f"{path}: not valid YAML: {exc}", file=str(path)) from exc
+    if not isinstance(data, dict):
+        raise PolicyInvalid(f"{path}: expected a mapping with version, cron and jobs", file=str(path))
+    return validate_config(TaskRegistry, data, path)
+
+
+def load_registry(path: Path) -> TaskRegistry:
+    """Read and validate the registry; a missing file is an error, never an empty schedule."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise PolicyInvalid(f"{path}: task registry not found", file=str(path)) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyInvalid(f"{path}: cannot read task registry: {exc}", file=str(path)) from exc
+    return parse_registry(text, path)
