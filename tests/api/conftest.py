@@ -3,7 +3,9 @@ accounts and a random key per account (generated per test session, never stored)
 
 from __future__ import annotations
 
+import atexit
 import secrets
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -62,6 +64,7 @@ def route_table_app() -> FastAPI:
     """An app built only to read its route table (at collection time, for parametrize)."""
     clock = FixedClock(NOW)
     workdir = Path(tempfile.mkdtemp(prefix="backlog-api-"))
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)
     return create_app(make_runtime(MemoryBacklogStore(clock=clock), clock, workdir), make_rbac())
 
 

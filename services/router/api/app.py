@@ -48,7 +48,12 @@ def package_version() -> str:
 def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None) -> FastAPI:
     owns_runtime = runtime is None
     rt = runtime if runtime is not None else build_runtime()
-    config = rbac if rbac is not None else load_rbac(default_rbac_path(rt.settings.config_dir, os.environ))
+    try:
+        config = rbac if rbac is not None else load_rbac(default_rbac_path(rt.settings.config_dir, os.environ))
+    except Exception:
+        if owns_runtime:
+            rt.close()
+        raise
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

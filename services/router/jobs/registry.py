@@ -48,7 +48,9 @@ class CronSettings(BaseModel):
 
     user: Annotated[str, Field(pattern=CRON_USER)] = "daarion"
     shell: SafePath = "/bin/sh"
-    path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/:+-]+$")] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/:+-]+$")] = (
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    )
     repo_root: SafePath = "/opt/daarion/backlog-bridge"
     router_url: Annotated[str, Field(pattern=r"^https?://[A-Za-z0-9._:\[\]-]+(/[A-Za-z0-9._/-]*)?$")] = (
         "http://localhost:8000"
@@ -184,7 +186,7 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 
 def parse_registry(text: str, path: Path) -> TaskRegistry:
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise PolicyInvalid(f"{path}: not valid YAML: {exc}", file=str(path)) from exc
     if not isinstance(data, dict):

@@ -9,6 +9,7 @@ so the memory store is the index alone and the JSONL store adds a file log.
 from __future__ import annotations
 
 import bisect
+import functools
 import builtins
 import itertools
 import sys
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from services.router.clock import Clock, default_clock, iso_z
 from services.router.domain.aggregates import BacklogAggregates
@@ -79,6 +80,7 @@ class BacklogStore(Protocol):
     def add_comment(self, item_id: str, message: str, *, actor: str) -> Record: ...
     def events(self, item_id: str) -> builtins.list[Record]: ...
     def dashboard(self, env: str | None = None) -> dict[str, Any]: ...
+    def envs(self) -> builtins.list[str]: ...
     def cleanup(self, retention_days: int) -> int: ...
     def status(self) -> StoreStatus: ...
     def close(self) -> None: ...
@@ -206,6 +208,25 @@ class ItemIndex:
         ]
 
 
+R = TypeVar("R")
+
+
+def reading(method: Callable[..., R]) -> Callable[..., R]:
+    """Run a read under the store's mutex after bringing the index up to date.
+
+    The router serves requests from a thread pool: a read must not walk the index while a
+    write in another thread changes it.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: IndexedStore, *args: Any, **kwargs: Any) -> R:
+        with self._mutex:
+            self._refresh()
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class IndexedStore:
     """Store logic over an ``ItemIndex``; subclasses supply locking and durability."""
 
@@ -244,21 +265,21 @@ class IndexedStore:
             self.index.put_item(change.item)
 
     # -- reads ---------------------------------------------------------------
+    @reading
     def get(self, item_id: str) -> Record | None:
-        self._refresh()
         return self.index.items.get(item_id)
 
+    @reading
     def get_by_dedupe_key(self, key: str) -> Record | None:
-        self._refresh()
         return self.index.by_dedupe_key(key)
 
+    @reading
     def get_many_by_dedupe_key(self, keys: Sequence[str]) -> dict[str, Record]:
-        self._refresh()
         found = {k: self.index.by_dedupe_key(k) for k in keys}
         return {k: v for k, v in found.items() if v is not None}
 
+    @reading
     def list(self, query: ItemQuery) -> Page:
-        self._refresh()
         today = self.clock.now().date()
         order = self.index.ordered_ids()
         start = bisect.bisect_right(order, query.cursor) if query.cursor else 0
@@ -274,17 +295,22 @@ class IndexedStore:
         page = hits[: query.limit]
         return Page(items=page, next_cursor=page[-1]["id"] if more and page else None)
 
+    @reading
     def events(self, item_id: str) -> builtins.list[Record]:
-        self._refresh()
         if item_id not in self.index.items:
             raise NotFound(f"no backlog item {item_id}", id=item_id)
         self._load_events()
         return self.index.events_of(item_id)  # in write order
 
+    @reading
     def dashboard(self, env: str | None = None) -> dict[str, Any]:
-        self._refresh()
         now = self.clock.now()
         return self.index.aggregates.dashboard(self.index.items, env=env, today=now.date(), now=now)
+
+    @reading
+    def envs(self) -> builtins.list[str]:
+        """Envs that hold at least one item (per-env metrics and alerts iterate these)."""
+        return sorted(env for env, stats in self.index.aggregates.envs.items() if stats.total > 0)
 
     def status(self) -> StoreStatus:
         return StoreStatus(backend=self.backend)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from services.router.tools import backlog_alerts, backlog_tool
+from services.router.tools import (
+    architecture_pressure_tool,
+    backlog_alerts,
+    backlog_tool,
+    risk_history_tool,
+    signals_tool,
+)
 from services.router.tools.registry import ToolRegistry
 
 
@@ -10,4 +16,7 @@ def build_registry() -> ToolRegistry:
     registry = ToolRegistry()
     backlog_tool.register(registry)
     backlog_alerts.register(registry)
+    risk_history_tool.register(registry)
+    architecture_pressure_tool.register(registry)
+    signals_tool.register(registry)
     return registry

@@ -1,0 +1,220 @@
+"""The run ledger: one record per (job, scheduled slot), and the single-host JSONL ledger.
+
+A ledger answers the scheduler's questions — which slot did any process record last, which slots
+are still marked running, what happened to a prerequisite's slot — and hands out *claims*: the
+right to run one slot. ``claim()`` yields ``None`` when another process holds the slot or it is
+already finished; a claim that is never finished (the process died) leaves the record ``running``,
+which the next claimant treats as stale and runs again.
+
+Backends: ``pg_ledger.PgRunLedger`` (several processes on one Postgres) and ``JsonlRunLedger``
+here (one process per host, enforced with a flock; records in ``ops/state/job_runs.jsonl``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from services.router.clock import iso_z, parse_utc
+from services.router.errors import Conflict
+
+Status = Literal["running", "succeeded", "failed", "skipped"]
+FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "skipped"})
+MAX_RESULT_BYTES = 64 * 1024
+MAX_SUMMARY_CHARS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    job: str
+    slot: datetime
+    status: Status
+    tool: str
+    action: str
+    attempts: int = 0
+    host: str | None = None
+    pid: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_ms: int | None = None
+    summary: str | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("slot", "started_at", "finished_at"):
+            data[key] = iso_z(data[key]) if data[key] is not None else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunRecord:
+        values = {k: data.get(k) for k in cls.__slots__}  # type: ignore[attr-defined]
+        for key in ("slot", "started_at", "finished_at"):
+            values[key] = parse_utc(values[key]) if values[key] else None
+        return cls(**values)
+
+
+class Claim(Protocol):
+    record: RunRecord
+
+    def finish(self, status: Status, *, finished_at: datetime, duration_ms: int, summary: str | None,
+               error: str | None, result: Any) -> RunRecord: ...
+
+
+class RunLedger(Protocol):
+    mode: str
+
+    def describe(self) -> str: ...
+    def last_slot(self, job: str) -> datetime | None: ...
+    def running_slots(self, job: str, since: datetime) -> list[datetime]: ...
+    def get(self, job: str, slot: datetime) -> RunRecord | None: ...
+    def claim(self, record: RunRecord) -> AbstractContextManager[Claim | None]: ...
+    def skip(self, record: RunRecord) -> bool: ...
+    def history(self, job: str | None = None, limit: int = 20) -> list[RunRecord]: ...
+    def close(self) -> None: ...
+
+
+def summarize(result: Any) -> str:
+    """One line for ``backlog jobs history``: the scalar fields of a result, and list lengths."""
+    if isinstance(result, dict):
+        parts = []
+        for key, value in result.items():
+            if isinstance(value, bool | int | float | str) or value is None:
+                parts.append(f"{key}={value}")
+            elif isinstance(value, list | dict):
+                parts.append(f"{key}=[{len(value)}]")
+        text = " ".join(parts)
+    else:
+        text = json.dumps(result, default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_SUMMARY_CHARS else text[: MAX_SUMMARY_CHARS - 1] + "…"
+
+
+def result_json(result: Any) -> str | None:
+    """The full result as JSON for the record, unless it is too big to keep."""
+    if result is None:
+        return None
+    text = json.dumps(result, default=str, ensure_ascii=False)
+    if len(text.encode()) > MAX_RESULT_BYTES:
+        return json.dumps({"truncated": True, "bytes": len(text.encode()), "summary": summarize(result)})
+    return text
+
+
+class JsonlRunLedger:
+    """Runs of a single scheduler process, appended to a JSONL file (last record per slot wins)."""
+
+    mode = "jsonl"
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.path = state_dir / "job_runs.jsonl"
+        self.lock_path = state_dir / "scheduler.lock"
+        self._lock_fd: int | None = None
+        self._records: dict[tuple[str, datetime], RunRecord] = {}
+
+    def describe(self) -> str:
+        return f"single-process mode (JSONL ledger {self.path}, lock {self.lock_path})"
+
+    def acquire_single_instance(self) -> None:
+        """Refuse a second scheduler on this host: without Postgres, two would run every slot twice."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise Conflict(
+                f"another scheduler is already running on this host (pid {holder}, lock {self.lock_path}); "
+                "without Postgres only one may run — use BACKLOG_BACKEND=postgres to run several",
+                lock=str(self.lock_path),
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+        self._load()
+
+    def _load(self) -> None:
+        self._records.clear()
+        try:
+            with self.path.open(encoding="utf-8") as handle:
+                for line in handle:
+                    try:
+                        record = RunRecord.from_json(json.loads(line))
+                    except (ValueError, TypeError, KeyError):
+                        continue  # a torn last line from a crash
+                    self._records[(record.job, record.slot)] = record
+        except FileNotFoundError:
+            pass
+
+    def _append(self, record: RunRecord, result: Any = None) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        data = record.to_json()
+        stored = result_json(result)
+        if stored is not None:
+            data["result"] = json.loads(stored)
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(data, ensure_ascii=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        self._records[(record.job, record.slot)] = record
+
+    def last_slot(self, job: str) -> datetime | None:
+        return max((slot for name, slot in self._records if name == job), default=None)
+
+    def running_slots(self, job: str, since: datetime) -> list[datetime]:
+        return sorted(r.slot for r in self._records.values() if r.job == job and r.status == "running"
+                      and r.slot >= since)
+
+    def get(self, job: str, slot: datetime) -> RunRecord | None:
+        return self._records.get((job, slot))
+
+    @contextmanager
+    def claim(self, record: RunRecord) -> Iterator[Claim | None]:
+        existing = self._records.get((record.job, record.slot))
+        if existing is not None and existing.status in FINISHED:
+            yield None
+            return
+        # We hold the host lock: a 'running' record left behind is from a process that died.
+        attempts = existing.attempts + 1 if existing is not None else 1
+        running = replace(record, status="running", attempts=attempts)
+        self._append(running)
+        yield _JsonlClaim(self, running)
+
+    def skip(self, record: RunRecord) -> bool:
+        if (record.job, record.slot) in self._records:
+            return False
+        self._append(replace(record, status="skipped"))
+        return True
+
+    def history(self, job: str | None = None, limit: int = 20) -> list[RunRecord]:
+        if self._lock_fd is None:
+            self._load()  # `backlog jobs history` reads without taking the scheduler's lock
+        rows = [r for r in self._records.values() if job is None or r.job == job]
+        return sorted(rows, key=lambda r: (r.slot, r.job), reverse=True)[:limit]
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+@dataclass
+class _JsonlClaim:
+    ledger: JsonlRunLedger
+    record: RunRecord
+
+    def finish(self, status: Status, *, finished_at: datetime, duration_ms: int, summary: str | None,
+               error: str | None, result: Any) -> RunRecord:
+        done = replace(self.record, status=status, finished_at=finished_at, duration_ms=duration_ms,
+                       summary=summary, error=error)
+        self.ledger._append(done, result)
+        self.record = done
+        return done

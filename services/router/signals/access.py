@@ -1,0 +1,37 @@
+"""What the signal tools share: the store and the risk policy of a tool context, and ``as_of``.
+
+``as_of`` lets a run describe a past moment (backfilling snapshots, rebuilding a digest);
+without it the moment is the context's clock, the one clock every tool reads.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from services.router.clock import ensure_utc
+from services.router.errors import ValidationFailed
+from services.router.signals.backend import signal_store_for
+from services.router.signals.risk_policy import RiskPolicy, load_risk_policy, risk_policy_path
+from services.router.signals.store import SignalStore
+from services.router.tools.context import ToolContext
+
+__all__ = ["moment", "risk_policy_for", "signal_store_for", "store_and_policy"]
+
+
+def risk_policy_for(ctx: ToolContext) -> RiskPolicy:
+    return load_risk_policy(risk_policy_path(ctx.settings))
+
+
+def store_and_policy(ctx: ToolContext) -> tuple[SignalStore, RiskPolicy]:
+    return signal_store_for(ctx), risk_policy_for(ctx)
+
+
+def moment(ctx: ToolContext, as_of: datetime | None) -> datetime:
+    """The moment a run describes; a future ``as_of`` is refused (it would invent history)."""
+    now = ctx.clock.now()
+    if as_of is None:
+        return now
+    at = ensure_utc(as_of)
+    if at > now:
+        raise ValidationFailed(f"as_of {at.isoformat()} is in the future", field="as_of")
+    return at

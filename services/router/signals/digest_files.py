@@ -1,0 +1,76 @@
+"""Digest files on disk: atomic replacement and a lock for read-merge-write.
+
+A reader (weekly generation, a person, the dashboard) must never see half a digest, so each
+file is written to a temp file in the same folder, fsynced, renamed over the old one, and the
+folder is fsynced. Temp names start with a dot and do not end in ``.json``/``.md``, so a
+``*.json`` glob never picks one up. Runs that merge into an existing file (a digest for one env
+keeps the others) hold an ``flock`` on the folder's lock file from read to rename.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from services.router.errors import StoreUnavailable
+from services.router.stores.jsonl_log import fsync_dir
+
+log = logging.getLogger("backlog.digest")
+
+LOCK_NAME = ".digest.lock"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so readers see the old file or the new one, nothing between."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+        fsync_dir(path.parent)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise StoreUnavailable(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def write_json_and_md(json_path: Path, digest: dict[str, Any], markdown: str) -> None:
+    """The JSON first (what machines read), then its ``.md`` twin."""
+    write_atomic(json_path, orjson.dumps(digest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+    write_atomic(json_path.with_suffix(".md"), markdown.encode("utf-8"))
+
+
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A previous digest to merge into; an unreadable one is replaced (and said so in the log)."""
+    try:
+        data = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, orjson.JSONDecodeError) as exc:
+        log.warning("ignoring unreadable digest %s (%s); it will be replaced", path, exc)
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,207 @@
+"""Postgres backend for signals and risk snapshots (psycopg 3 with a small connection pool).
+
+Tables come from the migration step in ``pg_ddl`` (applied by
+``ops/scripts/migrate_backlog_postgres.py``); this store never creates them, so a missing
+schema is one clear error that says to run the migration.
+
+Upserts read the stored versions of the batch's keys ``FOR UPDATE``, plan with the same
+``plan_upsert`` as the other backends (so "unchanged" means the same on all of them), and
+write only real changes with ``INSERT … ON CONFLICT`` — also safe when two writers race on a
+key neither has seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from services.router.errors import StoreUnavailable
+from services.router.signals.models import AnySignal, parse_signal
+from services.router.signals.store import RiskSnapshot, UpsertOutcome, plan_upsert
+
+UPSERT_SIGNAL = """
+INSERT INTO signals (kind, id, env, service, occurred_at, data, updated_at)
+VALUES (%s, %s, %s, %s, %s, %s, now())
+ON CONFLICT (kind, id) DO UPDATE SET env = EXCLUDED.env, service = EXCLUDED.service,
+    occurred_at = EXCLUDED.occurred_at, data = EXCLUDED.data, updated_at = now()
+"""
+UPSERT_SNAPSHOT = """
+INSERT INTO risk_snapshots (env, service, slot, score, band, parts, computed_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (env, service, slot) DO UPDATE SET score = EXCLUDED.score, band = EXCLUDED.band,
+    parts = EXCLUDED.parts, computed_at = EXCLUDED.computed_at
+"""
+SNAPSHOT_COLUMNS = "env, service, slot, score, band, parts, computed_at"
+SCHEMA_MISSING = "signals schema missing: run ops/scripts/migrate_backlog_postgres.py"
+
+
+class PostgresSignalStore:
+    backend = "postgres"
+
+    def __init__(self, dsn: str, *, connect_timeout_seconds: float = 3.0, max_size: int = 4) -> None:
+        self._pool = ConnectionPool(
+            dsn, min_size=1, max_size=max_size, open=False, name="signal-store",
+            kwargs={"connect_timeout": max(1, int(connect_timeout_seconds))},
+        )
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout_seconds)
+        except Exception as exc:
+            self._pool.close()
+            raise StoreUnavailable("cannot reach Postgres for the signal store") from exc
+        self._check_schema()
+
+    def _check_schema(self) -> None:
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT to_regclass('signals') IS NOT NULL AND to_regclass('risk_snapshots') IS NOT NULL"
+            ).fetchone()
+        if not row or not row[0]:
+            self.close()
+            raise StoreUnavailable(SCHEMA_MISSING)
+
+    # -- signals -------------------------------------------------------------------------
+    def upsert_many(self, signals: Sequence[AnySignal], *, dry_run: bool = False) -> UpsertOutcome:
+        if not signals:
+            return UpsertOutcome()
+        kinds = [s.kind_name for s in signals]
+        ids = [s.id for s in signals]
+        lock = sql.SQL("") if dry_run else sql.SQL(" FOR UPDATE")
+        query = sql.SQL(
+            "SELECT data FROM signals WHERE (kind, id) IN "
+            "(SELECT k, i FROM unnest({kinds}::text[], {ids}::text[]) AS t(k, i)) ORDER BY kind, id{lock}"
+        ).format(kinds=sql.Placeholder("kinds"), ids=sql.Placeholder("ids"), lock=lock)
+        with self._transaction() as conn:
+            rows = conn.execute(query, {"kinds": kinds, "ids": ids}).fetchall()
+            existing = {s.key: s for s in (parse_signal(r[0]) for r in rows)}
+            writes, outcome = plan_upsert(existing, signals)
+            if writes and not dry_run:
+                with conn.cursor() as cur:
+                    cur.executemany(UPSERT_SIGNAL, [
+                        (s.kind_name, s.id, s.env, s.service, s.occurred_at, Jsonb(s.record())) for s in writes
+                    ])
+        return outcome
+
+    def query(
+        self, *, env: str | None = None, service: str | None = None, kinds: Iterable[str] | None = None,
+        since: datetime | None = None, until: datetime | None = None,
+    ) -> list[AnySignal]:
+        conditions, params = filters(env=env, service=service, since=since, until=until, time_column="occurred_at")
+        if kinds is not None:
+            conditions.append(sql.SQL("kind = ANY({})").format(sql.Placeholder("kinds")))
+            params["kinds"] = sorted(set(kinds))
+        query = sql.SQL("SELECT data FROM signals{} ORDER BY occurred_at, kind, id").format(where(conditions))
+        with self._transaction() as conn:
+            rows = conn.execute(query, params).fetchall()
+        return [parse_signal(r[0]) for r in rows]
+
+    def services(self, env: str | None = None) -> list[tuple[str, str]]:
+        conditions, params = filters(env=env)
+        query = sql.SQL("SELECT DISTINCT env, service FROM signals{} ORDER BY env, service").format(where(conditions))
+        with self._transaction() as conn:
+            return [(r[0], r[1]) for r in conn.execute(query, params).fetchall()]
+
+    # -- snapshots -----------------------------------------------------------------------
+    def put_snapshots(self, snapshots: Sequence[RiskSnapshot]) -> int:
+        latest = {s.key: s for s in snapshots}
+        if not latest:
+            return 0
+        envs, services, slots = zip(*latest, strict=True)
+        query = (
+            f"SELECT {SNAPSHOT_COLUMNS} FROM risk_snapshots WHERE (env, service, slot) IN "
+            "(SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[])) FOR UPDATE"
+        )
+        with self._transaction() as conn:
+            rows = conn.execute(query, (list(envs), list(services), list(slots))).fetchall()
+            existing = {s.key: s for s in map(snapshot_of, rows)}
+            writes = [s for k, s in latest.items() if k not in existing or not existing[k].same_score(s)]
+            if writes:
+                with conn.cursor() as cur:
+                    cur.executemany(UPSERT_SNAPSHOT, [
+                        (s.env, s.service, s.slot, s.score, s.band, Jsonb(s.parts), s.computed_at) for s in writes
+                    ])
+        return len(writes)
+
+    def snapshots(
+        self, *, env: str | None = None, service: str | None = None,
+        since: datetime | None = None, until: datetime | None = None,
+    ) -> list[RiskSnapshot]:
+        conditions, params = filters(env=env, service=service, since=since, until=until, time_column="slot")
+        query = sql.SQL("SELECT {} FROM risk_snapshots{} ORDER BY env, service, slot").format(
+            sql.SQL(SNAPSHOT_COLUMNS), where(conditions))
+        with self._transaction() as conn:
+            return [snapshot_of(r) for r in conn.execute(query, params).fetchall()]
+
+    def count_snapshots_before(self, cutoff: datetime) -> int:
+        with self._transaction() as conn:
+            row = conn.execute("SELECT count(*) FROM risk_snapshots WHERE slot < %s", (cutoff,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def delete_snapshots_before(self, cutoff: datetime) -> int:
+        with self._transaction() as conn:
+            return conn.execute("DELETE FROM risk_snapshots WHERE slot < %s", (cutoff,)).rowcount
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # -- helpers -------------------------------------------------------------------------
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._pool)
+
+
+class _Transaction:
+    """A pooled connection inside one transaction; driver errors become ``StoreUnavailable``."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+        self._cm: Any = None
+
+    def __enter__(self) -> psycopg.Connection[Any]:
+        try:
+            self._cm = self._pool.connection()
+            conn: psycopg.Connection[Any] = self._cm.__enter__()
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"signal store: {type(exc).__name__}") from exc
+        except Exception as exc:  # pool timeout
+            raise StoreUnavailable("signal store: no database connection available") from exc
+        return conn
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        try:
+            self._cm.__exit__(kind, exc, tb)  # commits, or rolls back on an exception
+        except psycopg.Error as err:
+            raise StoreUnavailable(f"signal store: {type(err).__name__}") from err
+        if isinstance(exc, psycopg.Error):
+            raise StoreUnavailable(f"signal store: {type(exc).__name__}") from exc
+
+
+def filters(
+    *, env: str | None = None, service: str | None = None, since: datetime | None = None,
+    until: datetime | None = None, time_column: str = "occurred_at",
+) -> tuple[list[sql.Composable], dict[str, Any]]:
+    conditions: list[sql.Composable] = []
+    params: dict[str, Any] = {}
+    column = sql.Identifier(time_column)
+    for name, value, template in (
+        ("env", env, "env = {}"), ("service", service, "service = {}"),
+        ("since", since, "{col} >= {}"), ("until", until, "{col} <= {}"),
+    ):
+        if value is not None:
+            conditions.append(sql.SQL(template).format(sql.Placeholder(name), col=column))
+            params[name] = value
+    return conditions, params
+
+
+def where(conditions: list[sql.Composable]) -> sql.Composable:
+    return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
+
+
+def snapshot_of(row: Sequence[Any]) -> RiskSnapshot:
+    env, service, slot, score, band, parts, computed_at = row
+    return RiskSnapshot(env=env, service=service, slot=slot, score=score, band=band, parts=parts,
+                        computed_at=computed_at)

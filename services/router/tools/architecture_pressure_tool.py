@@ -1,0 +1,95 @@
+"""``architecture_pressure_tool``: the weekly platform priority digest (DESIGN §6).
+
+``digest`` (``tools.pressure.write``) writes ``ops/reports/platform/YYYY-Www.json`` and its
+``.md`` twin for the ISO week of the run (``as_of`` or now); a run for one env replaces that
+env's section and keeps the others. ``latest`` (``tools.pressure.read``) returns the newest
+digest, which is what weekly backlog generation reads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from services.router.domain.models import Slug
+from services.router.domain.weeks import WEEK_LABEL_RE, iso_week
+from services.router.errors import DigestMissing
+from services.router.signals.access import moment, store_and_policy
+from services.router.signals.digest_files import folder_lock, read_json, write_json_and_md
+from services.router.signals.digests import build_pressure_sections, pressure_digest
+from services.router.signals.reports import render_pressure_md
+from services.router.tools.context import ToolContext
+from services.router.tools.registry import ToolRegistry
+
+TOOL = "architecture_pressure_tool"
+AREA = "pressure"
+NO_DIGEST = "No platform digest found. Run architecture_pressure_tool.digest first."
+
+
+class DigestParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    env: Slug | None = Field(default=None, description="default: every env; other envs' sections are kept")
+    as_of: AwareDatetime | None = Field(default=None, description="the moment the digest describes (default: now)")
+    dry_run: bool = False
+
+
+class LatestParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    env: Slug | None = Field(default=None, description="only this env's section")
+
+
+def platform_dir(ctx: ToolContext) -> Path:
+    return ctx.settings.reports_dir / "platform"
+
+
+def digest(ctx: ToolContext, p: DigestParams) -> dict[str, Any]:
+    store, policy = store_and_policy(ctx)
+    at = moment(ctx, p.as_of)
+    sections = build_pressure_sections(store, policy, at=at, env=p.env)
+    folder = platform_dir(ctx)
+    path = folder / f"{iso_week(at.date())}.json"
+    summary = {env: [{"service": s["service"], "pressure_score": s["pressure_score"], "band": s["band"]}
+                     for s in section["services"]] for env, section in sections.items()}
+    if p.dry_run:
+        return {"dry_run": True, "path": str(path), "envs": summary,
+                "digest": pressure_digest(sections, at=at, previous=None)}
+    with folder_lock(folder):
+        merged = pressure_digest(sections, at=at, previous=read_json(path))
+        write_json_and_md(path, merged, render_pressure_md(merged))
+    return {"dry_run": False, "week": merged["week"], "path": str(path), "md_path": str(path.with_suffix(".md")),
+            "envs": summary, "kept_envs": sorted(set(merged["envs"]) - set(sections))}
+
+
+def week_files(folder: Path) -> list[tuple[tuple[int, int], Path]]:
+    """Digest files by ISO week, oldest first (names that are not ``YYYY-Www.json`` are ignored)."""
+    found = []
+    for path in folder.glob("*.json") if folder.is_dir() else ():
+        match = WEEK_LABEL_RE.match(path.stem)
+        if match:
+            found.append(((int(match.group(1)), int(match.group(2))), path))
+    return sorted(found)
+
+
+def latest(ctx: ToolContext, p: LatestParams) -> dict[str, Any]:
+    for _, path in reversed(week_files(platform_dir(ctx))):
+        data = read_json(path)
+        if data is None:
+            continue
+        envs = data.get("envs") or {}
+        if p.env is not None:
+            if p.env not in envs:
+                continue
+            data = {**data, "envs": {p.env: envs[p.env]}}
+        current = iso_week(ctx.clock.now().date())
+        return {"week": data.get("week", path.stem), "path": str(path), "stale_digest": path.stem != current,
+                "digest": data}
+    raise DigestMissing(NO_DIGEST, env=p.env) if p.env else DigestMissing(NO_DIGEST)
+
+
+def register(registry: ToolRegistry) -> None:
+    registry.action(TOOL, "digest", area=AREA, level="write", params=DigestParams,
+                    summary="Write ops/reports/platform/YYYY-Www.{json,md} (one env's section, others kept)")(digest)
+    registry.action(TOOL, "latest", area=AREA, level="read", params=LatestParams,
+                    summary="The newest platform priority digest")(latest)
