@@ -6,6 +6,8 @@ environment. Tests pass their own runtime (memory store, fixed clock) and RBAC c
 
 Deny by default: the factory refuses to build an app with a non-public route that does not
 name the registry action it runs, so a forgotten guard fails at startup, not in production.
+The web dashboard (``services.router.web``) is added with ``web=True`` (the default): its pages
+declare their registry actions the same way and sign in with a session cookie.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from services.router import web as web_ui
 from services.router.api import routes_backlog, routes_health, routes_tools
 from services.router.api.auth import PUBLIC_PATHS, ActionGuard, Authenticator, AuthMiddleware, guard_of
 from services.router.api.errors import OrjsonResponse, error_docs, install_error_handlers
+from services.router.api.health_sources import HealthSources
 from services.router.api.middleware import MAX_BODY_BYTES, BodyLimitMiddleware, RequestContextMiddleware
 from services.router.api.rbac import RbacConfig, default_rbac_path, load_rbac
 from services.router.errors import NotFound
@@ -45,7 +49,7 @@ def package_version() -> str:
         return "0.0.0"
 
 
-def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None) -> FastAPI:
+def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *, web: bool = True) -> FastAPI:
     owns_runtime = runtime is None
     rt = runtime if runtime is not None else build_runtime()
     try:
@@ -69,20 +73,25 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None) -
         docs_url="/docs", redoc_url=None, openapi_url="/openapi.json",
         default_response_class=OrjsonResponse, lifespan=lifespan,
     )
-    metrics = routes_health.ApiMetrics(rt.store)
+    metrics = routes_health.ApiMetrics(rt.store, clock=rt.clock, sources=HealthSources.from_settings(rt.settings))
     app.state.runtime = rt
     app.state.rbac = config
     app.state.metrics = metrics
+    sessions: web_ui.WebSessions | None = None
 
     install_error_handlers(app)
     routes_health.register(app)
     routes_tools.register(app, responses=PROTECTED_ERRORS)
     routes_backlog.register(app, responses=PROTECTED_ERRORS)
     document_guards(app, rt)
+    if web:
+        store = web_ui.SessionStore()
+        web_ui.register(app, runtime=rt, rbac=config, sessions=store, envs=metrics.env_index.envs)
+        sessions = web_ui.WebSessions(store)
 
     # Outermost last: request context → authentication → body limit → routes.
     app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)
-    app.add_middleware(AuthMiddleware, authenticator=Authenticator(config))
+    app.add_middleware(AuthMiddleware, authenticator=Authenticator(config), sessions=sessions)
     app.add_middleware(RequestContextMiddleware, routes=app.router.routes, observe=metrics.observe)
     return app
 

@@ -10,12 +10,18 @@ checked; ``/v1/tools/execute`` checks the entitlement of whichever action the bo
 The route cannot run a different action than the one it was authorized for, because the
 guard hands it an ``ActionCall`` bound to that action. New tools register actions with their
 entitlements and need no change here.
+
+The web UI (``services/router/web``) is the one other way in, and its paths are listed here
+so every door is visible in one file: its pages authenticate from a session cookie (made at
+sign-in from an API key) instead of a key header, and run the same guards. The two never mix:
+an API route ignores the cookie (a cookie-only request is a 401), because browsers attach
+cookies to cross-site requests and the API has no CSRF token; a web page ignores key headers.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Literal, Protocol, cast
 
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
@@ -38,6 +44,12 @@ QUERY_KEY_PARAMS: frozenset[str] = frozenset({
     "api_key", "apikey", "api-key", "x-api-key", "x_api_key", "key", "token", "access_token", "auth",
     "auth_token", "authorization", "bearer", "secret", "password",
 })
+# The web UI's paths: sign-in and assets need nothing; pages need a session cookie.
+WEB_PUBLIC_PATHS: frozenset[str] = frozenset({"/login"})
+WEB_PUBLIC_PREFIXES: tuple[str, ...] = ("/static/",)
+WEB_SESSION_PATHS: frozenset[str] = frozenset({"/", "/items", "/logout"})
+WEB_SESSION_PREFIXES: tuple[str, ...] = ("/items/",)
+PathKind = Literal["public", "web-public", "web-session", "api"]
 MAX_KEY_LENGTH = 512
 UNAUTHENTICATED = "missing or unknown API key; send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
 
@@ -82,6 +94,27 @@ def presented_key(headers: Headers) -> str | None:
     return key if 0 < len(key) <= MAX_KEY_LENGTH else None
 
 
+def path_kind(path: str) -> PathKind:
+    """Which credential a path takes: none, none (web), a session cookie (web), or an API key."""
+    if path in PUBLIC_PATHS:
+        return "public"
+    if path in WEB_PUBLIC_PATHS or path.startswith(WEB_PUBLIC_PREFIXES):
+        return "web-public"
+    if path in WEB_SESSION_PATHS or path.startswith(WEB_SESSION_PREFIXES):
+        return "web-session"
+    return "api"
+
+
+class SessionAuth(Protocol):
+    """Web sessions (``services.router.web.sessions.WebSessions``), as the middleware needs them."""
+
+    def authenticate(self, scope: Scope) -> Principal | None:
+        """The signed-in principal for the request's session cookie, or None."""
+
+    def sign_in_required(self, scope: Scope) -> ASGIApp:
+        """The answer for a page request without a valid session (a redirect to the sign-in page)."""
+
+
 class Authenticator:
     def __init__(self, rbac: RbacConfig) -> None:
         self.rbac = rbac
@@ -96,20 +129,34 @@ class Authenticator:
 
 
 class AuthMiddleware:
-    """Sets ``scope["state"]["principal"]`` or answers 401; public paths pass unauthenticated."""
+    """Sets ``scope["state"]["principal"]`` or answers 401; public paths pass unauthenticated.
 
-    def __init__(self, app: ASGIApp, *, authenticator: Authenticator) -> None:
+    Without ``sessions`` (no web UI) the web paths are API paths like any other: 401 without a key.
+    """
+
+    def __init__(self, app: ASGIApp, *, authenticator: Authenticator, sessions: SessionAuth | None = None) -> None:
         self.app = app
         self.authenticator = authenticator
+        self.sessions = sessions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         query = QueryParams(scope.get("query_string", b"").decode("latin-1"))
+        kind = path_kind(scope["path"])
+        if kind.startswith("web") and self.sessions is None:
+            kind = "api"
         try:
-            if scope["path"] in PUBLIC_PATHS:
+            if kind in ("public", "web-public"):
                 refuse_query_keys(query)
+            elif kind == "web-session" and self.sessions is not None:
+                refuse_query_keys(query)
+                principal = self.sessions.authenticate(scope)
+                if principal is None:
+                    await self.sessions.sign_in_required(scope)(scope, receive, send)
+                    return
+                scope.setdefault("state", {})["principal"] = principal
             else:
                 principal = self.authenticator.authenticate(Headers(scope=scope), query)
                 scope.setdefault("state", {})["principal"] = principal

@@ -4,119 +4,46 @@ They are public on purpose (see ``auth.PUBLIC_PATHS``): load balancers and scrap
 carry API keys, and nothing here reveals item content — only counts, the backend's name and
 whether it is degraded.
 
-Request metrics are observed by the request middleware; the backlog gauges are computed at
-scrape time from the store's dashboards, so they are never stale and cost nothing between
+Request metrics are observed by the request middleware; the backlog-health gauges
+(``metrics_backlog``) are computed at scrape time from the store's dashboards, the last
+generation records and the job ledger, so they are never stale and cost nothing between
 scrapes. Each app has its own ``CollectorRegistry``, so several apps (tests) never collide.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterator
 from typing import cast
 
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
-from prometheus_client.registry import Collector
 from pydantic import BaseModel
 from starlette.responses import Response
 
 from services.router.api.auth import RuntimeDep
 from services.router.api.errors import OrjsonResponse, error_docs
-from services.router.domain.queries import MAX_PAGE, ItemQuery
+from services.router.api.health_sources import HealthSources
+from services.router.api.metrics_backlog import BacklogCollector, EnvIndex, RunsCollector
+from services.router.clock import Clock
 from services.router.errors import StoreUnavailable
 from services.router.stores.base import BacklogStore
 
 log = logging.getLogger("backlog.metrics")
 
+__all__ = ["ApiMetrics", "EnvIndex", "register"]
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-ENV_CACHE_SECONDS = 60.0
 PROBE_ID = "bl_000000000000"  # a well-formed id no item has: a cheap round trip to the store
-
-
-class EnvIndex:
-    """Which envs hold items, for per-env gauges.
-
-    Uses the store's ``envs()`` when it has one (a ``SELECT DISTINCT`` on Postgres); otherwise
-    pages through the items once a minute at most, so a scrape stays cheap.
-    """
-
-    def __init__(self, store: BacklogStore, *, ttl_seconds: float = ENV_CACHE_SECONDS,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.store = store
-        self.ttl_seconds = ttl_seconds
-        self.monotonic = monotonic
-        self._cached: tuple[float, list[str]] | None = None
-
-    def envs(self) -> list[str]:
-        own = getattr(self.store, "envs", None)
-        if callable(own):
-            return sorted(str(e) for e in own())
-        now = self.monotonic()
-        if self._cached is not None and now - self._cached[0] < self.ttl_seconds:
-            return self._cached[1]
-        found: set[str] = set()
-        cursor: str | None = None
-        while True:
-            page = self.store.list(ItemQuery(limit=MAX_PAGE, cursor=cursor))
-            found.update(r["env"] for r in page.items)
-            if page.next_cursor is None:
-                break
-            cursor = page.next_cursor
-        self._cached = (now, sorted(found))
-        return self._cached[1]
-
-
-class BacklogCollector(Collector):
-    """Backlog gauges per env, status and priority, and the overdue count, at scrape time."""
-
-    def __init__(self, store: BacklogStore) -> None:
-        self.store = store
-        self.env_index = EnvIndex(store)
-
-    def describe(self) -> Iterator[Metric]:
-        """Names only: registering must not read the store (nor fill the env cache)."""
-        return iter(self.families())
-
-    @staticmethod
-    def families() -> tuple[GaugeMetricFamily, ...]:
-        return (
-            GaugeMetricFamily("backlog_items", "Backlog items by env and status", labels=["env", "status"]),
-            GaugeMetricFamily("backlog_items_by_priority", "Backlog items by env and priority (all statuses)",
-                              labels=["env", "priority"]),
-            GaugeMetricFamily("backlog_overdue_items", "Active items past their due date", labels=["env"]),
-            GaugeMetricFamily("backlog_store_degraded", "1 while the store serves from its fallback backend",
-                              labels=["backend"]),
-            GaugeMetricFamily("backlog_metrics_scrape_error", "1 when the backlog gauges could not be read"),
-        )
-
-    def collect(self) -> Iterator[Metric]:
-        items, by_priority, overdue, degraded, failed = self.families()
-        try:
-            state = self.store.status()
-            degraded.add_metric([state.backend], 1.0 if state.degraded else 0.0)
-            for env in self.env_index.envs():
-                board = self.store.dashboard(env)
-                for status, count in board["status_counts"].items():
-                    items.add_metric([env, status], count)
-                for priority, count in board["priority_counts"].items():
-                    by_priority.add_metric([env, priority], count)
-                overdue.add_metric([env], board["overdue_count"])
-            failed.add_metric([], 0.0)
-        except Exception:  # a scrape must answer even when the store does not
-            log.warning("backlog gauges unavailable", exc_info=True)
-            failed.add_metric([], 1.0)
-        yield from (items, by_priority, overdue, degraded, failed)
 
 
 class ApiMetrics:
     """One app's metrics: request counters and latencies, plus the backlog gauges."""
 
-    def __init__(self, store: BacklogStore) -> None:
+    def __init__(self, store: BacklogStore, *, clock: Clock | None = None, sources: HealthSources | None = None,
+                 env_index: EnvIndex | None = None) -> None:
+        self.env_index = env_index or EnvIndex(store)
         self.registry = CollectorRegistry(auto_describe=True)
         labels = ["method", "route", "status"]
         self.requests = Counter("backlog_http_requests", "HTTP requests by method, route template and status",
@@ -124,7 +51,9 @@ class ApiMetrics:
         self.latency = Histogram("backlog_http_request_duration_seconds",
                                  "HTTP request latency by method, route template and status", labels,
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.registry.register(BacklogCollector(store))
+        self.registry.register(BacklogCollector(store, clock=clock, env_index=self.env_index))
+        if sources is not None:
+            self.registry.register(RunsCollector(sources))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

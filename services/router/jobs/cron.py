@@ -190,7 +190,7 @@ def compare(registry: TaskRegistry, cron_text: str, *, cron_name: str = "ops/cro
                              f"{_show(got)}, {registry_name} has {_show(want)}")
     for name, entry in in_cron.items():
         diffs.append(f"{name}: in {cron_name} (line {entry.line_no}) but not in {registry_name}")
-    if not diffs and cron_text != render(registry):
+    if not diffs and cron_text != render(registry, source=registry_name):
         diffs.append(f"{cron_name}: jobs agree but the text is not the rendering of {registry_name} "
                      "(comments or formatting edited); run `backlog jobs render`")
     return diffs

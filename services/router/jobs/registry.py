@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,9 +17,10 @@ import yaml
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
-from services.router.errors import PolicyInvalid
+from services.router.errors import BacklogError, PolicyInvalid
 from services.router.policy import validate_config
 from services.router.settings import Settings
+from services.router.tools.registry import ToolRegistry
 
 # What the `scheduler` service account holds (config/rbac.yml, RUNBOOK §9). A job needing more
 # could never run through the router, so the registry refuses it up front.
@@ -69,11 +71,27 @@ class Job(BaseModel):
     tool: Annotated[str, Field(pattern=TOOL_NAME, max_length=64)]
     action: Annotated[str, Field(pattern=TOOL_NAME, max_length=64)]
     params: dict[str, JsonValue] = Field(default_factory=dict)
-    entitlement: str
+    entitlement: Annotated[str, Field(pattern=r"^tools\.[a-z][a-z0-9_]*\.(read|write|admin)$")]
     dry_run: Annotated[str, Field(min_length=1, max_length=500, description="what --dry-run reports")]
     log_file: SafePath
-    catch_up_minutes: int | None = Field(default=None, ge=0, le=7 * 24 * 60)
+    catch_up_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
     requires: list[JobName] = Field(default_factory=list, description="jobs whose latest slot must come first")
+    slot_param: Annotated[str, Field(pattern=TOOL_NAME, max_length=64)] | None = Field(
+        default=None, description="param that receives the slot's scheduled time (in-process scheduler)",
+    )
+
+    @model_validator(mode="after")
+    def _slot_param_free(self) -> Job:
+        if self.slot_param is not None and self.slot_param in self.params:
+            raise ValueError(f"slot_param {self.slot_param} is also set in params")
+        return self
+
+    def params_for(self, slot: datetime | None = None) -> dict[str, Any]:
+        """The action's params; with a slot, the slot's time in ``slot_param`` (a late run describes its slot)."""
+        params: dict[str, Any] = dict(self.params)
+        if slot is not None and self.slot_param is not None:
+            params[self.slot_param] = slot.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return params
 
     @field_validator("schedule")
     @classmethod
@@ -89,7 +107,7 @@ class Job(BaseModel):
     @field_validator("entitlement")
     @classmethod
     def _scheduler_holds_it(cls, value: str) -> str:
-        if value not in SCHEDULER_ENTITLEMENTS:
+        if not any(grants(held, value) for held in SCHEDULER_ENTITLEMENTS):
             raise ValueError(f"the scheduler account holds only {', '.join(sorted(SCHEDULER_ENTITLEMENTS))}")
         return value
 
@@ -109,15 +127,7 @@ class Job(BaseModel):
         return HOURLY_CATCH_UP if self.period() <= HOURLY_PERIOD else DAILY_CATCH_UP
 
     def period(self) -> timedelta:
-        """The shortest gap between consecutive slots over a sample week."""
-        it = croniter(self.schedule, datetime(2026, 1, 5, tzinfo=UTC))
-        previous = it.get_next(datetime)
-        gap = timedelta(days=366)
-        for _ in range(200):
-            current = it.get_next(datetime)
-            gap = min(gap, current - previous)
-            previous = current
-        return gap
+        return shortest_gap(self.schedule)
 
     @property
     def call(self) -> str:
@@ -157,6 +167,19 @@ class TaskRegistry(BaseModel):
     @property
     def names(self) -> list[str]:
         return [job.name for job in self.jobs]
+
+
+@lru_cache(maxsize=256)
+def shortest_gap(schedule: str) -> timedelta:
+    """The shortest gap between consecutive slots over a sample of 200 slots (cached per expression)."""
+    it = croniter(schedule, datetime(2026, 1, 5, tzinfo=UTC))
+    previous = it.get_next(datetime)
+    gap = timedelta(days=366)
+    for _ in range(200):
+        current = it.get_next(datetime)
+        gap = min(gap, current - previous)
+        previous = current
+    return gap
 
 
 def default_registry_path(settings: Settings) -> Path:
@@ -203,3 +226,35 @@ def load_registry(path: Path) -> TaskRegistry:
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyInvalid(f"{path}: cannot read task registry: {exc}", file=str(path)) from exc
     return parse_registry(text, path)
+
+
+def grants(held: str, needed: str) -> bool:
+    """admin ⊃ write ⊃ read within one area (the router's rule, config/rbac.yml)."""
+    levels = ("read", "write", "admin")
+    held_area, _, held_level = held.rpartition(".")
+    needed_area, _, needed_level = needed.rpartition(".")
+    return held_area == needed_area and levels.index(held_level) >= levels.index(needed_level)
+
+
+def check_against_tools(registry: TaskRegistry, tools: ToolRegistry) -> list[str]:
+    """Each job's tool action exists, its declared entitlement covers the action's, its params parse.
+
+    A job that passes runs through the router exactly as declared; one that fails would fail at
+    its first slot, so ``backlog jobs check`` and ``backlog scheduler`` refuse it up front.
+    """
+    problems: list[str] = []
+    for job in registry.jobs:
+        try:
+            spec = tools.get(job.tool, job.action)
+        except BacklogError as exc:
+            problems.append(f"{job.name}: {job.call} is not served by the router ({exc.message})")
+            continue
+        if not grants(job.entitlement, spec.entitlement):
+            problems.append(f"{job.name}: declares {job.entitlement} but {job.call} requires {spec.entitlement}")
+        try:
+            tools.parse(spec, job.params_for(datetime(2026, 1, 5, tzinfo=UTC)))
+        except BacklogError as exc:
+            problems.append(f"{job.name}: params do not fit {job.call}: {exc.message}")
+        if "dry_run" not in spec.params.model_fields:
+            problems.append(f"{job.name}: {job.call} takes no dry_run, so --dry-run cannot work")
+    return problems

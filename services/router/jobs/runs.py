@@ -27,6 +27,7 @@ from services.router.errors import Conflict
 
 Status = Literal["running", "succeeded", "failed", "skipped"]
 FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "skipped"})
+STATUSES: frozenset[str] = FINISHED | {"running"}
 MAX_RESULT_BYTES = 64 * 1024
 MAX_SUMMARY_CHARS = 300
 
@@ -55,10 +56,18 @@ class RunRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunRecord:
-        values = {k: data.get(k) for k in cls.__slots__}  # type: ignore[attr-defined]
-        for key in ("slot", "started_at", "finished_at"):
-            values[key] = parse_utc(values[key]) if values[key] else None
-        return cls(**values)
+        def when(key: str) -> datetime | None:
+            return parse_utc(str(data[key])) if data.get(key) else None
+
+        slot = when("slot")
+        if slot is None or data.get("status") not in STATUSES:
+            raise ValueError("not a run record")
+        return cls(
+            job=str(data["job"]), slot=slot, status=data["status"], tool=str(data["tool"]),
+            action=str(data["action"]), attempts=int(data.get("attempts") or 0), host=data.get("host"),
+            pid=data.get("pid"), started_at=when("started_at"), finished_at=when("finished_at"),
+            duration_ms=data.get("duration_ms"), summary=data.get("summary"), error=data.get("error"),
+        )
 
 
 class Claim(Protocol):
@@ -189,9 +198,14 @@ class JsonlRunLedger:
         yield _JsonlClaim(self, running)
 
     def skip(self, record: RunRecord) -> bool:
-        if (record.job, record.slot) in self._records:
+        existing = self._records.get((record.job, record.slot))
+        if existing is not None and existing.status != "running":
             return False
-        self._append(replace(record, status="skipped"))
+        summary = record.summary
+        if existing is not None:
+            summary = f"{summary} (its run by {existing.host} pid {existing.pid} died)"
+        self._append(replace(record, status="skipped", attempts=existing.attempts if existing else 0,
+                             summary=summary))
         return True
 
     def history(self, job: str | None = None, limit: int = 20) -> list[RunRecord]:

@@ -19,7 +19,9 @@ MAX_LOOKBACK = timedelta(days=7)
 MAX_SLOTS_PER_PASS = 500
 
 
-def slots_between(schedule: str, after: datetime, until: datetime, *, limit: int = MAX_SLOTS_PER_PASS) -> list[datetime]:
+def slots_between(
+    schedule: str, after: datetime, until: datetime, *, limit: int = MAX_SLOTS_PER_PASS
+) -> list[datetime]:
     """Slots ``s`` with ``after < s <= until``, oldest first; at most the newest ``limit`` of them."""
     after, until = ensure_utc(after), ensure_utc(until)
     if until <= after:
@@ -59,7 +61,7 @@ def scan_floor(last_slot: datetime | None, now: datetime, window: timedelta) -> 
     """
     now = ensure_utc(now)
     if last_slot is None:
-        return now - window
+        return now - window - timedelta(microseconds=1)  # a slot exactly `window` old still runs
     return max(ensure_utc(last_slot), now - MAX_LOOKBACK)
 
 

@@ -30,15 +30,19 @@ _opened: dict[tuple[str, ...], SignalStore] = {}
 
 
 def signals_dir(settings: Settings) -> Path:
-    """``$BACKLOG_SIGNALS_DIR`` when settings carry it, else ``ops/signals`` under the root."""
+    """``$BACKLOG_SIGNALS_DIR`` when settings carry it, else ``signals/`` beside the backlog's folder.
+
+    By default that is ``ops/signals`` under the root; a relocated backlog folder
+    (``BACKLOG_JSONL_DIR``) takes its signals along, so one override moves all runtime data.
+    """
     override: Any = getattr(settings, "backlog_signals_dir", None)
-    return Path(override) if override else settings.root / "ops" / "signals"
+    return Path(override) if override else settings.jsonl_dir.parent / "signals"
 
 
 def risk_dir(settings: Settings) -> Path:
-    """``$BACKLOG_RISK_DIR`` when settings carry it, else ``ops/risk`` under the root."""
+    """``$BACKLOG_RISK_DIR`` when settings carry it, else ``risk/`` beside the backlog's folder."""
     override: Any = getattr(settings, "backlog_risk_dir", None)
-    return Path(override) if override else settings.root / "ops" / "risk"
+    return Path(override) if override else settings.jsonl_dir.parent / "risk"
 
 
 def active_backend(ctx: ToolContext) -> str:
@@ -76,7 +80,7 @@ def open_signal_store(settings: Settings, backend: str) -> SignalStore:
                 weakref.finalize(settings, _memory.pop, key_id, None)
             return store
         if backend == "jsonl":
-            key = ("jsonl", str(signals_dir(settings)), str(risk_dir(settings)))
+            key: tuple[str, ...] = ("jsonl", str(signals_dir(settings)), str(risk_dir(settings)))
             if key not in _opened:
                 from services.router.signals.store_jsonl import JsonlSignalStore
 

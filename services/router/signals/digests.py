@@ -139,17 +139,20 @@ def build_pressure_sections(
         grouped = by_service(store.query(env=env_name, until=at))
         history = snaps_by_service(store.snapshots(env=env_name, since=at - HISTORY_SPAN, until=at))
         rows: list[dict[str, Any]] = []
+        uncapped: dict[str, float] = {}
         for _, service in store.services(env_name):
             signals = grouped.get(service, [])
             live = risk_score(signals, at, policy.risk.weights, policy.risk.bands).value
             figures = pressure_signals(signals, history.get(service, []), at, live)
             score = pressure_score(figures, weights, bands)
+            uncapped[service] = score.uncapped
             rows.append({
                 "service": service, "pressure_score": score.value, "band": score.band, "signals": figures,
                 "parts": score.points(),
                 "evidence": evidence(signals, at, policy.pressure.max_evidence),
             })
-        rows.sort(key=lambda r: (-r["pressure_score"], r["service"]))
+        # Two services capped at 100 still differ: the one further past the cap ranks first.
+        rows.sort(key=lambda r: (-r["pressure_score"], -uncapped[r["service"]], r["service"]))
         sections[env_name] = {"services": rows}
     return sections
 

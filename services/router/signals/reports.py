@@ -21,12 +21,12 @@ TOP_EXPLAINED = 10
 
 def cell(value: Any) -> str:
     """Table-safe text: pipes and newlines would break a Markdown row."""
-    text = "–" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+    text = "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
     return text.replace("|", "\\|").replace("\n", " ")
 
 
 def signed(value: float | None) -> str:
-    return "–" if value is None else f"{value:+g}"
+    return "-" if value is None else f"{value:+g}"
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -57,7 +57,8 @@ def render_pressure_md(digest: dict[str, Any]) -> str:
         header = ["#", "service", "pressure", "band", *(label for _, label in PRESSURE_COLUMNS)]
         rows = [
             [str(i), f"**{cell(s['service'])}**", cell(s["pressure_score"]), BAND_MARK.get(s["band"], s["band"]),
-             *(cell(s["signals"].get(key)) for key, _ in PRESSURE_COLUMNS)]
+             *(signed(s["signals"].get(key)) if key == "risk_delta_7d" else cell(s["signals"].get(key))
+               for key, _ in PRESSURE_COLUMNS)]
             for i, s in enumerate(services, 1)
         ]
         out += table(header, rows)

@@ -3,7 +3,7 @@
 The weights are the product's judgement of what matters, so they live in a reviewed file, not
 in code; a file that does not validate is one ``PolicyInvalid`` naming the file and the key
 (the same ``validate_config`` as the backlog policy). The parsed policy is cached per file
-version (path, mtime, size), because the hourly backfill loads it once per snapshot.
+version (inode, mtimes, size), because the hourly backfill loads it once per snapshot.
 """
 
 from __future__ import annotations
@@ -58,13 +58,14 @@ class RiskWeights(BaseModel):
 
     model_config = Strict
 
-    incident_open: dict[str, Points] = Field(default_factory=lambda: {"sev1": 40, "sev2": 25, "sev3": 10, "sev4": 5})
-    mitigated_factor: float = Field(default=0.5, ge=0, le=1, description="share of the points a mitigated incident keeps")
+    incident_open: dict[str, Points] = Field(
+        default_factory=lambda: {"sev1": 40.0, "sev2": 25.0, "sev3": 10.0, "sev4": 5.0})
+    mitigated_factor: float = Field(default=0.5, ge=0, le=1, description="share of points a mitigated incident keeps")
     vulnerability_open: dict[str, Points] = Field(
-        default_factory=lambda: {"critical": 20, "high": 8, "medium": 2, "low": 0})
-    alert_firing: dict[str, Points] = Field(default_factory=lambda: {"critical": 15, "warning": 5, "info": 0})
+        default_factory=lambda: {"critical": 20.0, "high": 8.0, "medium": 2.0, "low": 0.0})
+    alert_firing: dict[str, Points] = Field(default_factory=lambda: {"critical": 15.0, "warning": 5.0, "info": 0.0})
     slo_breach_24h: Points = 10
-    max_burn_factor: float = Field(default=3, ge=1, le=100, description="a breach counts burn_rate × points, capped")
+    max_burn_factor: float = Field(default=3, ge=1, le=100, description="a breach counts burn_rate x points, capped")
     followup_overdue: Points = 5
     deploy_failed_24h: Points = 10
 
@@ -78,7 +79,8 @@ class RiskWeights(BaseModel):
         for name, keys in expected.items():
             got = set(getattr(self, name))
             if got != keys:
-                raise ValueError(f"{name} needs exactly the keys {', '.join(sorted(keys))} (got {', '.join(sorted(got))})")
+                raise ValueError(
+                    f"{name} needs exactly the keys {', '.join(sorted(keys))} (got {', '.join(sorted(got))})")
         return self
 
 
@@ -155,7 +157,7 @@ def risk_policy_path(settings: Settings) -> Path:
     return Path(override) if override else settings.config_dir / RISK_POLICY_FILE
 
 
-_cache: dict[Path, tuple[tuple[int, int], RiskPolicy]] = {}
+_cache: dict[Path, tuple[tuple[int, ...], RiskPolicy]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -165,7 +167,7 @@ def load_risk_policy(path: Path) -> RiskPolicy:
         st = os.stat(path)
     except FileNotFoundError as exc:
         raise PolicyInvalid(f"{path}: risk policy file not found", file=str(path)) from exc
-    stamp = (st.st_mtime_ns, st.st_size)
+    stamp = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
     with _cache_lock:
         cached = _cache.get(path)
     if cached is not None and cached[0] == stamp:

@@ -136,12 +136,12 @@ def risk_score(signals: Iterable[AnySignal], at: datetime, weights: RiskWeights,
         severity_part("vulnerabilities", vulns, weights.vulnerability_open, "open"),
         severity_part("alerts", alerts, weights.alert_firing, "firing"),
         Part("slo_breaches", r1(sum(weights.slo_breach_24h * f for f in breaches)), len(breaches),
-             f"{len(breaches)} in 24h × {weights.slo_breach_24h:g} × burn factor "
+             f"{len(breaches)} in 24h x {weights.slo_breach_24h:g} x burn factor "
              f"({', '.join(f'{f:g}' for f in breaches)})" if breaches else ""),
         Part("followups", r1(overdue * weights.followup_overdue), overdue,
-             f"{overdue} overdue × {weights.followup_overdue:g}" if overdue else ""),
+             f"{overdue} overdue x {weights.followup_overdue:g}" if overdue else ""),
         Part("deploys", r1(failed * weights.deploy_failed_24h), failed,
-             f"{failed} failed/rolled back in 24h × {weights.deploy_failed_24h:g}" if failed else ""),
+             f"{failed} failed/rolled back in 24h x {weights.deploy_failed_24h:g}" if failed else ""),
     ]
     return total(parts, bands)
 
@@ -235,7 +235,7 @@ def pressure_score(figures: dict[str, Any], weights: PressureWeights, bands: Ban
     for name in PRESSURE_SIGNALS:
         weight = float(getattr(weights, name))
         value = float(figures[name])
-        parts.append(Part(name, r1(weight * value), value, f"{value:g} × {weight:g}" if value else ""))
+        parts.append(Part(name, r1(weight * value), value, f"{value:g} x {weight:g}" if value else ""))
     return total(parts, bands)
 
 
@@ -245,15 +245,20 @@ def evidence(signals: Sequence[AnySignal], at: datetime, limit: int) -> list[dic
     Taken round-robin across kinds, so a long list of incidents cannot hide the open
     critical vulnerability that also drives the score.
     """
-    groups: list[list[AnySignal]] = [
-        sorted((s for s in signals if isinstance(s, Incident) and within(s.started_at, at, MONTH)),
-               key=lambda s: (SEVERITY_RANK[s.severity], -s.started_at.timestamp())),
+    incidents = [s for s in signals if isinstance(s, Incident) and within(s.started_at, at, MONTH)]
+    incidents.sort(key=lambda s: (SEVERITY_RANK[s.severity], -s.started_at.timestamp()))
+    breaches = [s for s in signals if isinstance(s, SloBreach) and within(s.at, at, WEEK)]
+    breaches.sort(key=lambda s: -s.burn_rate)
+    overdue = [s for s in signals if isinstance(s, Followup) and followup_overdue(s, at)]
+    overdue.sort(key=lambda s: s.due_date)
+    deploys = [s for s in signals if isinstance(s, Deploy) and deploy_failed(s) and within(s.at, at, WEEK)]
+    deploys.sort(key=lambda s: -s.at.timestamp())
+    groups: list[Sequence[AnySignal]] = [
+        incidents,
         [s for s in signals if isinstance(s, Vulnerability) and s.severity == "critical" and vuln_open(s, at)],
-        sorted((s for s in signals if isinstance(s, SloBreach) and within(s.at, at, WEEK)),
-               key=lambda s: -s.burn_rate),
-        sorted((s for s in signals if isinstance(s, Followup) and followup_overdue(s, at)), key=lambda s: s.due_date),
-        sorted((s for s in signals if isinstance(s, Deploy) and deploy_failed(s) and within(s.at, at, WEEK)),
-               key=lambda s: -s.at.timestamp()),
+        breaches,
+        overdue,
+        deploys,
         [s for s in signals if isinstance(s, Alert) and s.severity == "critical" and alert_firing(s, at)],
     ]
     picked: list[AnySignal] = []

@@ -191,7 +191,8 @@ class IndexedSignalStore:
     def upsert_many(self, signals: Sequence[AnySignal], *, dry_run: bool = False) -> UpsertOutcome:
         if dry_run:
             self._refresh()
-            return plan_upsert(self.signals, signals)[1]
+            with self._mutex:
+                return plan_upsert(self.signals, signals)[1]
         with self._locked_signals():
             writes, outcome = plan_upsert(self.signals, signals)
             if writes:

@@ -66,6 +66,8 @@ class JsonlSignalStore(IndexedSignalStore):
     # -- reading -------------------------------------------------------------------------
     def _refresh(self) -> None:
         with self._mutex:
+            self.signals_log.observe()  # one stat per file per operation (JsonlLog's protocol)
+            self.snapshots_log.observe()
             if self.signals_log.replaced():
                 self.signals.clear()
                 self.signals_log.reset()
@@ -144,11 +146,17 @@ class JsonlSignalStore(IndexedSignalStore):
         except OSError as exc:
             temp.unlink(missing_ok=True)
             raise StoreUnavailable(f"snapshot cleanup failed: {exc.strerror or exc}") from exc
-        st = os.stat(path)
         file_log = self.snapshots_log
-        file_log.inode, file_log.offset, file_log.lines, file_log.skipped = st.st_ino, st.st_size, len(records), 0
+        file_log.close()  # its kept descriptor names the replaced file
         file_log.mark_verified()
+        st = os.stat(path)
+        file_log.inode, file_log.offset, file_log.lines, file_log.skipped = st.st_ino, st.st_size, len(records), 0
         self.snaps = kept
+
+    def close(self) -> None:
+        with self._mutex:
+            self.signals_log.close()
+            self.snapshots_log.close()
 
     def status(self) -> dict[str, Any]:
         return {"backend": self.backend, "signals": len(self.signals), "snapshots": len(self.snaps),

@@ -14,8 +14,9 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from services.router.domain.models import Slug
-from services.router.domain.weeks import WEEK_LABEL_RE, iso_week
+from services.router.domain.weeks import iso_week
 from services.router.errors import DigestMissing
+from services.router.generation.digest import NO_PLATFORM_DIGEST, PlatformDigest, validate_digest, week_files
 from services.router.signals.access import moment, store_and_policy
 from services.router.signals.digest_files import folder_lock, read_json, write_json_and_md
 from services.router.signals.digests import build_pressure_sections, pressure_digest
@@ -25,7 +26,7 @@ from services.router.tools.registry import ToolRegistry
 
 TOOL = "architecture_pressure_tool"
 AREA = "pressure"
-NO_DIGEST = "No platform digest found. Run architecture_pressure_tool.digest first."
+NO_DIGEST = NO_PLATFORM_DIGEST
 
 
 class DigestParams(BaseModel):
@@ -53,23 +54,16 @@ def digest(ctx: ToolContext, p: DigestParams) -> dict[str, Any]:
     summary = {env: [{"service": s["service"], "pressure_score": s["pressure_score"], "band": s["band"]}
                      for s in section["services"]] for env, section in sections.items()}
     if p.dry_run:
-        return {"dry_run": True, "path": str(path), "envs": summary,
-                "digest": pressure_digest(sections, at=at, previous=None)}
+        planned = pressure_digest(sections, at=at, previous=None)
+        validate_digest(PlatformDigest, planned, f"platform/{path.name}")
+        return {"dry_run": True, "path": str(path), "envs": summary, "digest": planned}
     with folder_lock(folder):
         merged = pressure_digest(sections, at=at, previous=read_json(path))
+        # Generation reads this file through the same model: never write one it would refuse.
+        validate_digest(PlatformDigest, merged, f"platform/{path.name}")
         write_json_and_md(path, merged, render_pressure_md(merged))
     return {"dry_run": False, "week": merged["week"], "path": str(path), "md_path": str(path.with_suffix(".md")),
             "envs": summary, "kept_envs": sorted(set(merged["envs"]) - set(sections))}
-
-
-def week_files(folder: Path) -> list[tuple[tuple[int, int], Path]]:
-    """Digest files by ISO week, oldest first (names that are not ``YYYY-Www.json`` are ignored)."""
-    found = []
-    for path in folder.glob("*.json") if folder.is_dir() else ():
-        match = WEEK_LABEL_RE.match(path.stem)
-        if match:
-            found.append(((int(match.group(1)), int(match.group(2))), path))
-    return sorted(found)
 
 
 def latest(ctx: ToolContext, p: LatestParams) -> dict[str, Any]:

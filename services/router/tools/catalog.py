@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.router.tools import (
     architecture_pressure_tool,
     backlog_alerts,
+    backlog_generate,
     backlog_tool,
     risk_history_tool,
     signals_tool,
@@ -16,6 +17,7 @@ def build_registry() -> ToolRegistry:
     registry = ToolRegistry()
     backlog_tool.register(registry)
     backlog_alerts.register(registry)
+    backlog_generate.register(registry)
     risk_history_tool.register(registry)
     architecture_pressure_tool.register(registry)
     signals_tool.register(registry)

@@ -16,6 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from services.router.clock import iso_z
 from services.router.domain.models import Slug
+from services.router.generation.digest import RiskDigest, validate_digest
 from services.router.signals.access import moment, store_and_policy
 from services.router.signals.digest_files import folder_lock, read_json, write_json_and_md
 from services.router.signals.digests import build_risk_digest, build_snapshots, risk_digest
@@ -79,12 +80,16 @@ def digest(ctx: ToolContext, p: DigestParams) -> dict[str, Any]:
     folder = ctx.settings.reports_dir / "risk"
     path = folder / f"{at.date().isoformat()}.json"
     if p.dry_run:
-        return {"dry_run": True, "path": str(path), "digest": risk_digest(sections, at=at)}
+        planned = risk_digest(sections, at=at)
+        validate_digest(RiskDigest, planned, f"risk/{path.name}")
+        return {"dry_run": True, "path": str(path), "digest": planned}
     with folder_lock(folder):
         previous = read_json(path) or {}
-        kept = previous.get("envs") if isinstance(previous.get("envs"), dict) else {}
+        kept: dict[str, Any] = previous["envs"] if isinstance(previous.get("envs"), dict) else {}
         merged = risk_digest({**kept, **sections}, at=at)
         merged["envs"] = dict(sorted(merged["envs"].items()))
+        # Daily generation reads this file through the same model: never write one it would refuse.
+        validate_digest(RiskDigest, merged, f"risk/{path.name}")
         write_json_and_md(path, merged, render_risk_md(merged))
     return {"dry_run": False, "path": str(path), "md_path": str(path.with_suffix(".md")), "digest": merged}
 

@@ -1,0 +1,38 @@
+#!/bin/sh
+# Install the system packages two test suites need (Debian/Ubuntu), only when missing:
+#   chromium + chromium-driver  the web dashboard in a real headless browser (tests/web)
+#   prometheus                  promtool, to check and unit-test ops/alerts/backlog.rules.yml
+#
+# Idempotent and quiet when everything is there (`make test` calls it every time). Without
+# root or sudo, or without apt-get, it says what is missing and leaves the decision to the
+# tests: they skip with that reason locally and fail under CI=true.
+#
+# Note: Debian's `prometheus` package also installs the Prometheus server; on a machine with
+# systemd it is started as a service (`sudo systemctl disable --now prometheus` if unwanted).
+set -eu
+
+need=""
+[ -x /usr/bin/chromium ] || need="$need chromium"
+[ -x /usr/bin/chromedriver ] || need="$need chromium-driver"
+command -v promtool >/dev/null 2>&1 || need="$need prometheus"
+[ -n "$need" ] || exit 0
+
+fail() {
+    echo "install_test_deps: $1; missing:$need" >&2
+    if [ "${CI:-}" = "true" ]; then exit 1; fi
+    exit 0
+}
+
+command -v apt-get >/dev/null 2>&1 || fail "no apt-get on this machine; install them with its package manager"
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=""
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    SUDO="sudo -n"
+else
+    fail "not root and no passwordless sudo; run: sudo apt-get install -y$need"
+fi
+
+echo "install_test_deps: installing$need"
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086  # $need is a list of package names
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $need >/dev/null

@@ -1,0 +1,277 @@
+"""What ``/metrics`` and the web dashboard read besides the backlog store.
+
+Two sources, each small and read-only here:
+
+* **The last generation run per env** — ``{BACKLOG_STATE_DIR}/generation/last_{env}.json``
+  (default ``ops/state/generation/``): the result of the latest ``auto_generate_weekly`` or
+  ``auto_generate_daily`` run that wrote (not a dry run), as the action returned it, plus
+  ``ran_at`` (ISO 8601 UTC) and ``action``. The generation code writes it with
+  ``record_last_generation`` after each run; the dashboard shows its held-back items and
+  ``/metrics`` its held-back count. A missing or damaged file means "no generation recorded",
+  never an error: the dashboard must render before the first Monday run.
+* **Governance job runs** — the scheduler's run ledger (``services/router/jobs/runs.py``):
+  ``ops/state/job_runs.jsonl`` in single-process mode, the Postgres ``job_runs`` table when the
+  scheduler runs on Postgres (the same rule as ``jobs.scheduler.open_ledger``). Jobs run by cron
+  through ``run_governance_job.py`` are not recorded there; their last success is unknown here.
+
+Both are files or rows written by other processes, so reads are tolerant (a torn line is
+skipped) and cached on the file's size and mtime (JSONL) or for a minute (Postgres), so a
+scrape every 15 s costs a ``stat``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from services.router.clock import iso_z, parse_utc
+from services.router.errors import StoreUnavailable
+from services.router.jobs.registry import TaskRegistry, default_registry_path, load_registry
+from services.router.jobs.runs import RunRecord
+from services.router.jobs.scheduler import state_dir as scheduler_state_dir
+from services.router.settings import Settings
+
+log = logging.getLogger("backlog.health")
+
+GENERATION_DIR = "generation"
+ENV_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+LEDGER_FILE = "job_runs.jsonl"
+PG_CACHE_SECONDS = 60.0
+MAX_HELD_BACK_SHOWN = 200
+
+
+# -- the last generation run ------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class GenerationRecord:
+    """The parts of a generation result the dashboard and the metrics show."""
+
+    env: str
+    action: str
+    ran_at: datetime | None
+    week: str | None
+    stale_digest: bool
+    counts: dict[str, int]
+    held_back_count: int
+    held_back: list[dict[str, Any]] = field(default_factory=list)
+
+
+def generation_path(state_dir: Path, env: str) -> Path:
+    if not ENV_PATTERN.match(env):
+        raise ValueError(f"not an env name: {env!r}")
+    return state_dir / GENERATION_DIR / f"last_{env}.json"
+
+
+def record_last_generation(state_dir: Path, result: dict[str, Any], *, action: str, ran_at: datetime) -> Path:
+    """Write the result of a generation run that wrote items (atomically: temp, fsync, rename).
+
+    The generation code calls this after every non-dry run; the result must carry ``env``.
+    """
+    path = generation_path(state_dir, str(result["env"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    payload = {**result, "action": action, "ran_at": iso_z(ran_at)}
+    with open(temp, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(payload, default=str, ensure_ascii=False))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+    return path
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def parse_generation(env: str, data: Any) -> GenerationRecord | None:
+    """Tolerant of shape: ``held_back`` may be a count or a list; items with ``action: held_back`` count too."""
+    if not isinstance(data, dict):
+        return None
+    raw_items = data.get("items")
+    items: list[Any] = raw_items if isinstance(raw_items, list) else []
+    held = [i for i in items if isinstance(i, dict) and i.get("action") == "held_back"]
+    raw = data.get("held_back")
+    if isinstance(raw, list):
+        held = held or [i for i in raw if isinstance(i, dict)]
+        count = len(raw)
+    else:
+        stated = _count(raw)
+        count = stated if stated is not None else len(held)
+    try:
+        ran_at = parse_utc(str(data["ran_at"])) if data.get("ran_at") else None
+    except ValueError:
+        ran_at = None
+    counts = {k: n for k in ("created", "updated", "unchanged") if (n := _count(data.get(k))) is not None}
+    return GenerationRecord(
+        env=env, action=str(data.get("action") or "auto_generate_weekly"), ran_at=ran_at,
+        week=str(data["week"]) if data.get("week") else None, stale_digest=bool(data.get("stale_digest")),
+        counts=counts, held_back_count=count, held_back=held[:MAX_HELD_BACK_SHOWN],
+    )
+
+
+def last_generation(state_dir: Path, env: str) -> GenerationRecord | None:
+    """The env's last recorded generation run; None when there is none (or it cannot be read)."""
+    try:
+        path = generation_path(state_dir, env)
+        return parse_generation(env, json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("last generation record for %s unreadable: %s", env, type(exc).__name__)
+        return None
+
+
+def generation_envs(state_dir: Path) -> list[str]:
+    folder = state_dir / GENERATION_DIR
+    try:
+        names = sorted(p.name for p in folder.iterdir() if p.is_file())
+    except FileNotFoundError:
+        return []
+    envs = [n[len("last_"):-len(".json")] for n in names if n.startswith("last_") and n.endswith(".json")]
+    return [e for e in envs if ENV_PATTERN.match(e)]
+
+
+# -- governance job runs -------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class JobRuns:
+    """Per job: when it last succeeded, and the first slot the ledger knows (how long it is tracked)."""
+
+    last_success: datetime | None
+    first_slot: datetime | None
+
+
+class JobLedgerReader(Protocol):
+    def runs(self) -> dict[str, JobRuns]: ...
+
+
+def summarize_runs(records: list[RunRecord]) -> dict[str, JobRuns]:
+    out: dict[str, JobRuns] = {}
+    for record in records:
+        known = out.get(record.job, JobRuns(None, None))
+        success = known.last_success
+        if record.status == "succeeded":
+            done = record.finished_at or record.slot
+            success = done if success is None or done > success else success
+        first = record.slot if known.first_slot is None or record.slot < known.first_slot else known.first_slot
+        out[record.job] = JobRuns(success, first)
+    return out
+
+
+class JsonlJobLedgerReader:
+    """Reads ``job_runs.jsonl`` (last record per job and slot wins), again only when the file changed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._cache: tuple[tuple[int, int], dict[str, JobRuns]] | None = None
+
+    def runs(self) -> dict[str, JobRuns]:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return {}
+        key = (stat.st_size, stat.st_mtime_ns)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        latest: dict[tuple[str, datetime], RunRecord] = {}
+        with self.path.open(encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                try:
+                    record = RunRecord.from_json(json.loads(line))
+                except (ValueError, TypeError, KeyError, AttributeError):
+                    continue  # a torn last line, or a line from a newer format
+                latest[(record.job, record.slot)] = record
+        summary = summarize_runs(list(latest.values()))
+        self._cache = (key, summary)
+        return summary
+
+
+PG_RUNS_SQL = (
+    "SELECT job, min(slot) AS first_slot, max(finished_at) FILTER (WHERE status = 'succeeded') AS last_success "
+    "FROM job_runs GROUP BY job"
+)
+
+
+class PgJobLedgerReader:
+    """One short query a minute at most against the ``job_runs`` table; no table yet means no runs."""
+
+    def __init__(self, dsn: str, *, connect_timeout_seconds: float = 3.0, ttl_seconds: float = PG_CACHE_SECONDS,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._dsn = dsn
+        self._timeout = max(1, int(connect_timeout_seconds))
+        self.ttl_seconds = ttl_seconds
+        self.monotonic = monotonic
+        self._cache: tuple[float, dict[str, JobRuns]] | None = None
+
+    def runs(self) -> dict[str, JobRuns]:
+        now = self.monotonic()
+        if self._cache is not None and now - self._cache[0] < self.ttl_seconds:
+            return self._cache[1]
+        import psycopg
+        from psycopg.rows import dict_row
+
+        try:
+            with psycopg.connect(self._dsn, autocommit=True, row_factory=dict_row, connect_timeout=self._timeout,
+                                 application_name="backlog-metrics") as conn:
+                rows = conn.execute(PG_RUNS_SQL).fetchall()
+        except psycopg.errors.UndefinedTable:
+            rows = []
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"job ledger: cannot read job_runs ({exc.sqlstate or 'no answer'})",
+                                   backend="postgres") from None
+        summary = {str(r["job"]): JobRuns(r["last_success"], r["first_slot"]) for r in rows}
+        self._cache = (now, summary)
+        return summary
+
+
+def job_ledger_reader(settings: Settings) -> JobLedgerReader:
+    """The ledger the scheduler writes: Postgres when configured (as ``open_ledger`` decides), else JSONL."""
+    dsn = settings.postgres_dsn_value
+    backend = settings.backlog_backend
+    if dsn and (backend == "postgres" or backend == "auto"):
+        return PgJobLedgerReader(dsn, connect_timeout_seconds=settings.backlog_pg_connect_timeout_seconds)
+    return JsonlJobLedgerReader(scheduler_state_dir(settings) / LEDGER_FILE)
+
+
+class TaskRegistryReader:
+    """``ops/task_registry.yml`` (or ``$BACKLOG_TASK_REGISTRY``), parsed again only when it changed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._cache: tuple[tuple[int, int], TaskRegistry] | None = None
+
+    def registry(self) -> TaskRegistry:
+        stat = self.path.stat()
+        key = (stat.st_size, stat.st_mtime_ns)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, load_registry(self.path))
+        return self._cache[1]
+
+
+@dataclass
+class HealthSources:
+    """Everything the backlog-health metrics read besides the store, built once per app."""
+
+    state_dir: Path
+    jobs: JobLedgerReader
+    tasks: TaskRegistryReader | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HealthSources:
+        return cls(settings.state_dir, job_ledger_reader(settings), TaskRegistryReader(default_registry_path(settings)))
+
+    def job_periods(self) -> dict[str, float]:
+        """Each registered job's period in seconds (the shortest gap between its slots)."""
+        if self.tasks is None:
+            return {}
+        return {job.name: job.period().total_seconds() for job in self.tasks.registry().jobs}
+
+
+def epoch_seconds(value: datetime) -> float:
+    return value.astimezone(UTC).timestamp()

@@ -1,0 +1,310 @@
+"""The two digests generation reads, as validated models (DESIGN §6), and how to find the latest.
+
+These models are the contract between the digest producers (``architecture_pressure_tool``,
+``risk_history_tool``) and backlog generation. A producer builds its JSON so that it validates
+here; generation reads nothing a model here does not describe.
+
+* ``ops/reports/platform/YYYY-Www.json`` — ``platform_priority_digest/v1``: per env, each
+  service's pressure score (0-100), band, the DESIGN §6 signals, and evidence refs.
+* ``ops/reports/risk/YYYY-MM-DD.json`` — ``risk_digest/v1``: per env, each service's risk score
+  (0-100), band, the score's parts and its change over 24 h and 7 d (null when unknown)::
+
+      {"schema": "risk_digest/v1", "date": "2026-11-26", "generated_at": "2026-11-26T09:00:00Z",
+       "envs": {"prod": {"services": [
+         {"service": "gateway", "score": 82.0, "band": "critical",
+          "parts": {"open_incidents": 40.0, "firing_alerts": 20.0},
+          "delta_24h": 10.0, "delta_7d": null, "why": ["open_incidents 40: 2 open sev2"]}]}}}
+
+Keys the models do not name are ignored, so a producer may add fields (``parts`` in the
+platform digest, ``counts`` per env, …) without breaking generation; a missing or mistyped
+field the models do name is one ``ValidationFailed`` naming the file and the field, raised
+before anything is written. Numbers are strict: ``"78.5"`` is not a number.
+
+File discovery looks only inside the reports folder and only at names of the exact form
+``2026-W48.json`` / ``2026-11-26.json`` (the week or date must exist); the latest is chosen by
+its label, never by modification time, and nothing taken from a request ever names a file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from services.router.domain.models import Slug
+from services.router.domain.weeks import WEEK_LABEL_RE, parse_week
+from services.router.errors import ValidationFailed
+
+PLATFORM_SCHEMA = "platform_priority_digest/v1"
+RISK_SCHEMA = "risk_digest/v1"
+PLATFORM_DIR = "platform"
+RISK_DIR = "risk"
+NO_PLATFORM_DIGEST = "No platform digest found. Run architecture_pressure_tool.digest first."
+NO_RISK_DIGEST = "No risk digest found. Run risk_history_tool.digest first."
+DATE_NAME_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+MAX_DIGEST_BYTES = 32 * 1024 * 1024
+
+Band = Literal["low", "medium", "high", "critical"]
+Score = Annotated[float, Field(strict=True, ge=0, le=100)]
+Number = Annotated[float, Field(strict=True)]
+Count = Annotated[int, Field(strict=True, ge=0)]
+Lenient = ConfigDict(extra="ignore", frozen=True)
+
+
+class Evidence(BaseModel):
+    """Something a person can open to see why a service ranks where it does."""
+
+    model_config = Lenient
+
+    kind: Annotated[str, Field(min_length=1, max_length=64)]
+    ref: Annotated[str, Field(min_length=1, max_length=500)]
+    title: Annotated[str, Field(max_length=500)] = ""
+    source: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class PlatformSignals(BaseModel):
+    """The DESIGN §6 signals of one service over the digest's window (all required in v1)."""
+
+    model_config = Lenient
+
+    risk_avg_7d: Score
+    risk_max_7d: Score
+    risk_delta_7d: Number
+    incidents_30d: Count
+    recurring_incidents_30d: Count
+    slo_breaches_7d: Count
+    overdue_followups: Count
+    open_critical_vulns: Count
+    failed_deploys_7d: Count
+
+
+class PlatformService(BaseModel):
+    model_config = Lenient
+
+    service: Slug
+    pressure_score: Score
+    band: Band
+    signals: PlatformSignals
+    evidence: list[Evidence] = Field(default_factory=list, max_length=200)
+
+
+class Period(BaseModel):
+    model_config = Lenient
+
+    start: AwareDatetime
+    end: AwareDatetime
+
+
+def _unique_services(services: list[Any]) -> None:
+    seen: set[str] = set()
+    for s in services:
+        if s.service in seen:
+            raise ValueError(f"service {s.service!r} appears twice")
+        seen.add(s.service)
+
+
+class PlatformEnv(BaseModel):
+    model_config = Lenient
+
+    services: list[PlatformService]
+
+    @model_validator(mode="after")
+    def _unique(self) -> PlatformEnv:
+        _unique_services(self.services)
+        return self
+
+
+class PlatformDigest(BaseModel):
+    """``ops/reports/platform/YYYY-Www.json``; ``sample`` marks demo data (``make run``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    schema_: Literal["platform_priority_digest/v1"] = Field(alias="schema")
+    week: str
+    generated_at: AwareDatetime
+    period: Period | None = None
+    envs: dict[Slug, PlatformEnv]
+    sample: bool = False
+
+    @field_validator("week")
+    @classmethod
+    def _week(cls, value: str) -> str:
+        parse_week(value)
+        return value
+
+
+class RiskService(BaseModel):
+    model_config = Lenient
+
+    service: Slug
+    score: Score
+    band: Band
+    parts: dict[str, Number]
+    delta_24h: Number | None
+    delta_7d: Number | None
+    why: list[Annotated[str, Field(max_length=500)]] = Field(default_factory=list, max_length=50)
+
+
+class RiskEnv(BaseModel):
+    model_config = Lenient
+
+    services: list[RiskService]
+
+    @model_validator(mode="after")
+    def _unique(self) -> RiskEnv:
+        _unique_services(self.services)
+        return self
+
+
+class RiskDigest(BaseModel):
+    """``ops/reports/risk/YYYY-MM-DD.json``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    schema_: Literal["risk_digest/v1"] = Field(alias="schema")
+    date: date
+    generated_at: AwareDatetime
+    envs: dict[Slug, RiskEnv]
+    sample: bool = False
+
+
+D = TypeVar("D", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class Found(Generic[D]):
+    """A digest with where it came from: ``name`` is shown to people (``platform/2026-W48.json``)."""
+
+    path: Path
+    name: str
+    label: str
+    digest: D
+
+
+# -- finding files ----------------------------------------------------------------------------
+def _inside(folder: Path, path: Path) -> bool:
+    """A regular file whose real location is in ``folder`` (a symlink out of it is ignored)."""
+    try:
+        return path.is_file() and path.resolve().parent == folder.resolve()
+    except OSError:
+        return False
+
+
+def week_files(folder: Path) -> list[tuple[tuple[int, int], Path]]:
+    """``YYYY-Www.json`` files of existing ISO weeks, oldest first; other names are ignored."""
+    found: list[tuple[tuple[int, int], Path]] = []
+    for path in _listing(folder):
+        if path.suffix != ".json" or not WEEK_LABEL_RE.match(path.stem):
+            continue
+        try:
+            found.append((parse_week(path.stem), path))
+        except ValueError:
+            continue
+    return sorted(f for f in found if _inside(folder, f[1]))
+
+
+def date_files(folder: Path) -> list[tuple[date, Path]]:
+    """``YYYY-MM-DD.json`` files of real dates, oldest first; other names are ignored."""
+    found: list[tuple[date, Path]] = []
+    for path in _listing(folder):
+        if path.suffix != ".json" or not DATE_NAME_RE.match(path.stem):
+            continue
+        try:
+            found.append((date.fromisoformat(path.stem), path))
+        except ValueError:
+            continue
+    return sorted(f for f in found if _inside(folder, f[1]))
+
+
+def _listing(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+# -- loading ----------------------------------------------------------------------------------
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """``envs.prod.services[0].pressure_score``: the way a person would point at the field."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def read_json(path: Path, name: str) -> Any:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValidationFailed(f"{name}: cannot read digest: {exc.strerror or exc}", file=name) from None
+    if len(data) > MAX_DIGEST_BYTES:
+        raise ValidationFailed(f"{name}: digest is larger than {MAX_DIGEST_BYTES} bytes", file=name)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationFailed(f"{name}: not valid JSON: {exc}", file=name) from None
+
+
+def validate_digest(model: type[D], data: Any, name: str) -> D:
+    """Validate, or raise one ``ValidationFailed`` naming the file and the first bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        first = errors[0]
+        where = field_path(tuple(first["loc"]))
+        message = first["msg"].removeprefix("Value error, ")
+        raise ValidationFailed(
+            f"{name}: {where}: {message}", field=where, file=name,
+            errors=[{"field": field_path(tuple(e["loc"])), "message": e["msg"]} for e in errors[:20]],
+        ) from None
+
+
+def load_platform_digest(path: Path, name: str | None = None) -> PlatformDigest:
+    """Read one platform digest; its ``week`` must match the file's name."""
+    shown = name or path.name
+    digest = validate_digest(PlatformDigest, read_json(path, shown), shown)
+    if WEEK_LABEL_RE.match(path.stem) and digest.week != path.stem:
+        raise ValidationFailed(f"{shown}: week: {digest.week} does not match the file name", field="week",
+                               file=shown)
+    return digest
+
+
+def load_risk_digest(path: Path, name: str | None = None) -> RiskDigest:
+    """Read one risk digest; its ``date`` must match the file's name."""
+    shown = name or path.name
+    digest = validate_digest(RiskDigest, read_json(path, shown), shown)
+    if DATE_NAME_RE.match(path.stem) and digest.date.isoformat() != path.stem:
+        raise ValidationFailed(f"{shown}: date: {digest.date} does not match the file name", field="date",
+                               file=shown)
+    return digest
+
+
+def latest_platform_digest(reports_dir: Path) -> Found[PlatformDigest] | None:
+    """The newest ``platform/YYYY-Www.json`` by week, validated; None when there is none."""
+    files = week_files(reports_dir / PLATFORM_DIR)
+    if not files:
+        return None
+    _, path = files[-1]
+    name = f"{PLATFORM_DIR}/{path.name}"
+    return Found(path, name, path.stem, load_platform_digest(path, name))
+
+
+def latest_risk_digest(reports_dir: Path) -> Found[RiskDigest] | None:
+    """The newest ``risk/YYYY-MM-DD.json`` by date, validated; None when there is none."""
+    files = date_files(reports_dir / RISK_DIR)
+    if not files:
+        return None
+    _, path = files[-1]
+    name = f"{RISK_DIR}/{path.name}"
+    return Found(path, name, path.stem, load_risk_digest(path, name))
+
+
+def dump_digest(digest: PlatformDigest | RiskDigest) -> dict[str, Any]:
+    """The JSON form a producer writes (``schema`` spelled as in the file)."""
+    return digest.model_dump(mode="json", by_alias=True, exclude_none=False)

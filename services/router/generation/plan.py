@@ -1,0 +1,203 @@
+"""Candidates + what the backlog holds → the plan, one entry per candidate with a reason (pure).
+
+Actions follow the upsert rules (DESIGN §4): a new dedupe key is ``create``; an existing key is
+``update`` when title, description, evidence, tags or meta differ and ``unchanged`` otherwise
+(owner, status, priority and due date of an existing item are never touched); a candidate past
+``max_items_per_run`` is ``held_back``. A dry run shows this plan; a real run applies it.
+
+Carry-over (``meta.weeks_open``, ``meta.carried_from``): a problem is the same problem across
+weeks when env, service and category match. The streak continues from the most recent
+earlier-week item of that problem:
+
+* if that item is still active, the new item has ``carried_from`` = its id,
+  ``carried_from_week`` = its week, and ``weeks_open`` = its ``weeks_open`` (1 when absent) +
+  the weeks between the two (1 for consecutive weeks, so W46, W47, W48 count 1, 2, 3; an item
+  left open through a quiet week keeps counting, because the problem stayed unresolved);
+* if it is done or canceled, the streak restarts: ``weeks_open`` = 1, no ``carried_from``;
+* with no earlier item, ``weeks_open`` = 1.
+
+Once this week's item exists its carry-over is kept as recorded, so closing last week's item
+after this week's was created does not rewrite history (and re-runs stay no-ops).
+
+The caller supplies ``earlier``: every active item of the env from an earlier week, plus any
+item keyed for a week between such an item and this one (those are closed, since they are not
+active; they end a streak). ``run.earlier_items`` reads exactly that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from services.router.domain.changes import UPDATABLE_FIELDS, Record
+from services.router.domain.dedupe import generated_key, key_week
+from services.router.domain.enums import ACTIVE_STATUSES
+from services.router.domain.models import ItemInput
+from services.router.domain.weeks import parse_week, weeks_between
+from services.router.generation.candidates import Candidate, Selection
+
+Action = Literal["create", "update", "unchanged", "held_back"]
+CARRY_FIELDS = ("weeks_open", "carried_from", "carried_from_week")
+SCORE_WORD = {"pressure_score": "pressure", "risk_score": "risk"}
+
+
+@dataclass(frozen=True, slots=True)
+class Carry:
+    weeks_open: int
+    carried_from: str | None = None
+    carried_from_week: str | None = None
+    restarted_after: str | None = None
+
+    def meta(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"weeks_open": self.weeks_open}
+        if self.carried_from is not None:
+            out["carried_from"] = self.carried_from
+            out["carried_from_week"] = self.carried_from_week
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class PlanEntry:
+    """What generation does with one candidate, and why."""
+
+    candidate: Candidate
+    action: Action
+    reason: str
+    item: ItemInput | None
+    existing: Record | None
+    changed: tuple[str, ...] = ()
+
+    def summary(self, record: Record | None = None) -> dict[str, Any]:
+        """The result row: the stored item's id/owner/priority when there is one."""
+        c = self.candidate
+        stored = record or self.existing
+        return {
+            "id": stored["id"] if stored else None,
+            "dedupe_key": c.dedupe_key,
+            "service": c.service,
+            "category": c.category,
+            "priority": stored["priority"] if stored else c.priority.value,
+            "owner": stored["owner"] if stored else c.owner,
+            "action": self.action,
+            "reason": self.reason,
+            "rank": c.rank,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    entries: list[PlanEntry]
+    cap: int
+
+    @property
+    def writes(self) -> list[PlanEntry]:
+        """Entries that go to the store (everything not held back), in rank order."""
+        return [e for e in self.entries if e.item is not None]
+
+    def counts(self) -> dict[str, int]:
+        names = {"create": "created", "update": "updated", "unchanged": "unchanged", "held_back": "held_back"}
+        out = dict.fromkeys(names.values(), 0)
+        for e in self.entries:
+            out[names[e.action]] += 1
+        return out
+
+
+def week_order(label: str) -> tuple[int, int]:
+    return parse_week(label)
+
+
+def carry_over(candidate: Candidate, earlier: Iterable[Record], prefix: str) -> Carry:
+    """The streak this candidate continues (see the module docstring)."""
+    here = week_order(candidate.week)
+    latest: tuple[tuple[int, int], str, Record] | None = None
+    for record in earlier:
+        week = key_week(record["dedupe_key"])
+        if week is None or record["dedupe_key"] != generated_key(
+            prefix, week, candidate.env, candidate.service, candidate.category
+        ):
+            continue
+        order = week_order(week)
+        if order < here and (latest is None or order > latest[0]):
+            latest = (order, week, record)
+    if latest is None:
+        return Carry(1)
+    _, week, record = latest
+    if record["status"] not in ACTIVE_STATUSES:
+        return Carry(1, restarted_after=record["dedupe_key"])
+    before = (record.get("meta") or {}).get("weeks_open")
+    base = before if isinstance(before, int) and not isinstance(before, bool) and before >= 1 else 1
+    return Carry(base + weeks_between(week, candidate.week), record["id"], week)
+
+
+def recorded_carry(existing: Record) -> dict[str, Any] | None:
+    """The carry-over an existing item already records (kept as it is)."""
+    meta = existing.get("meta") or {}
+    if not isinstance(meta.get("weeks_open"), int):
+        return None
+    return {k: meta[k] for k in CARRY_FIELDS if k in meta}
+
+
+def owner_reason(candidate: Candidate, existing: Record | None) -> str:
+    """Why the item has its owner; an existing item keeps its owner even when the policy moved on."""
+    if existing is None or existing["owner"] == candidate.owner:
+        return candidate.owner_reason
+    return (f"kept {existing['owner']} (owner of the existing item); the policy now assigns "
+            f"{candidate.owner} via {candidate.owner_reason}")
+
+
+def changed_fields(existing: Record, item: ItemInput) -> tuple[str, ...]:
+    """The fields an upsert would change: the same comparison ``domain.changes.plan_upsert`` makes."""
+    incoming = item.model_dump(mode="json", include=set(UPDATABLE_FIELDS))
+    return tuple(f for f in UPDATABLE_FIELDS if existing[f] != incoming[f])
+
+
+def changed_names(existing: Record, item: ItemInput, changed: tuple[str, ...]) -> list[str]:
+    """``title, meta.owner_reason``: which meta keys moved, so an update says what it is about."""
+    names: list[str] = []
+    for name in changed:
+        if name != "meta":
+            names.append(name)
+            continue
+        old, new = existing.get("meta") or {}, item.meta
+        names += [f"meta.{k}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)] or ["meta"]
+    return names
+
+
+def build_plan(
+    selection: Selection, existing: Mapping[str, Record], earlier: Iterable[Record], *, prefix: str,
+) -> Plan:
+    """One entry per candidate, in rank order."""
+    history = list(earlier)
+    entries: list[PlanEntry] = []
+    for c in selection.kept:
+        record = existing.get(c.dedupe_key)
+        carry = recorded_carry(record) if record is not None else None
+        streak: Carry | None = None
+        if carry is None:
+            streak = carry_over(c, history, prefix)
+            carry = streak.meta()
+        meta = {**c.meta, "owner_reason": owner_reason(c, record), **carry}
+        item = c.item(meta)
+        if record is None:
+            entries.append(PlanEntry(c, "create", create_reason(c, streak), item, None))
+            continue
+        changed = changed_fields(record, item)
+        if changed:
+            what = ", ".join(changed_names(record, item, changed))
+            entries.append(PlanEntry(c, "update", f"{c.why} — changed {what}", item, record, changed))
+        else:
+            entries.append(PlanEntry(c, "unchanged", f"{c.why} — already up to date", item, record))
+    for c in selection.held_back:
+        score = f"{SCORE_WORD.get(c.score_name, c.score_name)} {c.score:g}"
+        reason = f"{c.why} ({score}) — over max_items_per_run {selection.cap} (rank {c.rank})"
+        entries.append(PlanEntry(c, "held_back", reason, None, existing.get(c.dedupe_key)))
+    return Plan(entries, selection.cap)
+
+
+def create_reason(c: Candidate, streak: Carry | None) -> str:
+    if streak is not None and streak.carried_from is not None:
+        return f"{c.why} — carried over from {streak.carried_from_week}, open {streak.weeks_open} weeks"
+    if streak is not None and streak.restarted_after is not None:
+        return f"{c.why} — new (the previous item {streak.restarted_after} was closed)"
+    return f"{c.why} — new"

@@ -1,0 +1,1 @@
+"""SAMPLE DATA for ``make run``: a small platform digest, clearly marked, never real signals."""

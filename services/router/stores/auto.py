@@ -1,0 +1,300 @@
+"""Auto backend (the default): Postgres when reachable and migrated, else JSONL (RUNBOOK §1.1).
+
+- Start: open Postgres with a short connect timeout. Success logs ``using PostgresBacklogStore``;
+  otherwise a WARNING with the reason (unreachable …, or ``schema missing: run
+  ops/scripts/migrate_backlog_postgres.py``) and ``using JsonlBacklogStore``.
+- On JSONL, Postgres is retried every ``BACKLOG_PG_RETRY_SECONDS`` — lazily, on the next call
+  after the interval (``try_recover()`` forces it). Once back, every write accepted meanwhile
+  is replayed (see ``fallback_journal``), then the store switches and logs the line again.
+- A call that fails on Postgres because the connection dropped is served by JSONL: a write is
+  journaled and accepted there, not lost. Writes through this store carry an op id that
+  Postgres records with the effect, so a write whose commit landed just before the drop is
+  not applied twice by the replay.
+- While degraded, ``status()`` says ``backend="jsonl", degraded=True``, the dashboard carries
+  ``"backend"``/``"degraded"``, and ``cleanup`` is skipped (returns 0; the reason is in
+  ``last_cleanup_skipped_reason``): it must not delete from a copy that is not the truth.
+- Without any DSN there is nothing to fall back from: plain JSONL, not degraded, no journal.
+
+Reads on the fallback see what the JSONL files hold (items written there, now or in an earlier
+outage), not Postgres' copy; a status change or comment on an item the fallback does not hold
+is refused with ``StoreUnavailable`` (503, retry later) rather than a misleading 404.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from services.router.clock import Clock, default_clock, iso_z
+from services.router.domain.changes import Record
+from services.router.domain.enums import Status
+from services.router.domain.models import ItemInput, new_id
+from services.router.domain.queries import ItemQuery, Page
+from services.router.domain.transitions import check_transition
+from services.router.errors import StoreUnavailable
+from services.router.settings import Settings
+from services.router.stores.base import DEFAULT_OWNER, BacklogStore, StoreStatus, UpsertRequest, WriteResult
+from services.router.stores.fallback_journal import Journal, replay
+from services.router.stores.jsonl import JsonlBacklogStore
+from services.router.stores.pg_dsn import scrub
+from services.router.stores.postgres import OpContext, PostgresBacklogStore
+
+log = logging.getLogger("backlog_store")
+R = TypeVar("R")
+NO_DSN = "no Postgres DSN configured (BACKLOG_POSTGRES_DSN / POSTGRES_DSN)"
+
+
+class AutoBacklogStore:
+    def __init__(
+        self, settings: Settings, *, clock: Clock | None = None, jsonl_dir: str | Path | None = None,
+        retry_seconds: float | None = None, connect_timeout: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic, pg_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.clock: Clock = clock or default_clock()
+        self.backend = "jsonl"
+        self.reason: str | None = None
+        self.last_cleanup_skipped_reason: str | None = None
+        self._dsn = settings.postgres_dsn_value
+        self._dir = Path(jsonl_dir) if jsonl_dir is not None else settings.jsonl_dir
+        self._retry = settings.backlog_pg_retry_seconds if retry_seconds is None else retry_seconds
+        self._timeout = settings.backlog_pg_connect_timeout_seconds if connect_timeout is None else connect_timeout
+        self._monotonic = monotonic
+        self._pg_options = pg_options or {}
+        self._journal = Journal(self._dir)
+        self._pg: PostgresBacklogStore | None = None
+        self._jsonl: JsonlBacklogStore | None = None
+        self._mutex = threading.RLock()
+        self._next_check = 0.0
+        with self._mutex:
+            if self._dsn:
+                self._connect()
+            else:
+                self.reason = NO_DSN
+                log.warning("%s; JSONL only", NO_DSN)
+                log.warning("using JsonlBacklogStore")
+
+    # -- switching -----------------------------------------------------------------------
+    @property
+    def degraded(self) -> bool:
+        return self._pg is None and bool(self._dsn)
+
+    def _connect(self) -> bool:
+        """Open Postgres, replay the journal into it, switch. Caller holds the mutex."""
+        assert self._dsn is not None
+        self._next_check = self._monotonic() + self._retry
+        try:
+            store = PostgresBacklogStore(self._dsn, clock=self.clock, connect_timeout=self._timeout,
+                                         **self._pg_options)
+        except StoreUnavailable as exc:
+            self._degrade(exc.message)
+            return False
+        try:
+            with self._journal.locked():
+                replay(self._journal, store)
+        except StoreUnavailable as exc:
+            store.close()
+            self._degrade(f"replay interrupted: {exc.message}")
+            return False
+        except BaseException:
+            store.close()
+            raise
+        self._pg, self.backend, self.reason = store, "postgres", None
+        log.info("using PostgresBacklogStore")
+        return True
+
+    def _degrade(self, reason: str) -> None:
+        reason = scrub(reason, self._dsn)
+        first = self.reason is None or self.backend != "jsonl"
+        self._pg, self.backend, self.reason = None, "jsonl", reason
+        self._next_check = self._monotonic() + self._retry
+        if first:
+            log.warning("%s; serving from JSONL, retrying every %ss", reason, self._retry)
+            log.warning("using JsonlBacklogStore")
+        else:
+            log.info("still no Postgres (%s); next retry in %ss", reason, self._retry)
+
+    def _lost(self, pg: PostgresBacklogStore, exc: StoreUnavailable) -> None:
+        """A call on Postgres failed for want of Postgres: switch to the fallback."""
+        with self._mutex:
+            if self._pg is not pg:
+                return  # another thread already switched
+            self._degrade(exc.message)
+        pg.close()  # outside the mutex: fallback writers need not wait for the pool's workers
+
+    def try_recover(self) -> bool:
+        """Retry Postgres now (replaying the fallback's writes); True when on Postgres."""
+        with self._mutex:
+            if self._pg is not None or not self._dsn:
+                return self._pg is not None
+            return self._connect()
+
+    def _maybe_recover(self) -> None:
+        if self._monotonic() < self._next_check or not self._dsn:
+            return
+        with self._mutex:
+            if self._monotonic() < self._next_check:
+                return
+            pg = self._pg
+            if pg is None:
+                self._connect()
+                return
+            self._next_check = self._monotonic() + self._retry
+            if self._journal.has_pending():  # another process accepted writes on its fallback
+                try:
+                    with self._journal.locked():
+                        replay(self._journal, pg)
+                except StoreUnavailable as exc:
+                    self._lost(pg, exc)
+
+    def _fallback(self) -> JsonlBacklogStore:
+        with self._mutex:
+            if self._jsonl is None:
+                self._jsonl = JsonlBacklogStore(self._dir, clock=self.clock)
+            return self._jsonl
+
+    def _read(self, call: Callable[[BacklogStore], R]) -> R:
+        self._maybe_recover()
+        pg = self._pg
+        if pg is not None:
+            try:
+                return call(pg)
+            except StoreUnavailable as exc:
+                self._lost(pg, exc)
+        return call(self._fallback())
+
+    def _write(self, kind: str, on_pg: Callable[[PostgresBacklogStore, OpContext], R],
+               on_fallback: Callable[[JsonlBacklogStore, str], R]) -> R:
+        self._maybe_recover()
+        op_id = new_id("op_")
+        while True:
+            pg = self._pg
+            if pg is not None:
+                try:
+                    return on_pg(pg, OpContext(op_id, kind))
+                except StoreUnavailable as exc:
+                    self._lost(pg, exc)
+            with self._mutex:  # excludes a recovery: the op lands in the journal or in Postgres
+                if self._pg is None:
+                    store = self._fallback()
+                    if not self._dsn:
+                        return on_fallback(store, "")
+                    with self._journal.locked():
+                        return on_fallback(store, op_id)
+
+    def _journaled(self, op_id: str, intent: dict[str, Any], write: Callable[[], R],
+                   ids: Callable[[R], dict[str, str]] | None = None) -> R:
+        """Intent (fsynced) → JSONL write → done/abort. Caller holds the journal lock."""
+        if not op_id:  # JSONL only: nothing to replay into
+            return write()
+        self._journal.append({"op_id": op_id, "ts": iso_z(self.clock.now()), **intent})
+        try:
+            result = write()
+        except BaseException:
+            self._journal.append({"op_id": op_id, "kind": "abort"})
+            raise
+        self._journal.append({"op_id": op_id, "kind": "done", "ids": ids(result) if ids else {}}, sync=False)
+        return result
+
+    def _on_fallback(self, store: JsonlBacklogStore, item_id: str) -> Record:
+        item = store.get(item_id)
+        if item is None:
+            raise StoreUnavailable(f"backlog item {item_id} is not on the JSONL fallback while Postgres is "
+                                   "unavailable; retry later", id=item_id)
+        return item
+
+    # -- the BacklogStore interface --------------------------------------------------------
+    def get(self, item_id: str) -> Record | None:
+        return self._read(lambda s: s.get(item_id))
+
+    def get_by_dedupe_key(self, key: str) -> Record | None:
+        return self._read(lambda s: s.get_by_dedupe_key(key))
+
+    def get_many_by_dedupe_key(self, keys: Sequence[str]) -> dict[str, Record]:
+        return self._read(lambda s: s.get_many_by_dedupe_key(keys))
+
+    def list(self, query: ItemQuery) -> Page:
+        return self._read(lambda s: s.list(query))
+
+    def events(self, item_id: str) -> builtins.list[Record]:
+        return self._read(lambda s: s.events(item_id))
+
+    def envs(self) -> builtins.list[str]:
+        return self._read(lambda s: s.envs())
+
+    def dashboard(self, env: str | None = None) -> dict[str, Any]:
+        numbers = self._read(lambda s: s.dashboard(env))
+        return {**numbers, "backend": self.backend, "degraded": self.degraded}
+
+    def upsert(self, item: ItemInput, *, actor: str, fallback_owner: str = DEFAULT_OWNER) -> WriteResult:
+        return self.upsert_many([UpsertRequest(item, fallback_owner)], actor=actor)[0]
+
+    def upsert_many(self, requests: Sequence[UpsertRequest], *, actor: str) -> builtins.list[WriteResult]:
+        if not requests:
+            return []
+        intent = {"kind": "upsert", "actor": actor, "requests": [
+            {"item": r.item.model_dump(mode="json"), "fallback_owner": r.fallback_owner} for r in requests]}
+        return self._write(
+            "upsert", lambda pg, op: pg.upsert_many(requests, actor=actor, op=op),
+            lambda js, op_id: self._journaled(op_id, intent, lambda: js.upsert_many(requests, actor=actor),
+                                              lambda rs: {r.item["dedupe_key"]: r.item["id"] for r in rs}),
+        )
+
+    def set_status(self, item_id: str, status: Status, *, actor: str, message: str = "") -> WriteResult:
+        def on_fallback(js: JsonlBacklogStore, op_id: str) -> WriteResult:
+            item = self._on_fallback(js, item_id) if op_id else None
+            if item is None or not check_transition(Status(item["status"]), status):  # refused → raises
+                return js.set_status(item_id, status, actor=actor, message=message)
+            intent = {"kind": "status", "actor": actor, "item_id": item_id, "dedupe_key": item["dedupe_key"],
+                      "status": status.value, "message": message}
+            return self._journaled(op_id, intent, lambda: js.set_status(item_id, status, actor=actor, message=message))
+
+        return self._write("status", lambda pg, op: pg.set_status(item_id, status, actor=actor, message=message,
+                                                                  op=op), on_fallback)
+
+    def add_comment(self, item_id: str, message: str, *, actor: str) -> Record:
+        def on_fallback(js: JsonlBacklogStore, op_id: str) -> Record:
+            if not op_id:
+                return js.add_comment(item_id, message, actor=actor)
+            item = self._on_fallback(js, item_id)
+            intent = {"kind": "comment", "actor": actor, "item_id": item_id, "dedupe_key": item["dedupe_key"],
+                      "message": message}
+            return self._journaled(op_id, intent, lambda: js.add_comment(item_id, message, actor=actor))
+
+        return self._write("comment", lambda pg, op: pg.add_comment(item_id, message, actor=actor, op=op),
+                           on_fallback)
+
+    def cleanup(self, retention_days: int) -> int:
+        self._maybe_recover()
+        if self.degraded:
+            self.last_cleanup_skipped_reason = (
+                f"store is degraded (running on the JSONL fallback: {self.reason}); cleanup waits for Postgres")
+            log.info("cleanup skipped: %s", self.last_cleanup_skipped_reason)
+            return 0
+        self.last_cleanup_skipped_reason = None
+        return self._read(lambda s: s.cleanup(retention_days))
+
+    def status(self) -> StoreStatus:
+        self._maybe_recover()
+        pg = self._pg
+        if pg is not None:
+            return StoreStatus(backend="postgres", detail=pg.status().detail)
+        detail: dict[str, Any] = {"reason": self.reason}
+        if self._dsn:
+            detail["retry_in_seconds"] = max(0.0, round(self._next_check - self._monotonic(), 1))
+            detail["journal_pending"] = self._journal.has_pending()
+        return StoreStatus(backend="jsonl", degraded=self.degraded, detail=detail)
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._pg is not None:
+                self._pg.close()
+                self._pg = None
+            if self._jsonl is not None:
+                self._jsonl.close()
+                self._jsonl = None
+            self._journal.close()

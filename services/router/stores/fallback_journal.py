@@ -1,0 +1,182 @@
+"""The Auto store's journal of writes accepted on the JSONL fallback, and their replay.
+
+Why a journal and not the JSONL files themselves: replay must re-apply each *request* (an
+upsert's input, a status move, a comment) to whatever Postgres holds, by the normal rules —
+the JSONL records only show what the request did to the fallback's own copy.
+
+File ``fallback_journal.jsonl`` beside the JSONL store, one JSON object a line:
+
+- ``{"op_id", "kind": "upsert"|"status"|"comment", "ts", "actor", …}`` — the intent, appended
+  and fsynced *before* the JSONL write, so an acknowledged write is always in the journal;
+- ``{"op_id", "kind": "done", "ids": {dedupe_key: id}}`` — after the JSONL write: ids the
+  client was given, so an item created during the outage keeps its id in Postgres;
+- ``{"op_id", "kind": "abort"}`` — the JSONL write failed; the op is not replayed.
+
+Replay applies ops in order; each op's id is recorded in ``backlog_applied_ops`` in the same
+transaction as its effect, so a replay interrupted anywhere (crash, Postgres gone again) and
+run again applies every op exactly once. The journal is emptied only after a complete replay.
+An op Postgres refuses for good (not an outage) goes to ``fallback_journal.failed.jsonl`` for
+an operator instead of blocking the switch back. Writers and the replayer of one directory —
+threads or processes — are serialized by a lock (mutex + ``flock``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from services.router.clock import parse_utc
+from services.router.domain.enums import Status
+from services.router.domain.models import ItemInput
+from services.router.errors import StoreUnavailable
+from services.router.stores.base import UpsertRequest
+from services.router.stores.jsonl_log import checkpoint
+from services.router.stores.postgres import OpContext, PostgresBacklogStore
+
+log = logging.getLogger("backlog_store")
+
+JOURNAL_FILE = "fallback_journal.jsonl"
+FAILED_FILE = "fallback_journal.failed.jsonl"
+LOCK_FILE = ".fallback_journal.lock"
+INTENTS = ("upsert", "status", "comment")
+
+
+@dataclass(slots=True)
+class JournalOp:
+    op_id: str
+    kind: str
+    record: dict[str, Any]
+    ids: dict[str, str] = field(default_factory=dict)
+
+
+class Journal:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.path = directory / JOURNAL_FILE
+        self.failed_path = directory / FAILED_FILE
+        self._mutex = threading.RLock()
+        self._lock_fd: int | None = None
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        with self._mutex:
+            if self._lock_fd is None:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                self._lock_fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def append(self, record: dict[str, Any], *, sync: bool = True, path: Path | None = None) -> None:
+        """One line; ``sync`` makes it durable before the caller acknowledges anything."""
+        target = path or self.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, orjson.dumps(record) + b"\n")
+            if sync:
+                os.fsync(fd)
+        except OSError as exc:
+            raise StoreUnavailable(f"fallback journal write failed: {exc.strerror or exc}") from exc
+        finally:
+            os.close(fd)
+
+    def has_pending(self) -> bool:
+        try:
+            return self.path.stat().st_size > 0
+        except FileNotFoundError:
+            return False
+
+    def read(self) -> list[JournalOp]:
+        """Intents in order, with their ``done`` ids folded in and aborted ones dropped.
+
+        A torn last line (a crash mid-append) is skipped: its write was never acknowledged.
+        """
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        ops: dict[str, JournalOp] = {}
+        for number, raw in enumerate(data.split(b"\n"), 1):
+            if not raw.strip():
+                continue
+            try:
+                record = orjson.loads(raw)
+                op_id, kind = record["op_id"], record["kind"]
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                log.warning("fallback journal: skipping unreadable line %d", number)
+                continue
+            if kind in INTENTS:
+                ops.setdefault(op_id, JournalOp(op_id, kind, record))
+            elif kind == "done" and op_id in ops:
+                ops[op_id].ids = dict(record.get("ids") or {})
+            elif kind == "abort":
+                ops.pop(op_id, None)
+        return list(ops.values())
+
+    def clear(self) -> None:
+        """Empty the journal in place (same inode: other processes keep appending to it)."""
+        try:
+            fd = os.open(self.path, os.O_WRONLY)
+        except FileNotFoundError:
+            return
+        try:
+            os.ftruncate(fd, 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+
+def apply_op(pg: PostgresBacklogStore, op: JournalOp) -> str:
+    """One journaled op against Postgres, merged by dedupe key; returns its outcome."""
+    r = op.record
+    ctx = OpContext(op.op_id, op.kind, now=parse_utc(r["ts"]), ids=op.ids, always_record=True)
+    if op.kind == "upsert":
+        requests = [UpsertRequest(ItemInput.model_validate(q["item"]), q["fallback_owner"]) for q in r["requests"]]
+        return pg.replay_upsert(requests, actor=r["actor"], op=ctx)
+    status = Status(r["status"]) if op.kind == "status" else None
+    return pg.replay_by_key(r["dedupe_key"], actor=r["actor"], op=ctx, status=status, message=r.get("message", ""))
+
+
+def replay(journal: Journal, pg: PostgresBacklogStore) -> Counter[str]:
+    """Apply every journaled op to ``pg`` and empty the journal; raises StoreUnavailable (and
+    keeps the journal) when Postgres goes away mid-way. Caller holds ``journal.locked()``."""
+    ops = journal.read()
+    outcomes: Counter[str] = Counter()
+    if ops:
+        log.info("replaying %d operation(s) accepted on the JSONL fallback", len(ops))
+    for op in ops:
+        try:
+            outcome = apply_op(pg, op)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:  # refused for good: keep it for an operator, do not block
+            outcome = "failed"
+            log.error("fallback journal: op %s (%s) could not be applied: %s: %s; kept in %s", op.op_id, op.kind,
+                      type(exc).__name__, exc, journal.failed_path.name)
+            journal.append({**op.record, "ids": op.ids, "error": f"{type(exc).__name__}: {exc}"},
+                           path=journal.failed_path)
+        outcomes[outcome.split(":")[0]] += 1
+        checkpoint("replay:after_op")
+    journal.clear()
+    if ops:
+        log.info("replay done: %s", ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
+    return outcomes

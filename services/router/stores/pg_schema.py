@@ -1,0 +1,217 @@
+"""The Postgres schema as ordered, versioned migration steps (RUNBOOK §2, DESIGN §8).
+
+Shared by ``ops/scripts/migrate_backlog_postgres.py``, the stores (which only check that the
+schema is there) and the tests, so there is exactly one definition of every table and index.
+
+- Every statement is ``CREATE … IF NOT EXISTS``: applying is idempotent, and re-applying also
+  restores an object someone dropped by hand.
+- ``schema_migrations`` records which steps were applied (version, name, applied_at).
+- One advisory lock serializes concurrent migrators; the whole apply is one transaction
+  (Postgres DDL is transactional), so a failure leaves the database as it was.
+- Adding a table is one new entry at the end of ``STEPS``. A step's SQL is loaded when used,
+  so a step can live beside the code that owns its tables.
+
+Imports nothing outside the standard library at module level: the migration script loads this
+module before it knows whether psycopg is installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+MIGRATIONS_TABLE = "schema_migrations"
+MIGRATIONS_DDL = f"""CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
+    version    integer     PRIMARY KEY,
+    name       text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)"""
+# pg_advisory_xact_lock key for migrators ("backlog-bridge/migrate", as an int8).
+MIGRATION_LOCK_KEY = 0x6262_6D69_6772_6174
+
+ACTIVE = "('open', 'in_progress', 'blocked')"
+
+BACKLOG_DDL: tuple[str, ...] = (
+    # COLLATE "C" on the columns we order or page by: byte order, as Python compares strings,
+    # so keyset cursors and tie-breaks agree with the in-memory backends.
+    """CREATE TABLE IF NOT EXISTS backlog_items (
+    id            text COLLATE "C" PRIMARY KEY,
+    env           text COLLATE "C" NOT NULL,
+    service       text COLLATE "C" NOT NULL,
+    category      text COLLATE "C" NOT NULL,
+    title         text NOT NULL,
+    description   text NOT NULL DEFAULT '',
+    priority      text COLLATE "C" NOT NULL CHECK (priority IN ('P0', 'P1', 'P2', 'P3')),
+    status        text COLLATE "C" NOT NULL
+                  CHECK (status IN ('open', 'in_progress', 'blocked', 'done', 'canceled')),
+    owner         text COLLATE "C" NOT NULL,
+    due_date      date,
+    created_at    timestamptz NOT NULL,
+    updated_at    timestamptz NOT NULL,
+    source        text NOT NULL,
+    dedupe_key    text COLLATE "C" NOT NULL,
+    evidence_refs jsonb NOT NULL DEFAULT '[]'::jsonb,
+    tags          jsonb NOT NULL DEFAULT '[]'::jsonb,
+    meta          jsonb NOT NULL DEFAULT '{}'::jsonb,
+    rev           integer NOT NULL DEFAULT 1,
+    CONSTRAINT backlog_items_dedupe_key_key UNIQUE (dedupe_key)
+)""",
+    # seq keeps write order (event ids are only ordered within one process).
+    """CREATE TABLE IF NOT EXISTS backlog_events (
+    seq      bigint GENERATED ALWAYS AS IDENTITY,
+    id       text COLLATE "C" PRIMARY KEY,
+    item_id  text COLLATE "C" NOT NULL REFERENCES backlog_items (id) ON DELETE CASCADE,
+    ts       timestamptz NOT NULL,
+    type     text NOT NULL,
+    actor    text NOT NULL,
+    message  text NOT NULL DEFAULT '',
+    meta     jsonb NOT NULL DEFAULT '{}'::jsonb,
+    item_rev integer
+)""",
+    # Operations of the Auto store already applied here (same transaction as their effect), so a
+    # replay of the JSONL fallback's journal applies each operation exactly once.
+    """CREATE TABLE IF NOT EXISTS backlog_applied_ops (
+    op_id      text COLLATE "C" PRIMARY KEY,
+    kind       text NOT NULL,
+    outcome    text NOT NULL,
+    applied_at timestamptz NOT NULL
+)""",
+    # The runbook's indexes: env+status, service, due_date, owner, category, item_id, ts.
+    "CREATE INDEX IF NOT EXISTS backlog_items_env_status_idx ON backlog_items (env, status)",
+    "CREATE INDEX IF NOT EXISTS backlog_items_service_idx ON backlog_items (service)",
+    "CREATE INDEX IF NOT EXISTS backlog_items_due_date_idx ON backlog_items (due_date)",
+    "CREATE INDEX IF NOT EXISTS backlog_items_owner_idx ON backlog_items (owner)",
+    "CREATE INDEX IF NOT EXISTS backlog_items_category_idx ON backlog_items (category)",
+    "CREATE INDEX IF NOT EXISTS backlog_events_item_id_idx ON backlog_events (item_id, seq)",
+    "CREATE INDEX IF NOT EXISTS backlog_events_ts_idx ON backlog_events (ts)",
+    # The dashboard's: counts by status/priority, overdue and top services over active items.
+    "CREATE INDEX IF NOT EXISTS backlog_items_env_status_priority_idx ON backlog_items (env, status, priority)",
+    f"CREATE INDEX IF NOT EXISTS backlog_items_active_due_idx ON backlog_items (env, due_date) "
+    f"WHERE status IN {ACTIVE}",
+    f"CREATE INDEX IF NOT EXISTS backlog_items_active_service_idx ON backlog_items (env, service) "
+    f"WHERE status IN {ACTIVE}",
+    # Retention: cleanup finds expired closed items without scanning the open ones.
+    "CREATE INDEX IF NOT EXISTS backlog_items_closed_updated_idx ON backlog_items (updated_at) "
+    "WHERE status IN ('done', 'canceled')",
+    "CREATE INDEX IF NOT EXISTS backlog_applied_ops_applied_at_idx ON backlog_applied_ops (applied_at)",
+)
+
+BACKLOG_TABLES = ("backlog_items", "backlog_events", "backlog_applied_ops")
+
+
+def _split(script: str) -> tuple[str, ...]:
+    """A multi-statement DDL string as single statements (DDL here has no ';' in literals)."""
+    return tuple(s.strip() for s in script.split(";") if s.strip())
+
+
+def _from(module: str, attribute: str) -> Callable[[], tuple[str, ...]]:
+    """SQL that lives beside the code owning the tables, imported only when the step is used."""
+
+    def load() -> tuple[str, ...]:
+        value = getattr(importlib.import_module(module), attribute)
+        return _split(value) if isinstance(value, str) else tuple(value)
+
+    return load
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    version: int
+    name: str
+    load: Callable[[], Sequence[str]]
+
+    def statements(self) -> tuple[str, ...]:
+        return tuple(self.load())
+
+
+STEPS: tuple[Step, ...] = (
+    Step(1, "backlog_items_and_events", lambda: BACKLOG_DDL),
+    Step(2, "signals_and_risk_snapshots", _from("services.router.signals.pg_ddl", "SIGNALS_DDL")),
+    Step(3, "job_runs", _from("services.router.jobs.pg_ledger", "JOB_RUNS_DDL")),
+)
+LATEST_VERSION = STEPS[-1].version
+
+_OBJECT = re.compile(r"^\s*CREATE\s+(?:UNIQUE\s+)?(TABLE|INDEX)\s+IF\s+NOT\s+EXISTS\s+\"?([\w.]+)\"?", re.I)
+
+
+def object_of(statement: str) -> tuple[str, str] | None:
+    """(kind, name) a statement creates, e.g. ("table", "backlog_items")."""
+    match = _OBJECT.match(statement)
+    return (match.group(1).lower(), match.group(2)) if match else None
+
+
+class Connection(Protocol):
+    """The part of ``psycopg.Connection`` used here (kept structural: no psycopg import)."""
+
+    def execute(self, query: Any, params: Any = ...) -> Any: ...
+    def transaction(self) -> Any: ...
+
+
+@dataclass(slots=True)
+class Plan:
+    """What an apply would do / did: objects created vs already there, versions recorded."""
+
+    created: list[tuple[str, str]] = field(default_factory=list)
+    existing: list[tuple[str, str]] = field(default_factory=list)
+    versions: list[Step] = field(default_factory=list)
+    sql: list[str] = field(default_factory=list)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not self.created and not self.versions
+
+
+def _exists(conn: Connection, name: str) -> bool:
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
+    return bool(row and row[0])
+
+
+def applied_versions(conn: Connection) -> set[int]:
+    if not _exists(conn, MIGRATIONS_TABLE):
+        return set()
+    return {int(r[0]) for r in conn.execute(f"SELECT version FROM {MIGRATIONS_TABLE}").fetchall()}
+
+
+def plan(conn: Connection) -> Plan:
+    """What ``migrate`` would run on this database, without changing anything."""
+    result = Plan()
+    applied = applied_versions(conn)
+    for statement in (MIGRATIONS_DDL, *(s for step in STEPS for s in step.statements())):
+        obj = object_of(statement)
+        if obj is not None and _exists(conn, obj[1]):
+            result.existing.append(obj)
+            continue
+        if obj is not None:
+            result.created.append(obj)
+        result.sql.append(statement)
+    for step in STEPS:
+        if step.version not in applied:
+            result.versions.append(step)
+            result.sql.append(f"INSERT INTO {MIGRATIONS_TABLE} (version, name) VALUES ({step.version}, "
+                              f"'{step.name}')")
+    return result
+
+
+def migrate(conn: Connection) -> Plan:
+    """Apply every step in one transaction under the migration lock; returns what it did.
+
+    Works on an autocommit connection (``transaction()`` opens one) and inside an open one.
+    """
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+        result = plan(conn)
+        for statement in result.sql:
+            if not statement.startswith(f"INSERT INTO {MIGRATIONS_TABLE}"):
+                conn.execute(statement)
+        for step in result.versions:
+            conn.execute(f"INSERT INTO {MIGRATIONS_TABLE} (version, name) VALUES (%s, %s) "
+                         "ON CONFLICT (version) DO NOTHING", (step.version, step.name))
+    return result
+
+
+def backlog_schema_missing(conn: Connection) -> list[str]:
+    """The backlog tables that are not there (empty: the stores can run)."""
+    return [t for t in BACKLOG_TABLES if not _exists(conn, t)]

@@ -1,0 +1,155 @@
+"""SQL of the Postgres backlog store, and the conversions between its rows and records.
+
+Rows come back in the canonical record form the other backends use: timestamps formatted by
+the server exactly as ``clock.iso_z`` writes them, dates as ``YYYY-MM-DD``, JSON as Python
+lists/dicts — so a record read from Postgres compares equal to the one the memory store holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from services.router.domain.changes import Record
+from services.router.domain.enums import ACTIVE_STATUSES
+from services.router.domain.queries import ItemQuery
+
+TS = """'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'"""
+ACTIVE_SQL = "(" + ", ".join(f"'{s}'" for s in sorted(ACTIVE_STATUSES)) + ")"
+
+ITEM_COLUMNS = (
+    "id, env, service, category, title, description, priority, status, owner, "
+    "to_char(due_date, 'YYYY-MM-DD') AS due_date, "
+    f"to_char(created_at AT TIME ZONE 'UTC', {TS}) AS created_at, "
+    f"to_char(updated_at AT TIME ZONE 'UTC', {TS}) AS updated_at, "
+    "source, dedupe_key, evidence_refs, tags, meta, rev"
+)
+EVENT_COLUMNS = (
+    f"e.id, e.item_id, to_char(e.ts AT TIME ZONE 'UTC', {TS}) AS ts, e.type, e.actor, e.message, e.meta, e.item_rev"
+)
+
+SELECT_ITEM = f"SELECT {ITEM_COLUMNS} FROM backlog_items"
+BY_ID = f"{SELECT_ITEM} WHERE id = %s"
+BY_KEYS = f"{SELECT_ITEM} WHERE dedupe_key = ANY(%s::text[]) ORDER BY id"
+
+UPSERT_ITEM = """
+INSERT INTO backlog_items (id, env, service, category, title, description, priority, status, owner, due_date,
+    created_at, updated_at, source, dedupe_key, evidence_refs, tags, meta, rev)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::date, %s::timestamptz, %s::timestamptz, %s, %s,
+    %s::jsonb, %s::jsonb, %s::jsonb, %s)
+ON CONFLICT (dedupe_key) DO UPDATE SET
+    env = EXCLUDED.env, service = EXCLUDED.service, category = EXCLUDED.category, title = EXCLUDED.title,
+    description = EXCLUDED.description, priority = EXCLUDED.priority, status = EXCLUDED.status,
+    owner = EXCLUDED.owner, due_date = EXCLUDED.due_date, updated_at = EXCLUDED.updated_at,
+    source = EXCLUDED.source, evidence_refs = EXCLUDED.evidence_refs, tags = EXCLUDED.tags,
+    meta = EXCLUDED.meta, rev = EXCLUDED.rev
+"""
+INSERT_EVENT = """
+INSERT INTO backlog_events (id, item_id, ts, type, actor, message, meta, item_rev)
+VALUES (%s, %s, %s::timestamptz, %s, %s, %s, %s::jsonb, %s)
+"""
+EVENTS_OF = (
+    f"SELECT i.id AS found, {EVENT_COLUMNS} FROM backlog_items i "
+    "LEFT JOIN backlog_events e ON e.item_id = i.id WHERE i.id = %s ORDER BY e.seq"
+)
+
+# Advisory locks per dedupe key serialize writers of one key, including two that both see no
+# row yet (FOR UPDATE cannot lock a row that does not exist). Keys are sorted: no deadlocks.
+LOCK_KEYS = "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k"
+OP_APPLIED = "SELECT 1 FROM backlog_applied_ops WHERE op_id = %s"
+RECORD_OP = "INSERT INTO backlog_applied_ops (op_id, kind, outcome, applied_at) VALUES (%s, %s, %s, %s)"
+
+CLEANUP = "DELETE FROM backlog_items WHERE status IN ('done', 'canceled') AND updated_at < %s"
+PRUNE_OPS = "DELETE FROM backlog_applied_ops WHERE applied_at < %s"
+
+# Distinct envs by walking the (env, status) index: one probe per env, not a scan of the table.
+ENVS = """
+WITH RECURSIVE e(env) AS (
+    (SELECT env FROM backlog_items ORDER BY env LIMIT 1)
+    UNION ALL
+    SELECT (SELECT b.env FROM backlog_items b WHERE b.env > e.env ORDER BY b.env LIMIT 1) FROM e
+    WHERE e.env IS NOT NULL
+)
+SELECT env FROM e WHERE env IS NOT NULL
+"""
+
+LOCK_PREFIX = b"backlog-bridge/backlog_items/"
+
+
+def lock_keys(keys: Sequence[str]) -> list[int]:
+    """Sorted, distinct int8 advisory-lock keys for dedupe keys (own prefix: no clash with other
+    users of advisory locks in the same database)."""
+    out = {
+        int.from_bytes(hashlib.blake2b(LOCK_PREFIX + k.encode(), digest_size=8).digest(), "big", signed=True)
+        for k in keys
+    }
+    return sorted(out)
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def item_row(r: Record) -> tuple[Any, ...]:
+    return (
+        r["id"], r["env"], r["service"], r["category"], r["title"], r["description"], r["priority"],
+        r["status"], r["owner"], r["due_date"], r["created_at"], r["updated_at"], r["source"], r["dedupe_key"],
+        dumps(r["evidence_refs"]), dumps(r["tags"]), dumps(r["meta"]), r["rev"],
+    )
+
+
+def event_row(e: Record) -> tuple[Any, ...]:
+    return (e["id"], e["item_id"], e["ts"], e["type"], e["actor"], e["message"], dumps(e["meta"]), e["item_rev"])
+
+
+def event_record(row: dict[str, Any]) -> Record:
+    return {k: row[k] for k in ("id", "item_id", "ts", "type", "actor", "message", "meta", "item_rev")}
+
+
+def list_query(query: ItemQuery, today: Any) -> tuple[str, list[Any]]:
+    """``ItemQuery.matches`` as SQL: the same filters, ordered by id, keyset-paged."""
+    where: list[str] = []
+    params: list[Any] = []
+    for name in ("env", "service", "owner", "category"):
+        value = getattr(query, name)
+        if value is not None:
+            where.append(f"{name} = %s")
+            params.append(value)
+    for name in ("status", "priority"):
+        value = getattr(query, name)
+        if value is not None:
+            where.append(f"{name} = %s")
+            params.append(value.value)
+    if query.active is not None:
+        where.append(f"status {'' if query.active else 'NOT '}IN {ACTIVE_SQL}")
+    if query.overdue is not None:
+        overdue = f"(status IN {ACTIVE_SQL} AND due_date IS NOT NULL AND due_date < %s)"
+        where.append(overdue if query.overdue else f"NOT {overdue}")
+        params.append(today)
+    if query.cursor is not None:
+        where.append("id > %s")
+        params.append(query.cursor)
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    params.append(query.limit + 1)
+    return f"{SELECT_ITEM}{clause} ORDER BY id LIMIT %s", params
+
+
+def dashboard_queries(env: str | None) -> tuple[str, str, str, str]:
+    """Counts by status and priority, overdue count, first overdue items, top services — all
+    answered from indexes (``(env, status, priority)``, partial ``(env, due_date)`` and
+    ``(env, service)`` over active items); nothing fetches the env's items."""
+    env_and = "env = %(env)s AND " if env is not None else ""
+    env_where = "WHERE env = %(env)s " if env is not None else ""
+    overdue = f"{env_and}status IN {ACTIVE_SQL} AND due_date < %(today)s"
+    return (
+        f"SELECT status, priority, count(*) AS n FROM backlog_items {env_where}GROUP BY status, priority",
+        f"SELECT count(*) AS n FROM backlog_items WHERE {overdue}",
+        "SELECT id, service, category, priority, status, owner, to_char(due_date, 'YYYY-MM-DD') AS due_date, "
+        f"title FROM backlog_items WHERE {overdue} "
+        "ORDER BY due_date, array_position(%(ranks)s::text[], priority::text), id LIMIT %(limit)s",
+        f"SELECT service, count(*) AS n FROM backlog_items WHERE {env_and}status IN {ACTIVE_SQL} "
+        "GROUP BY service ORDER BY n DESC, service LIMIT %(top)s",
+    )

@@ -1,0 +1,381 @@
+"""Postgres backend (``BACKLOG_BACKEND=postgres``): psycopg 3 with a connection pool (DESIGN §8).
+
+- The rules are the shared planners of ``domain.changes``: a write reads the current rows,
+  plans in Python exactly as the memory store does, and writes only real changes — so
+  "unchanged" means the same thing on every backend and a no-op writes nothing.
+- One transaction per change: the item row, its event (and, for the Auto store, the id of the
+  operation) commit together. Writers of one dedupe key are serialized by an advisory lock
+  taken before reading, so two processes creating the same key make one item with one event.
+- Round trips are constant per call, not per item: a batch locks its keys and reads them in one
+  pipeline, then writes every changed row and event with ``executemany`` in a second one.
+- The dashboard is SQL aggregates over indexes; cleanup is one ``DELETE`` (events cascade).
+- Connection trouble is ``StoreUnavailable`` (the Auto store falls back on it); messages carry
+  the DSN only as ``redact_dsn`` prints it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import time
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg.pq import TransactionStatus
+from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
+from psycopg_pool import ConnectionPool
+
+from services.router.clock import Clock, default_clock, parse_utc
+from services.router.domain import dashboard as board
+from services.router.domain.changes import Change, Record, dedupe_key_of, plan_comment, plan_status, plan_upsert
+from services.router.domain.enums import ALL_PRIORITIES, Status
+from services.router.domain.models import ItemInput
+from services.router.domain.queries import ItemQuery, Page
+from services.router.errors import BacklogError, NotFound, StoreUnavailable, ValidationFailed
+from services.router.stores import pg_sql as q
+from services.router.stores.base import (
+    DEFAULT_OWNER,
+    StoreStatus,
+    UpsertRequest,
+    WriteResult,
+    cleanup_cutoff,
+    dedupe_batch,
+)
+from services.router.stores.pg_dsn import describe_error, redact_dsn
+from services.router.stores.pg_schema import backlog_schema_missing
+
+log = logging.getLogger("backlog_store")
+
+SCHEMA_MISSING = "schema missing: run ops/scripts/migrate_backlog_postgres.py"
+APPLIED_OPS_MIN_DAYS = 30
+CHECK_IDLE_SECONDS = 1.0
+Conn = psycopg.Connection[Any]
+
+
+def schema_missing() -> StoreUnavailable:
+    """Postgres answers but the backlog tables are not there (the migration has not run).
+
+    A plain ``StoreUnavailable`` (503) with ``reason="schema_missing"``, not a subclass: the
+    API decides one status per error class, and this is the same condition for a client.
+    """
+    return StoreUnavailable(SCHEMA_MISSING, reason="schema_missing")
+
+
+@dataclass(frozen=True, slots=True)
+class OpContext:
+    """An Auto-store operation: its id is recorded with its effect, in the same transaction.
+
+    ``now`` and ``ids`` replay an operation accepted on the JSONL fallback: it happens at the
+    time it was accepted, and an item it creates keeps the id the client was given.
+    ``always_record`` (replay) records the op even when it changes nothing, so a replay that is
+    interrupted and run again never re-plans an earlier operation against later state.
+    """
+
+    op_id: str
+    kind: str
+    now: datetime | None = None
+    ids: Mapping[str, str] = field(default_factory=dict)
+    always_record: bool = False
+
+
+class OpAlreadyApplied(Exception):
+    """Internal: the op id is recorded; the caller skips it."""
+
+
+def probe(dsn: str, timeout: float) -> str | None:
+    """Why Postgres cannot serve the backlog right now, or None when it can (connect + schema)."""
+    try:
+        with psycopg.connect(dsn, connect_timeout=max(2, round(timeout)), autocommit=True) as conn:
+            missing = backlog_schema_missing(conn)
+    except psycopg.Error as exc:
+        return f"Postgres unreachable at {redact_dsn(dsn)}: {describe_error(exc, dsn)}"
+    except Exception as exc:  # malformed DSN and the like: still never echo the DSN
+        return f"Postgres unusable at {redact_dsn(dsn)}: {describe_error(exc, dsn)}"
+    return SCHEMA_MISSING if missing else None
+
+
+def _configure(conn: Conn) -> None:
+    set_json_loads(orjson.loads, conn)
+
+
+class PostgresBacklogStore:
+    backend = "postgres"
+
+    def __init__(
+        self, dsn: str, *, clock: Clock | None = None, pool_min: int = 1, pool_max: int = 4,
+        connect_timeout: float = 3.0, on_connect: Callable[[Conn], None] | None = None,
+    ) -> None:
+        self.clock: Clock = clock or default_clock()
+        self._dsn = dsn
+        self.dsn_redacted = redact_dsn(dsn)
+        problem = probe(dsn, connect_timeout)
+        if problem == SCHEMA_MISSING:
+            raise schema_missing()
+        if problem is not None:
+            raise StoreUnavailable(problem)
+
+        def configure(conn: Conn) -> None:
+            _configure(conn)
+            if on_connect is not None:
+                on_connect(conn)
+
+        self._last_used: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
+        self._pool = ConnectionPool(
+            dsn, min_size=pool_min, max_size=pool_max, open=False, name="backlog-store",
+            timeout=connect_timeout, check=self._check, reset=self._returned, configure=configure,
+            kwargs={"autocommit": True, "connect_timeout": max(2, round(connect_timeout)),
+                    "application_name": "backlog-bridge"},
+        )
+        try:
+            self._pool.open(wait=True, timeout=max(connect_timeout, 1.0))
+        except Exception as exc:
+            self._pool.close()
+            raise StoreUnavailable(f"Postgres unreachable at {self.dsn_redacted}: "
+                                   f"{describe_error(exc, dsn)}") from exc
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _check(self, conn: Conn) -> None:
+        """Ping a connection that sat idle (a restarted server left it dead) before handing it
+        out; one used within the last second is trusted, saving a round trip per call."""
+        if time.monotonic() - self._last_used.get(conn, 0.0) > CHECK_IDLE_SECONDS:
+            ConnectionPool.check_connection(conn)
+
+    def _returned(self, conn: Conn) -> None:
+        self._last_used[conn] = time.monotonic()
+
+    @contextmanager
+    def _conn(self) -> Iterator[Conn]:
+        """A pooled (autocommit) connection; driver trouble becomes ``StoreUnavailable``."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except BacklogError:
+            raise
+        except psycopg.errors.UndefinedTable as exc:
+            raise schema_missing() from exc
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise StoreUnavailable(f"Postgres unavailable ({self.dsn_redacted}): "
+                                   f"{describe_error(exc, self._dsn)}") from exc
+        except psycopg.DataError as exc:
+            raise ValidationFailed(f"value cannot be stored: {describe_error(exc, self._dsn)}") from exc
+
+    @contextmanager
+    def _tx(self) -> Iterator[Conn]:
+        """One pipelined transaction: statements queue up and travel together until a fetch.
+
+        BEGIN and COMMIT are queued like any statement (``conn.transaction()`` would wait for
+        each), so a write costs two round trips: lock + read, then write + commit.
+        """
+        with self._conn() as conn:
+            try:
+                with conn.pipeline():
+                    conn.execute("BEGIN")
+                    yield conn
+                    conn.execute("COMMIT")
+            except BaseException:
+                if conn.pgconn.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+                    with suppress(psycopg.Error):
+                        conn.execute("ROLLBACK")
+                raise
+
+    def _read(self, sql: str, params: Any = None) -> builtins.list[dict[str, Any]]:
+        """A single-statement read: one round trip on an autocommit connection."""
+        with self._conn() as conn, conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(sql, params).fetchall()
+
+    def _begin_op(self, conn: Conn, keys: Sequence[str], op: OpContext | None) -> None:
+        """Lock the keys and, for a replayed op, refuse one already applied."""
+        if keys:
+            conn.execute(q.LOCK_KEYS, (q.lock_keys(keys),))
+        if op is not None and op.always_record and conn.execute(q.OP_APPLIED, (op.op_id,)).fetchone():
+            raise OpAlreadyApplied(op.op_id)
+
+    def _write(self, conn: Conn, changes: Sequence[Change], events: Sequence[Record],
+               op: OpContext | None, outcome: str = "applied") -> None:
+        with conn.cursor() as cur:
+            if changes:
+                cur.executemany(q.UPSERT_ITEM, [q.item_row(c.item) for c in changes])
+            if events:
+                cur.executemany(q.INSERT_EVENT, [q.event_row(e) for e in events])
+        if op is not None and (changes or events or op.always_record):
+            conn.execute(q.RECORD_OP, (op.op_id, op.kind, outcome, self.clock.now()))
+
+    # -- reads ---------------------------------------------------------------------------
+    def get(self, item_id: str) -> Record | None:
+        rows = self._read(q.BY_ID, (item_id,))
+        return rows[0] if rows else None
+
+    def get_by_dedupe_key(self, key: str) -> Record | None:
+        return self.get_many_by_dedupe_key([key]).get(key)
+
+    def get_many_by_dedupe_key(self, keys: Sequence[str]) -> dict[str, Record]:
+        if not keys:
+            return {}
+        found = {r["dedupe_key"]: r for r in self._read(q.BY_KEYS, (list(keys),))}
+        return {k: found[k] for k in keys if k in found}
+
+    def list(self, query: ItemQuery) -> Page:
+        sql, params = q.list_query(query, self.clock.now().date())
+        hits = self._read(sql, params)
+        more = len(hits) > query.limit
+        page = hits[: query.limit]
+        return Page(items=page, next_cursor=page[-1]["id"] if more and page else None)
+
+    def events(self, item_id: str) -> builtins.list[Record]:
+        rows = self._read(q.EVENTS_OF, (item_id,))
+        if not rows:
+            raise NotFound(f"no backlog item {item_id}", id=item_id)
+        return [q.event_record(r) for r in rows if r["id"] is not None]
+
+    def dashboard(self, env: str | None = None) -> dict[str, Any]:
+        now = self.clock.now()
+        params = {"env": env, "today": now.date(), "ranks": list(ALL_PRIORITIES), "limit": board.OVERDUE_LIMIT,
+                  "top": board.TOP_SERVICES}
+        counts_sql, overdue_count_sql, overdue_sql, top_sql = q.dashboard_queries(env)
+        with self._conn() as conn:
+            # One snapshot for all four numbers, one round trip for all four queries.
+            cursors = [conn.cursor(row_factory=dict_row) for _ in range(4)]
+            with conn.pipeline():
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                for cur, sql in zip(cursors, (counts_sql, overdue_count_sql, overdue_sql, top_sql), strict=True):
+                    cur.execute(sql, params)
+                conn.execute("COMMIT")
+            counts, overdue_count, overdue, top = (c.fetchall() for c in cursors)
+        status_counts: dict[str, int] = {}
+        priority_counts: dict[str, int] = {}
+        for row in counts:
+            status_counts[row["status"]] = status_counts.get(row["status"], 0) + row["n"]
+            priority_counts[row["priority"]] = priority_counts.get(row["priority"], 0) + row["n"]
+        return board.assemble(
+            env=env, now=now, total=sum(r["n"] for r in counts), status_counts=status_counts,
+            priority_counts=priority_counts, overdue_count=int(overdue_count[0]["n"]),
+            overdue=[{f: r[f] for f in board.OVERDUE_FIELDS} for r in overdue],
+            top_services=[(r["service"], int(r["n"])) for r in top],
+        )
+
+    def envs(self) -> builtins.list[str]:
+        return [r["env"] for r in self._read(q.ENVS)]
+
+    def status(self) -> StoreStatus:
+        stats = self._pool.get_stats()
+        return StoreStatus(backend=self.backend, detail={
+            "pool_size": stats.get("pool_size", 0), "pool_available": stats.get("pool_available", 0),
+        })
+
+    # -- writes --------------------------------------------------------------------------
+    def upsert(self, item: ItemInput, *, actor: str, fallback_owner: str = DEFAULT_OWNER,
+               op: OpContext | None = None) -> WriteResult:
+        return self.upsert_many([UpsertRequest(item, fallback_owner)], actor=actor, op=op)[0]
+
+    def upsert_many(self, requests: Sequence[UpsertRequest], *, actor: str,
+                    op: OpContext | None = None) -> builtins.list[WriteResult]:
+        unique = dedupe_batch(requests)
+        if not unique:
+            return []
+        keys = [dedupe_key_of(r.item) for r in unique]
+        with self._tx() as conn:
+            self._begin_op(conn, keys, op)
+            with conn.cursor(row_factory=dict_row) as cur:
+                existing = {r["dedupe_key"]: r for r in cur.execute(q.BY_KEYS + " FOR UPDATE", (keys,)).fetchall()}
+            now = op.now if op is not None and op.now is not None else self.clock.now()
+            changes = [
+                plan_upsert(existing.get(k), r.item, fallback_owner=r.fallback_owner, now=now, actor=actor)
+                for k, r in zip(keys, unique, strict=True)
+            ]
+            if op is not None and op.ids:
+                changes = [_keep_id(c, op.ids.get(c.item["dedupe_key"])) for c in changes]
+            real = [c for c in changes if c.event is not None]
+            self._write(conn, real, [c.event for c in real if c.event is not None], op)
+        by_key = dict(zip(keys, changes, strict=True))
+        return [_result(by_key[dedupe_key_of(r.item)]) for r in requests]
+
+    def set_status(self, item_id: str, status: Status, *, actor: str, message: str = "",
+                   op: OpContext | None = None) -> WriteResult:
+        with self._tx() as conn:
+            self._begin_op(conn, [], op)
+            with conn.cursor(row_factory=dict_row) as cur:
+                row = cur.execute(q.BY_ID + " FOR UPDATE", (item_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no backlog item {item_id}", id=item_id)
+            now = op.now if op is not None and op.now is not None else self.clock.now()
+            change = plan_status(row, status, now=now, actor=actor, message=message)
+            if change.event is not None:
+                self._write(conn, [change], [change.event], op)
+        return _result(change)
+
+    def add_comment(self, item_id: str, message: str, *, actor: str, op: OpContext | None = None) -> Record:
+        with self._tx() as conn:
+            self._begin_op(conn, [], op)
+            with conn.cursor(row_factory=dict_row) as cur:
+                # KEY SHARE: a concurrent cleanup cannot delete the item under the new event.
+                row = cur.execute(q.BY_ID + " FOR KEY SHARE", (item_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no backlog item {item_id}", id=item_id)
+            now = op.now if op is not None and op.now is not None else self.clock.now()
+            event = plan_comment(row, message, now=now, actor=actor)
+            self._write(conn, [], [event], op)
+        return event
+
+    def cleanup(self, retention_days: int) -> int:
+        cutoff = parse_utc(cleanup_cutoff(self.clock, retention_days))
+        ops_cutoff = self.clock.now() - timedelta(days=max(retention_days, APPLIED_OPS_MIN_DAYS))
+        with self._conn() as conn, conn.transaction():  # not pipelined: rowcount is needed
+            removed = conn.execute(q.CLEANUP, (cutoff,)).rowcount
+            conn.execute(q.PRUNE_OPS, (ops_cutoff,))
+        return max(removed, 0)
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # -- replay of the Auto store's journal (by dedupe key: ids differ between backends) ---
+    def replay_upsert(self, requests: Sequence[UpsertRequest], *, actor: str, op: OpContext) -> str:
+        try:
+            results = self.upsert_many(requests, actor=actor, op=op)
+        except OpAlreadyApplied:
+            return "already applied"
+        return ", ".join(sorted({r.action for r in results})) or "empty"
+
+    def replay_by_key(self, key: str, *, actor: str, op: OpContext, status: Status | None = None,
+                      message: str = "") -> str:
+        """A status change (``status``) or a comment (no status) made on the fallback, applied to
+        the item that holds ``key`` here. A move the current state refuses, or an item that is
+        gone, is recorded as the op's outcome (and logged) rather than blocking the replay."""
+        try:
+            with self._tx() as conn:
+                self._begin_op(conn, [key], op)
+                with conn.cursor(row_factory=dict_row) as cur:
+                    row = cur.execute(q.SELECT_ITEM + " WHERE dedupe_key = %s FOR UPDATE", (key,)).fetchone()
+                if row is None:
+                    self._write(conn, [], [], op, outcome="skipped: no item with this dedupe key")
+                    return "skipped: no item"
+                now = op.now or self.clock.now()
+                if status is None:
+                    self._write(conn, [], [plan_comment(row, message, now=now, actor=actor)], op)
+                    return "commented"
+                try:
+                    change = plan_status(row, status, now=now, actor=actor, message=message)
+                except BacklogError as exc:
+                    self._write(conn, [], [], op, outcome=f"refused: {exc.message}")
+                    return f"refused: {exc.message}"
+                self._write(conn, [change] if change.event else [], [change.event] if change.event else [], op)
+                return change.action
+        except OpAlreadyApplied:
+            return "already applied"
+
+
+def _keep_id(change: Change, item_id: str | None) -> Change:
+    """A created item keeps the id the fallback gave it (clients saw that id)."""
+    if change.action != "created" or item_id is None or change.event is None:
+        return change
+    return Change("created", {**change.item, "id": item_id}, {**change.event, "item_id": item_id})
+
+
+def _result(change: Change) -> WriteResult:
+    return WriteResult(change.action, change.item, change.event)

@@ -1,0 +1,109 @@
+"""``backlog_tool.auto_generate_weekly`` / ``auto_generate_daily`` (RUNBOOK §3, DESIGN §4-6).
+
+Both are admin actions (``tools.backlog.admin``) taking ``{env, dry_run}``:
+
+* weekly reads the latest ``ops/reports/platform/YYYY-Www.json`` and runs the categories whose
+  rules read the platform digest; daily reads the latest ``ops/reports/risk/YYYY-MM-DD.json``
+  and runs the risk-digest categories (e.g. ``risk_reduction``), keyed by the ISO week of the
+  digest's date so a service flagged every day gets one item per week.
+* No digest, or none with a section for ``env``: ``DigestMissing`` with the runbook's text (and
+  ``env`` in a second field) — a 409 over HTTP, exit code 4 in the CLI. A malformed digest is a
+  ``ValidationFailed`` naming the file and the field. Either way nothing is written.
+* Turned off in the policy: the result says ``skipped`` and why, so a scheduled run never
+  prints an empty result (the runbook's "Job output empty" symptom).
+
+A real run records its result for the dashboard and ``/metrics``
+(``api.health_sources.record_last_generation``); a failure to record is logged, not raised,
+because the items are already written.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.router.domain.models import Slug
+from services.router.errors import DigestMissing
+from services.router.generation.candidates import daily_facts, weekly_facts
+from services.router.generation.digest import (
+    NO_PLATFORM_DIGEST,
+    NO_RISK_DIGEST,
+    latest_platform_digest,
+    latest_risk_digest,
+)
+from services.router.generation.run import generate, skipped
+from services.router.tools.context import ToolContext
+from services.router.tools.registry import ToolRegistry
+
+log = logging.getLogger("backlog.generation")
+
+TOOL = "backlog_tool"
+AREA = "backlog"
+
+
+class GenerateParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    env: Slug
+    dry_run: bool = Field(default=False, description="Return the plan; write nothing")
+
+
+def policy_file(ctx: ToolContext) -> str:
+    path = ctx.policy_path or ctx.settings.policy_path
+    try:
+        return str(Path(path).resolve().relative_to(ctx.settings.root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def auto_generate_weekly(ctx: ToolContext, p: GenerateParams) -> dict[str, Any]:
+    policy = ctx.policy()
+    if not policy.generation.weekly_from_pressure_digest:
+        return skipped(p.env, dry_run=p.dry_run,
+                       reason=f"generation.weekly_from_pressure_digest is false in {policy_file(ctx)}")
+    found = latest_platform_digest(ctx.settings.reports_dir)
+    if found is None:
+        raise DigestMissing(NO_PLATFORM_DIGEST, env=p.env)
+    if p.env not in found.digest.envs:
+        raise DigestMissing(NO_PLATFORM_DIGEST, env=p.env, digest=found.name)
+    result = generate(ctx.store, policy, weekly_facts(found, p.env), today=ctx.clock.now().date(),
+                      actor=ctx.actor, dry_run=p.dry_run)
+    return recorded(ctx, result, "auto_generate_weekly")
+
+
+def auto_generate_daily(ctx: ToolContext, p: GenerateParams) -> dict[str, Any]:
+    policy = ctx.policy()
+    if not policy.generation.daily_from_risk_digest:
+        return skipped(p.env, dry_run=p.dry_run,
+                       reason=f"generation.daily_from_risk_digest is false in {policy_file(ctx)}")
+    found = latest_risk_digest(ctx.settings.reports_dir)
+    if found is None:
+        raise DigestMissing(NO_RISK_DIGEST, env=p.env)
+    if p.env not in found.digest.envs:
+        raise DigestMissing(NO_RISK_DIGEST, env=p.env, digest=found.name)
+    result = generate(ctx.store, policy, daily_facts(found, p.env), today=ctx.clock.now().date(),
+                      actor=ctx.actor, dry_run=p.dry_run)
+    return recorded(ctx, result, "auto_generate_daily")
+
+
+def recorded(ctx: ToolContext, result: dict[str, Any], action: str) -> dict[str, Any]:
+    """Record a real run for the dashboard and /metrics (imported here: the api package is heavy)."""
+    if result["dry_run"]:
+        return result
+    from services.router.api.health_sources import record_last_generation
+
+    try:
+        record_last_generation(ctx.settings.state_dir, result, action=action, ran_at=ctx.clock.now())
+    except (OSError, ValueError) as exc:
+        log.warning("could not record the %s run for %s: %s", action, result["env"], exc)
+    return result
+
+
+def register(registry: ToolRegistry) -> None:
+    registry.action(TOOL, "auto_generate_weekly", area=AREA, level="admin", params=GenerateParams,
+                    summary="Generate this week's items from the latest platform digest")(auto_generate_weekly)
+    registry.action(TOOL, "auto_generate_daily", area=AREA, level="admin", params=GenerateParams,
+                    summary="Generate items from the latest daily risk digest (risk-digest categories)")(
+        auto_generate_daily)

@@ -1,0 +1,52 @@
+"""``backlog signals import FILE.jsonl``: counts, reasons by line number, harmless resends."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from services.router.cli import app
+from tests.signals.builders import alert, deploy, incident
+
+
+@pytest.fixture
+def env(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("BACKLOG_BACKEND", "jsonl")
+    monkeypatch.setenv("REPO_ROOT", str(root))
+    monkeypatch.setenv("BACKLOG_NOW", "2026-11-26T12:00:00Z")
+    return root
+
+
+def write_jsonl(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_import_counts_and_reasons(env: Path) -> None:
+    file = write_jsonl(env / "signals.jsonl", [
+        json.dumps(incident()), "", json.dumps(deploy()), "{not json", json.dumps({"kind": "alert", "id": "x"}),
+        json.dumps(alert()),
+    ])
+    result = CliRunner().invoke(app, ["signals", "import", str(file)])
+    assert result.exit_code == 2, "a partial import is visible to scripts"
+    assert "accepted 3 (created 3, updated 0, unchanged 0), rejected 2" in result.stdout
+    assert "line 4: not valid JSON" in result.stdout
+    assert "line 5 (alert x): env: required field is missing" in result.stdout
+    assert "alertname: required field is missing" in result.stdout
+    assert len((env / "ops" / "signals" / "signals.jsonl").read_text().splitlines()) == 3
+
+    again = CliRunner().invoke(app, ["signals", "import", str(file), "--json"])
+    out = json.loads(again.stdout)
+    assert out["counts"] == {"accepted": 3, "rejected": 2, "created": 0, "updated": 0, "unchanged": 3}
+    assert [r["line"] for r in out["rejected"]] == [4, 5]
+
+
+def test_clean_import_exits_zero_and_dry_run_stores_nothing(env: Path) -> None:
+    file = write_jsonl(env / "ok.jsonl", [json.dumps(incident()), json.dumps(deploy())])
+    dry = CliRunner().invoke(app, ["signals", "import", str(file), "--dry-run"])
+    assert dry.exit_code == 0 and "dry run: would accept 2" in dry.stdout
+    assert not (env / "ops" / "signals" / "signals.jsonl").exists()
+    assert CliRunner().invoke(app, ["signals", "import", str(file)]).exit_code == 0
