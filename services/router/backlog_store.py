@@ -10,11 +10,11 @@ from services.router.stores.jsonl import JsonlBacklogStore
 from services.router.stores.memory import MemoryBacklogStore
 
 __all__ = [
-    "AutoBacklogStore",
+    "AutoBacklogStore",  # noqa: F822 - loaded lazily by __getattr__
     "BacklogStore",
     "JsonlBacklogStore",
     "MemoryBacklogStore",
-    "PostgresBacklogStore",
+    "PostgresBacklogStore",  # noqa: F822 - loaded lazily by __getattr__
     "UpsertRequest",
     "WriteResult",
     "open_store",

@@ -36,7 +36,11 @@ class Runtime:
         return self.registry.execute(self.context(actor), tool, action, params)
 
     def close(self) -> None:
+        """Release the backlog store and the signal stores opened for it (pools, file handles)."""
+        from services.router.signals.backend import close_signal_stores
+
         self.store.close()
+        close_signal_stores()
 
 
 def build_runtime(

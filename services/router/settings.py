@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     backlog_policy_path: Path | None = Field(default=None, validation_alias="BACKLOG_POLICY_PATH")
     backlog_reports_dir: Path | None = Field(default=None, validation_alias="BACKLOG_REPORTS_DIR")
     backlog_state_dir: Path | None = Field(default=None, validation_alias="BACKLOG_STATE_DIR")
+    backlog_signals_dir: Path | None = Field(default=None, validation_alias="BACKLOG_SIGNALS_DIR")
+    backlog_risk_dir: Path | None = Field(default=None, validation_alias="BACKLOG_RISK_DIR")
+    backlog_risk_policy_path: Path | None = Field(default=None, validation_alias="BACKLOG_RISK_POLICY_PATH")
     backlog_postgres_dsn: SecretStr | None = Field(default=None, validation_alias="BACKLOG_POSTGRES_DSN")
     postgres_dsn: SecretStr | None = Field(default=None, validation_alias="POSTGRES_DSN")
     backlog_pg_retry_seconds: float = Field(default=300.0, ge=0, validation_alias="BACKLOG_PG_RETRY_SECONDS")
@@ -52,6 +55,20 @@ class Settings(BaseSettings):
     def state_dir(self) -> Path:
         """Small operational state (alert notifier, scheduler runs): ``ops/state``."""
         return self.backlog_state_dir or self.root / "ops" / "state"
+
+    @property
+    def signals_dir(self) -> Path:
+        """Signals beside the backlog's folder, so relocating ``BACKLOG_JSONL_DIR`` moves them too."""
+        return self.backlog_signals_dir or self.jsonl_dir.parent / "signals"
+
+    @property
+    def risk_dir(self) -> Path:
+        """Risk snapshots beside the backlog's folder (same reason as ``signals_dir``)."""
+        return self.backlog_risk_dir or self.jsonl_dir.parent / "risk"
+
+    @property
+    def risk_policy_path(self) -> Path:
+        return self.backlog_risk_policy_path or self.config_dir / "risk_policy.yml"
 
     @property
     def config_dir(self) -> Path:

@@ -56,7 +56,8 @@ def make_runtime(store: BacklogStore, clock: FixedClock, tmp_path: Path, **setti
     if not policy.exists():
         policy.write_text(TEST_POLICY)
     values: dict[str, Any] = {"REPO_ROOT": REPO, "BACKLOG_REPORTS_DIR": tmp_path / "reports",
-                              "BACKLOG_POLICY_PATH": policy, **settings}
+                              "BACKLOG_POLICY_PATH": policy, "BACKLOG_STATE_DIR": tmp_path / "state",
+                              "BACKLOG_JSONL_DIR": tmp_path / "backlog", **settings}
     return build_runtime(Settings(**values), clock=clock, store=store)
 
 

@@ -67,6 +67,11 @@ ROUTE_SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/backlog/items/{item_id}/status"): {"json": {"status": "blocked"}},
     ("POST", "/v1/backlog/items/{item_id}/comments"): {"json": {"message": "on it"}},
     ("POST", "/v1/backlog/cleanup"): {"json": {"retention_days": 180, "dry_run": True}},
+    ("POST", "/v1/signals"): {"json": {"signals": [], "dry_run": True}},
+    ("POST", "/v1/signals/alertmanager"): {
+        "params": {"dry_run": "true"},
+        "json": {"version": "4", "groupKey": "{}", "status": "firing", "receiver": "backlog", "alerts": []},
+    },
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,8 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.router.api import create_app
 from services.router.api.routes_health import EnvIndex
 from services.router.clock import FixedClock
+from services.router.domain.queries import ItemQuery, Page
 from services.router.errors import StoreUnavailable
-from services.router.stores.base import StoreStatus
+from services.router.stores.base import BacklogStore, StoreStatus
 from services.router.stores.memory import MemoryBacklogStore
 from tests.api.conftest import headers_for, make_rbac, make_runtime, new_item
 
@@ -115,7 +116,13 @@ def test_metrics_answer_when_the_store_fails(clock: FixedClock, tmp_path: Path) 
 def test_env_index_prefers_the_store_query_and_caches_the_scan(clock: FixedClock, store: MemoryBacklogStore,
                                                                 client: TestClient) -> None:
     now = [0.0]
-    index = EnvIndex(store, ttl_seconds=60, monotonic=lambda: now[0])
+    class WithoutEnvs:
+        """A store that cannot answer envs() itself: the index must page and cache."""
+
+        def list(self, query: ItemQuery) -> Page:
+            return store.list(query)
+
+    index = EnvIndex(cast(BacklogStore, WithoutEnvs()), ttl_seconds=60, monotonic=lambda: now[0])
     assert index.envs() == []
     new_item(client, "a", env="prod")
     assert index.envs() == []  # cached

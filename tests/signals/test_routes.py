@@ -1,7 +1,7 @@
 """POST /v1/signals and /v1/signals/alertmanager over HTTP with the shipped RBAC accounts.
 
-The app factory is owned elsewhere; until it registers these routes itself, this test adds them
-the way the factory will (``routes_signals.register``) and runs the factory's guard check.
+The app factory registers them (``routes_signals.register``) and its deny-by-default check
+covers them like every other route.
 """
 
 from __future__ import annotations
@@ -10,11 +10,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from services.router.api import create_app, routes_signals
-from services.router.api.app import PROTECTED_ERRORS, document_guards
 from services.router.api.auth import ActionGuard, guard_of
 from services.router.runtime import Runtime
 from tests.api.conftest import KEYS, make_rbac
@@ -25,9 +23,6 @@ from tests.signals.test_alertmanager import FIRING
 @pytest.fixture
 def client(runtime: Runtime) -> Iterator[TestClient]:
     app = create_app(runtime, make_rbac())
-    if not routes_signals.signal_routes(app):
-        routes_signals.register(app, responses=PROTECTED_ERRORS)
-        document_guards(app, runtime)  # the factory's deny-by-default check, now over these routes too
     assert [r.openapi_extra for r in routes_signals.signal_routes(app)] == [
         {"x-entitlement": "tools.signals.write", "x-action": "signals_tool.ingest"},
         {"x-entitlement": "tools.signals.write", "x-action": "signals_tool.alertmanager"}]
@@ -39,8 +34,9 @@ def key(account: str) -> dict[str, str]:
     return {"X-API-Key": KEYS[account]}
 
 
-def test_routes_declare_their_guard() -> None:
-    guards = {route.path: guard_of(route) for route in routes_signals.router.routes if isinstance(route, APIRoute)}
+def test_routes_declare_their_guard(runtime: Runtime) -> None:
+    app = create_app(runtime, make_rbac())
+    guards = {route.path: guard_of(route) for route in routes_signals.signal_routes(app)}
     assert {p: (g.tool, g.action) for p, g in guards.items() if isinstance(g, ActionGuard)} == {
         "/v1/signals": ("signals_tool", "ingest"), "/v1/signals/alertmanager": ("signals_tool", "alertmanager")}
 

@@ -72,7 +72,8 @@ def health_runtime(clock: FixedClock, tmp_path: Path) -> Runtime:
 def test_metrics_expose_backlog_health_per_env(health_runtime: Runtime, tmp_path: Path) -> None:
     seed(health_runtime, tmp_path / "state")
     slot = NOW - timedelta(hours=3)
-    (tmp_path / "ops" / "state" / "job_runs.jsonl").write_text("\n".join([
+    (tmp_path / "state").mkdir(exist_ok=True)
+    (tmp_path / "state" / "job_runs.jsonl").write_text("\n".join([
         ledger_line("hourly_risk_snapshot", slot, "running"),
         ledger_line("hourly_risk_snapshot", slot, "succeeded", slot + timedelta(seconds=4)),
         ledger_line("hourly_risk_snapshot", slot + timedelta(hours=1), "failed", slot + timedelta(hours=1)),

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from services.router import web as web_ui
-from services.router.api import routes_backlog, routes_health, routes_tools
+from services.router.api import routes_backlog, routes_health, routes_signals, routes_tools
 from services.router.api.auth import PUBLIC_PATHS, ActionGuard, Authenticator, AuthMiddleware, guard_of
 from services.router.api.errors import OrjsonResponse, error_docs, install_error_handlers
 from services.router.api.health_sources import HealthSources
@@ -83,6 +83,7 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
     routes_health.register(app)
     routes_tools.register(app, responses=PROTECTED_ERRORS)
     routes_backlog.register(app, responses=PROTECTED_ERRORS)
+    routes_signals.register(app, responses=PROTECTED_ERRORS)
     document_guards(app, rt)
     if web:
         store = web_ui.SessionStore()

@@ -5,7 +5,7 @@ they run (``requires(...)``: ``tools.signals.write``), like every other route. T
 adds them with ``register(app, responses=...)`` — flat ``APIRoute``s on the app, which its
 deny-by-default check and OpenAPI documentation walk (FastAPI ≥ 0.165 keeps routers added with
 ``include_router`` as one nested entry that a walk of ``app.routes`` does not look inside).
-``router`` carries the same routes for callers that want an ``APIRouter``. They answer 200 with what was accepted and
+They answer 200 with what was accepted and
 what was rejected (with reasons) even when some items are bad: one bad item never rejects the
 others, and Alertmanager must not retry a payload whose bad alert will never get better.
 A body that is not a batch at all (or not a webhook payload) is a 422 naming the field.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, FastAPI, Query
+from fastapi import Body, FastAPI, Query
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
@@ -27,8 +27,6 @@ from services.router.signals.models import MAX_BATCH
 TOOL = "signals_tool"
 IngestCall = Annotated[ActionCall, requires(TOOL, "ingest")]
 AlertmanagerCall = Annotated[ActionCall, requires(TOOL, "alertmanager")]
-
-router = APIRouter(tags=["signals"])
 
 EXAMPLE_SIGNAL: dict[str, Any] = {
     "kind": "incident", "id": "INC-123", "env": "prod", "service": "gateway",
@@ -77,9 +75,6 @@ ROUTES: list[tuple[str, Any, str]] = [
     ("/v1/signals/alertmanager", post_alertmanager,
      "Alertmanager webhook receiver (payload version 4, as Alertmanager sends it)"),
 ]
-for _path, _endpoint, _summary in ROUTES:
-    router.add_api_route(_path, _endpoint, methods=["POST"], response_model=IntakeResult, summary=_summary,
-                         responses=error_docs(413))
 
 
 def register(app: FastAPI, *, responses: dict[int | str, dict[str, Any]]) -> None:

@@ -15,7 +15,6 @@ import logging
 import threading
 import weakref
 from pathlib import Path
-from typing import Any
 
 from services.router.errors import StoreUnavailable, ValidationFailed
 from services.router.settings import Settings
@@ -35,14 +34,12 @@ def signals_dir(settings: Settings) -> Path:
     By default that is ``ops/signals`` under the root; a relocated backlog folder
     (``BACKLOG_JSONL_DIR``) takes its signals along, so one override moves all runtime data.
     """
-    override: Any = getattr(settings, "backlog_signals_dir", None)
-    return Path(override) if override else settings.jsonl_dir.parent / "signals"
+    return settings.signals_dir
 
 
 def risk_dir(settings: Settings) -> Path:
     """``$BACKLOG_RISK_DIR`` when settings carry it, else ``risk/`` beside the backlog's folder."""
-    override: Any = getattr(settings, "backlog_risk_dir", None)
-    return Path(override) if override else settings.jsonl_dir.parent / "risk"
+    return settings.risk_dir
 
 
 def active_backend(ctx: ToolContext) -> str:
@@ -53,9 +50,8 @@ def active_backend(ctx: ToolContext) -> str:
 
 
 def signal_store_for(ctx: ToolContext) -> SignalStore:
-    explicit = getattr(ctx, "signals", None)
-    if explicit is not None:
-        return explicit  # type: ignore[no-any-return]
+    if ctx.signals is not None:
+        return ctx.signals
     backend = active_backend(ctx)
     if backend == "postgres":
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -153,8 +153,7 @@ class RiskPolicy(BaseModel):
 
 def risk_policy_path(settings: Settings) -> Path:
     """``$BACKLOG_RISK_POLICY_PATH`` when settings carry it, else ``config/risk_policy.yml``."""
-    override: Any = getattr(settings, "backlog_risk_policy_path", None)
-    return Path(override) if override else settings.config_dir / RISK_POLICY_FILE
+    return settings.risk_policy_path
 
 
 _cache: dict[Path, tuple[tuple[int, ...], RiskPolicy]] = {}

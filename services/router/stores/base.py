@@ -9,8 +9,8 @@ so the memory store is the index alone and the JSONL store adds a file log.
 from __future__ import annotations
 
 import bisect
-import functools
 import builtins
+import functools
 import itertools
 import sys
 import threading

@@ -32,7 +32,7 @@ def open_store(settings: Settings, *, clock: Clock | None = None) -> BacklogStor
                 "BACKLOG_BACKEND=postgres needs BACKLOG_POSTGRES_DSN (or POSTGRES_DSN)",
                 field="BACKLOG_POSTGRES_DSN",
             )
-        store = PostgresBacklogStore(dsn, clock=clock)
+        store = PostgresBacklogStore(dsn, clock=clock, connect_timeout=settings.backlog_pg_connect_timeout_seconds)
     elif backend == "auto":
         from services.router.stores.auto import AutoBacklogStore
 

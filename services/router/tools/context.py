@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from services.router.clock import Clock
 from services.router.policy import BacklogPolicy, load_policy
 from services.router.settings import Settings
 from services.router.stores.base import BacklogStore
+
+if TYPE_CHECKING:
+    from services.router.signals.store import SignalStore
 
 
 @dataclass
@@ -18,6 +22,8 @@ class ToolContext:
     clock: Clock
     actor: str = "cli"
     policy_path: Path | None = None
+    signals: SignalStore | None = None
+    """Set by tests and embedders; None means the process-wide store for the active backend."""
     _policy: BacklogPolicy | None = field(default=None, repr=False)
 
     def policy(self) -> BacklogPolicy:
@@ -27,4 +33,4 @@ class ToolContext:
         return self._policy
 
     def for_actor(self, actor: str) -> ToolContext:
-        return ToolContext(self.store, self.settings, self.clock, actor, self.policy_path)
+        return ToolContext(self.store, self.settings, self.clock, actor, self.policy_path, self.signals)
