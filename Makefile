@@ -14,9 +14,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## run: the main job on the JSONL default (no database needed)
-run: install
-	BACKLOG_BACKEND=$${BACKLOG_BACKEND:-jsonl} $(BIN)/python -m services.router.demo
+## run: the main job on the JSONL default (no database needed): the whole pipeline on demo
+## data (signals -> risk snapshots -> risk digest -> platform digest -> weekly generation),
+## the dashboard printed, then the router and web dashboard on http://127.0.0.1:8000/
+run: demo
+	BACKLOG_BACKEND=$${BACKLOG_BACKEND:-jsonl} $(BIN)/backlog serve --key-file .local-keys
+
+## demo: the pipeline and the printed dashboard, without starting the server
+demo: install
+	BACKLOG_BACKEND=$${BACKLOG_BACKEND:-jsonl} $(BIN)/python -m services.router.demo --pipeline
 
 ## test: lint, type-check and the whole test suite (Postgres tests use 127.0.0.1:5432)
 test: install lint typecheck unit

@@ -12,8 +12,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from services.router.api.health_sources import record_last_generation
 from services.router.domain.enums import Status
+from services.router.generation.records import record_last_generation
 from services.router.runtime import Runtime
 from tests.conftest import NOW
 from tests.factories import item

@@ -14,15 +14,15 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.router.api import create_app
-from services.router.api.health_sources import (
-    JsonlJobLedgerReader,
+from services.router.api.health_sources import JsonlJobLedgerReader
+from services.router.api.metrics_backlog import overdue_since, weeks_open_bucket
+from services.router.clock import FixedClock
+from services.router.generation.records import (
     generation_path,
     last_generation,
     parse_generation,
     record_last_generation,
 )
-from services.router.api.metrics_backlog import overdue_since, weeks_open_bucket
-from services.router.clock import FixedClock
 from services.router.jobs.runs import RunRecord
 from services.router.runtime import Runtime
 from services.router.stores.memory import MemoryBacklogStore

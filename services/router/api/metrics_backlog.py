@@ -27,10 +27,11 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from services.router.api.health_sources import HealthSources, epoch_seconds, generation_envs, last_generation
+from services.router.api.health_sources import HealthSources, epoch_seconds
 from services.router.clock import Clock, SystemClock
 from services.router.domain.enums import ALL_PRIORITIES, Priority
 from services.router.domain.queries import MAX_PAGE, ItemQuery
+from services.router.generation.records import generation_envs, last_generation
 from services.router.stores.base import BacklogStore
 
 log = logging.getLogger("backlog.metrics")

@@ -13,7 +13,7 @@ Both are admin actions (``tools.backlog.admin``) taking ``{env, dry_run}``:
   prints an empty result (the runbook's "Job output empty" symptom).
 
 A real run records its result for the dashboard and ``/metrics``
-(``api.health_sources.record_last_generation``); a failure to record is logged, not raised,
+(``generation.records.record_last_generation``); a failure to record is logged, not raised,
 because the items are already written.
 """
 
@@ -34,6 +34,7 @@ from services.router.generation.digest import (
     latest_platform_digest,
     latest_risk_digest,
 )
+from services.router.generation.records import record_last_generation
 from services.router.generation.run import generate, skipped
 from services.router.tools.context import ToolContext
 from services.router.tools.registry import ToolRegistry
@@ -89,11 +90,9 @@ def auto_generate_daily(ctx: ToolContext, p: GenerateParams) -> dict[str, Any]:
 
 
 def recorded(ctx: ToolContext, result: dict[str, Any], action: str) -> dict[str, Any]:
-    """Record a real run for the dashboard and /metrics (imported here: the api package is heavy)."""
+    """Record a real run for the dashboard and /metrics."""
     if result["dry_run"]:
         return result
-    from services.router.api.health_sources import record_last_generation
-
     try:
         record_last_generation(ctx.settings.state_dir, result, action=action, ran_at=ctx.clock.now())
     except (OSError, ValueError) as exc:

@@ -2,7 +2,7 @@
 
 Every number comes from the same registry actions the API serves (``backlog_tool.dashboard``,
 ``list``, ``get``, ``events``), run through the API's guard; the held-back items of the last
-generation come from its record (``api.health_sources.last_generation``), shown under the
+generation come from its record (``generation.records.last_generation``), shown under the
 dashboard's own authorization.
 """
 
@@ -14,10 +14,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 from starlette.responses import Response
 
-from services.router.api.health_sources import GenerationRecord, last_generation
 from services.router.domain.enums import ALL_PRIORITIES, ALL_STATUSES
 from services.router.domain.queries import MAX_PAGE
 from services.router.errors import ValidationFailed
+from services.router.generation.records import GenerationRecord, last_generation
 from services.router.web import views
 from services.router.web.rendering import Page
 
