@@ -83,7 +83,8 @@ def test_file_level_problems(tmp_path: Path) -> None:
 def test_cli_reports_every_bad_line_with_its_number(tmp_path: Path) -> None:
     bad = tmp_path / "daarion-governance"
     lines = CRON.read_text().splitlines()
-    lines[-1] = lines[-1].replace("40 3 * * *", "40 3 * * * *", 1)
+    assert lines[-1].startswith("*/15 * * * * daarion ")
+    lines[-1] = lines[-1].replace("*/15 * * * *", "*/15 * * * * *", 1)
     lines.append("0 25 * * * daarion /usr/bin/true")
     bad.write_text("\n".join(lines) + "\n")
     code, _, err = invoke("jobs", "check-cron", str(bad))

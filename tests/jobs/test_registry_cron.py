@@ -25,6 +25,8 @@ RUNBOOK_JOBS = {
     "weekly_backlog_generate": ("20 6 * * 1", "backlog_tool", "auto_generate_weekly"),
     "daily_backlog_cleanup": ("40 3 * * *", "backlog_tool", "cleanup"),
 }
+# The runbook's six, plus the alert notifier of the alert-thresholds work (every 15 minutes).
+REGISTRY_JOBS = {**RUNBOOK_JOBS, "backlog_alerts": ("*/15 * * * *", "backlog_tool", "notify_alerts")}
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -34,7 +36,7 @@ def invoke(*args: str) -> tuple[int, str, str]:
 
 def test_registry_declares_the_runbook_jobs_exactly() -> None:
     registry = load_registry(REGISTRY)
-    assert {j.name: (j.schedule, j.tool, j.action) for j in registry.jobs} == RUNBOOK_JOBS
+    assert {j.name: (j.schedule, j.tool, j.action) for j in registry.jobs} == REGISTRY_JOBS
     logs = {j.name: j.log_file for j in registry.jobs}
     assert logs["hourly_risk_snapshot"] == "/var/log/daarion/risk_snapshot.log"
     assert logs["weekly_backlog_generate"] == "/var/log/daarion/backlog_generate.log"
@@ -52,14 +54,14 @@ def test_committed_cron_file_is_the_rendering_of_the_registry() -> None:
     assert compare(registry, CRON.read_text()) == []
     code, out, err = invoke("jobs", "check", "--no-tools")
     assert code == 0, err
-    assert "ok: ops/cron/jobs.cron matches ops/task_registry.yml (6 jobs)" in out
+    assert "ok: ops/cron/jobs.cron matches ops/task_registry.yml (7 jobs)" in out
 
 
 def test_committed_cron_file_header_and_lines() -> None:
     parsed = parse_cron(CRON.read_text())
     assert set(parsed.variables) == {"SHELL", "PATH", "REPO_ROOT", "ROUTER_URL"}
     assert parsed.variables["ROUTER_URL"] == "http://localhost:8000"
-    assert {j.name for j in parsed.jobs} == set(RUNBOOK_JOBS)
+    assert {j.name for j in parsed.jobs} == set(REGISTRY_JOBS)
     for job in parsed.jobs:
         assert job.user == "daarion" and job.env_file == "/etc/daarion/governance.env"
         assert job.log_file.startswith("/var/log/daarion/")
@@ -104,7 +106,7 @@ def test_missing_extra_and_changed_jobs_are_each_reported(tmp_path: Path) -> Non
     text = CRON.read_text()
     lines = text.splitlines(keepends=True)
     dropped = "".join(ln for ln in lines if "--job risk_history_cleanup " not in ln)
-    extra = dropped + lines[-1].replace("--job daily_backlog_cleanup", "--job rogue_job")
+    extra = dropped + lines[-1].replace("--job backlog_alerts", "--job rogue_job")
     changed = extra.replace("""'{"env":"prod"}' ; } >> /var/log/daarion/risk_digest.log""",
                             """'{"env":"staging"}' ; } >> /var/log/daarion/risk_digest.log""")
     changed = changed.replace("ROUTER_URL=http://localhost:8000", "ROUTER_URL=http://router:8000")
