@@ -20,6 +20,9 @@ def base(**fields: object) -> dict[str, object]:
         ("env", "Prod"), ("env", "-prod"), ("env", "p" * 65), ("env", "../etc"), ("service", "a b"),
         ("owner", "Bob"), ("title", ""), ("title", "x" * 201), ("description", "x" * 10_001),
         ("priority", "P4"), ("dedupe_key", "has space"), ("due_date", "2026-13-01"), ("unknown", 1),
+        # NUL cannot be stored by PostgreSQL: every backend refuses it up front, with the field named
+        ("title", "a\x00b"), ("description", "x\x00"), ("evidence_refs", ["INC-1\x00"]),
+        ("meta", {"signals": [{"note": "\x00"}]}), ("meta", {"k\x00": 1}),
     ],
 )
 def test_invalid_input_names_the_field(field: str, value: object) -> None:

@@ -14,7 +14,7 @@ import time
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from services.router.domain.enums import EventType, Priority, Source, Status
 
@@ -22,12 +22,32 @@ SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 MAX_TITLE = 200
 MAX_TEXT = 10_000
 
+
+def no_nul(value: str) -> str:
+    """PostgreSQL text and jsonb cannot hold U+0000; refusing it everywhere keeps backends in agreement."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters (U+0000)")
+    return value
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, min_length=1, max_length=64)]
-Title = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TITLE, strip_whitespace=True)]
-Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
-CommentText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT, strip_whitespace=True)]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TITLE, strip_whitespace=True),
+                  AfterValidator(no_nul)]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT), AfterValidator(no_nul)]
+CommentText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT, strip_whitespace=True),
+                        AfterValidator(no_nul)]
 DedupeKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]+$", min_length=1, max_length=300)]
-Ref = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+Ref = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(no_nul)]
 Actor = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$", max_length=64)]
 ItemId = Annotated[str, StringConstraints(pattern=r"^bl_[0-9a-f]{12,40}$")]
 
@@ -90,6 +110,8 @@ class ItemInput(BaseModel):
             raise ValueError(f"meta must be JSON: {exc}") from exc
         if size > MAX_META_BYTES:
             raise ValueError(f"meta is {size} bytes; at most {MAX_META_BYTES}")
+        if _holds_nul(value):
+            raise ValueError("meta must not contain NUL characters (U+0000)")
         return value
 
 
