@@ -4,7 +4,8 @@
    (``services/router/sample/digest.py``; a real digest for the week is never overwritten).
    With ``--pipeline`` the digest is derived instead from synthetic DEMO signals through the
    real upstream tools (``demo_platform.run_platform_pipeline``: signals → hourly risk
-   snapshots → risk digest → platform digest).
+   snapshots → risk digest → platform digest). On an empty backlog it first replays the
+   previous three Mondays (``demo_history``), so the dashboard has history to show.
 2. Run ``backlog_tool.auto_generate_weekly`` for every env in the digest and print each plan.
 3. Print the dashboard.
 
@@ -20,6 +21,8 @@ import os
 import sys
 from typing import Any
 
+from services.router.clock import FixedClock, default_clock
+from services.router.demo_history import backlog_is_empty, replay_past_weeks
 from services.router.errors import BacklogError
 from services.router.generation.digest import latest_platform_digest
 from services.router.runtime import Runtime, build_runtime, configure_logging
@@ -33,8 +36,13 @@ def prepare_digest(runtime: Runtime, *, pipeline: bool) -> list[str]:
     from services.router.cli.app import console
 
     if pipeline:
-        from services.router.demo_platform import run_platform_pipeline
+        from services.router.demo_platform import ENVS, ingest_demo_signals, run_platform_pipeline
 
+        if isinstance(runtime.clock, FixedClock) and backlog_is_empty(runtime, ENVS):
+            ingest_demo_signals(runtime, actor=DEMO_ACTOR)
+            for week in replay_past_weeks(runtime, runtime.clock, envs=ENVS, actor=DEMO_ACTOR):
+                console.print(f"DEMO DATA: replayed {week['week']}: {week['created']} items generated, "
+                              "then a week of owners, progress and comments.", markup=False, highlight=False)
         summary = run_platform_pipeline(runtime, actor=DEMO_ACTOR)
         console.print(f"DEMO DATA: platform digest {summary['platform_digest']} built from synthetic signals "
                       f"({summary['signals']['accepted']} signals).", markup=False, highlight=False)
@@ -80,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     runtime: Runtime | None = None
     try:
-        runtime = build_runtime()
+        # One settable clock for the runtime and the store: the first run replays past Mondays.
+        runtime = build_runtime(clock=FixedClock(default_clock().now()))
         run_demo(runtime, pipeline=args.pipeline)
     except BacklogError as exc:
         sys.stderr.write("error: " + " ".join(exc.message.split()) + "\n")

@@ -180,6 +180,22 @@ class _ServiceHistory:
         return out
 
 
+def ingest_demo_signals(runtime: Runtime, *, seed: int = DEMO_SEED, actor: str = DEMO_ACTOR) -> dict[str, int]:
+    """Send the demo signals through ``signals_tool.ingest``; the summed counts.
+
+    History ends at today's midnight (UTC), so every run on the same day sends the same signals
+    and a re-run is a no-op for the stores instead of rewriting the history.
+    """
+    now = runtime.clock.now()
+    signals = demo_signals(now.replace(hour=0, minute=0, second=0, microsecond=0), seed=seed)
+    counts = {"accepted": 0, "rejected": 0, "created": 0, "updated": 0, "unchanged": 0}
+    for start in range(0, len(signals), 1000):
+        result = runtime.execute(actor, "signals_tool", "ingest", {"signals": signals[start:start + 1000]})
+        for key in counts:
+            counts[key] += result["counts"][key]
+    return counts
+
+
 def run_platform_pipeline(
     runtime: Runtime, *, seed: int = DEMO_SEED, hours: int = BACKFILL_HOURS, actor: str = DEMO_ACTOR,
 ) -> dict[str, Any]:
@@ -193,14 +209,7 @@ def run_platform_pipeline(
     def run(tool: str, action: str, **params: Any) -> Any:
         return runtime.execute(actor, tool, action, params)
 
-    # History ends at today's midnight (UTC), so every run on the same day sends the same signals
-    # and a re-run is a no-op for the stores instead of rewriting the history.
-    signals = demo_signals(now.replace(hour=0, minute=0, second=0, microsecond=0), seed=seed)
-    counts = {"accepted": 0, "rejected": 0, "created": 0, "updated": 0, "unchanged": 0}
-    for start in range(0, len(signals), 1000):
-        result = run("signals_tool", "ingest", signals=signals[start:start + 1000])
-        for key in counts:
-            counts[key] += result["counts"][key]
+    counts = ingest_demo_signals(runtime, seed=seed, actor=actor)
     written = 0
     for back in range(hours - 1, 0, -1):
         written += run("risk_history_tool", "snapshot", as_of=iso_z(hour_slot(now) - timedelta(hours=back)))["written"]

@@ -7,7 +7,9 @@ from pathlib import Path
 import orjson
 
 from services.router.clock import FixedClock
-from services.router.demo_platform import SERVICES, demo_signals, run_platform_pipeline
+from services.router.demo_history import backlog_is_empty, replay_past_weeks
+from services.router.demo_platform import ENVS, SERVICES, demo_signals, ingest_demo_signals, run_platform_pipeline
+from services.router.domain.queries import ItemQuery
 from services.router.generation.digest import load_platform_digest, load_risk_digest
 from services.router.runtime import Runtime
 from services.router.signals.models import validate_batch
@@ -48,3 +50,20 @@ def test_pipeline_produces_both_digests(runtime: Runtime, clock: FixedClock, roo
     assert top["pressure_score"] >= digest["envs"]["prod"]["services"][-1]["pressure_score"]
     again = run_platform_pipeline(runtime, hours=24)
     assert again["signals"]["unchanged"] == summary["signals"]["accepted"], "re-running is harmless"
+
+
+def test_replayed_weeks_give_the_first_dashboard_a_history(runtime: Runtime, clock: FixedClock) -> None:
+    ingest_demo_signals(runtime)
+    weeks = replay_past_weeks(runtime, clock, envs=ENVS, weeks=3)
+    assert [w["week"] for w in weeks] == ["2026-W45", "2026-W46", "2026-W47"]
+    assert all(w["created"] > 0 for w in weeks)
+    assert clock.now() == NOW, "the clock is back where it started"
+    items = runtime.store.list(ItemQuery(limit=500)).items
+    assert {i["status"] for i in items} >= {"open", "in_progress", "done"}
+    assert max(i["meta"].get("weeks_open", 1) for i in items) == 3, "items left open carry over"
+    assert runtime.store.dashboard("prod")["overdue_count"] > 0
+    assert any(i["owner"].startswith("team-") for i in items)
+    owned = next(i for i in items if i["owner"].startswith("team-"))
+    assert "owner_changed" in [e["type"] for e in runtime.store.events(owned["id"])]
+    assert max(i["created_at"] for i in items) < "2026-11-24", "generated on the replayed Mondays"
+    assert not backlog_is_empty(runtime, ENVS)
