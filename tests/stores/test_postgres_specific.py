@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from pydantic import ValidationError as PydanticValidationError
 
 from services.router.clock import FixedClock
 from services.router.domain.enums import ALL_PRIORITIES, Status
@@ -266,10 +267,14 @@ def test_unreachable_and_unmigrated_are_store_unavailable_without_the_password(c
 def test_text_postgres_cannot_store_is_a_validation_error(dsn: str, clock: FixedClock) -> None:
     store = PostgresBacklogStore(dsn, clock=clock)
     try:
+        with pytest.raises(PydanticValidationError, match="NUL"):
+            item("nul", title="bad \x00 title")  # refused before any backend sees it
+        # and should something bypass the model, the database's refusal is still a 422-class error
+        valid = item("nul")
         with pytest.raises(ValidationFailed):
-            store.upsert(item("nul", title="bad \x00 title"), actor="gen")
+            store.upsert(valid.model_copy(update={"title": "bad \x00 title"}), actor="gen")
         with pytest.raises(ValidationFailed):
-            store.upsert(item("nul2", meta={"x": "\x00"}), actor="gen")
+            store.upsert(valid.model_copy(update={"dedupe_key": "nul2", "meta": {"x": "\x00"}}), actor="gen")
         assert store.get_by_dedupe_key("nul") is None
     finally:
         store.close()
