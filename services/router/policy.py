@@ -164,21 +164,32 @@ class BacklogPolicy(BaseModel):
 
 def load_policy(path: Path) -> BacklogPolicy:
     """Read and validate a policy file; a missing file is an error, not silent defaults."""
+    return load_config_file(BacklogPolicy, path, "policy file")
+
+
+def load_config_file(model: type[M], path: Path, what: str, *, loader: type[yaml.SafeLoader] = yaml.SafeLoader,
+                     shape: str = "a mapping at the top level") -> M:
+    """Every YAML config (policy, risk policy, task registry) fails the same way: one line naming the file."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
-        raise PolicyInvalid(f"{path}: policy file not found", file=str(path)) from exc
+        raise PolicyInvalid(f"{path}: {what} not found", file=str(path)) from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyInvalid(f"{path}: cannot read policy file: {exc}", file=str(path)) from exc
+        raise PolicyInvalid(f"{path}: cannot read {what}: {exc}", file=str(path)) from exc
+    return parse_config_text(model, text, path, loader=loader, shape=shape)
+
+
+def parse_config_text(model: type[M], text: str, path: Path, *, loader: type[yaml.SafeLoader] = yaml.SafeLoader,
+                      shape: str = "a mapping at the top level") -> M:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         raise PolicyInvalid(f"{path}: not valid YAML: {exc}", file=str(path)) from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise PolicyInvalid(f"{path}: expected a mapping at the top level", file=str(path))
-    return validate_config(BacklogPolicy, data, path)
+        raise PolicyInvalid(f"{path}: expected {shape}", file=str(path))
+    return validate_config(model, data, path)
 
 
 def validate_config(model: type[M], data: Any, path: Path) -> M:

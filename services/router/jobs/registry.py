@@ -17,8 +17,8 @@ import yaml
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
-from services.router.errors import BacklogError, PolicyInvalid
-from services.router.policy import validate_config
+from services.router.errors import BacklogError
+from services.router.policy import load_config_file, parse_config_text
 from services.router.settings import Settings
 from services.router.tools.registry import ToolRegistry
 
@@ -188,6 +188,9 @@ def default_registry_path(settings: Settings) -> Path:
     return Path(override) if override else settings.root / "ops" / "task_registry.yml"
 
 
+REGISTRY_SHAPE = "a mapping with version, cron and jobs"
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML keeps the last of two equal keys silently; a registry must not."""
 
@@ -208,24 +211,12 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 
 
 def parse_registry(text: str, path: Path) -> TaskRegistry:
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise PolicyInvalid(f"{path}: not valid YAML: {exc}", file=str(path)) from exc
-    if not isinstance(data, dict):
-        raise PolicyInvalid(f"{path}: expected a mapping with version, cron and jobs", file=str(path))
-    return validate_config(TaskRegistry, data, path)
+    return parse_config_text(TaskRegistry, text, path, loader=_UniqueKeyLoader, shape=REGISTRY_SHAPE)
 
 
 def load_registry(path: Path) -> TaskRegistry:
     """Read and validate the registry; a missing file is an error, never an empty schedule."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise PolicyInvalid(f"{path}: task registry not found", file=str(path)) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyInvalid(f"{path}: cannot read task registry: {exc}", file=str(path)) from exc
-    return parse_registry(text, path)
+    return load_config_file(TaskRegistry, path, "task registry", loader=_UniqueKeyLoader, shape=REGISTRY_SHAPE)
 
 
 def grants(held: str, needed: str) -> bool:

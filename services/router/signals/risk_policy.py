@@ -13,11 +13,9 @@ import threading
 from pathlib import Path
 from typing import Annotated
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.router.errors import PolicyInvalid
-from services.router.policy import validate_config
+from services.router.policy import load_config_file
 from services.router.settings import Settings
 
 RISK_POLICY_FILE = "risk_policy.yml"
@@ -164,8 +162,8 @@ def load_risk_policy(path: Path) -> RiskPolicy:
     """Read and validate the file; a missing file is an error, not silent defaults."""
     try:
         st = os.stat(path)
-    except FileNotFoundError as exc:
-        raise PolicyInvalid(f"{path}: risk policy file not found", file=str(path)) from exc
+    except FileNotFoundError:
+        return parse_risk_policy(path)  # says "not found" the one way every config does
     stamp = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
     with _cache_lock:
         cached = _cache.get(path)
@@ -178,16 +176,4 @@ def load_risk_policy(path: Path) -> RiskPolicy:
 
 
 def parse_risk_policy(path: Path) -> RiskPolicy:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyInvalid(f"{path}: cannot read risk policy file: {exc}", file=str(path)) from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PolicyInvalid(f"{path}: not valid YAML: {exc}", file=str(path)) from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise PolicyInvalid(f"{path}: expected a mapping at the top level", file=str(path))
-    return validate_config(RiskPolicy, data, path)
+    return load_config_file(RiskPolicy, path, "risk policy file")

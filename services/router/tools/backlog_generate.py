@@ -60,33 +60,28 @@ def policy_file(ctx: ToolContext) -> str:
 
 
 def auto_generate_weekly(ctx: ToolContext, p: GenerateParams) -> dict[str, Any]:
-    policy = ctx.policy()
-    if not policy.generation.weekly_from_pressure_digest:
-        return skipped(p.env, dry_run=p.dry_run,
-                       reason=f"generation.weekly_from_pressure_digest is false in {policy_file(ctx)}")
-    found = latest_platform_digest(ctx.settings.reports_dir)
-    if found is None:
-        raise DigestMissing(NO_PLATFORM_DIGEST, env=p.env)
-    if p.env not in found.digest.envs:
-        raise DigestMissing(NO_PLATFORM_DIGEST, env=p.env, digest=found.name)
-    result = generate(ctx.store, policy, weekly_facts(found, p.env), today=ctx.clock.now().date(),
-                      actor=ctx.actor, dry_run=p.dry_run)
-    return recorded(ctx, result, "auto_generate_weekly")
+    return generate_from_digest(ctx, p, daily=False)
 
 
 def auto_generate_daily(ctx: ToolContext, p: GenerateParams) -> dict[str, Any]:
+    return generate_from_digest(ctx, p, daily=True)
+
+
+def generate_from_digest(ctx: ToolContext, p: GenerateParams, *, daily: bool) -> dict[str, Any]:
+    """The one path both actions take: policy switch, latest digest with the env, plan, apply, record."""
     policy = ctx.policy()
-    if not policy.generation.daily_from_risk_digest:
-        return skipped(p.env, dry_run=p.dry_run,
-                       reason=f"generation.daily_from_risk_digest is false in {policy_file(ctx)}")
-    found = latest_risk_digest(ctx.settings.reports_dir)
+    switch = "daily_from_risk_digest" if daily else "weekly_from_pressure_digest"
+    if not getattr(policy.generation, switch):
+        return skipped(p.env, dry_run=p.dry_run, reason=f"generation.{switch} is false in {policy_file(ctx)}")
+    missing = NO_RISK_DIGEST if daily else NO_PLATFORM_DIGEST
+    found = latest_risk_digest(ctx.settings.reports_dir) if daily else latest_platform_digest(ctx.settings.reports_dir)
     if found is None:
-        raise DigestMissing(NO_RISK_DIGEST, env=p.env)
+        raise DigestMissing(missing, env=p.env)
     if p.env not in found.digest.envs:
-        raise DigestMissing(NO_RISK_DIGEST, env=p.env, digest=found.name)
-    result = generate(ctx.store, policy, daily_facts(found, p.env), today=ctx.clock.now().date(),
-                      actor=ctx.actor, dry_run=p.dry_run)
-    return recorded(ctx, result, "auto_generate_daily")
+        raise DigestMissing(missing, env=p.env, digest=found.name)
+    facts = daily_facts(found, p.env) if daily else weekly_facts(found, p.env)  # type: ignore[arg-type]
+    result = generate(ctx.store, policy, facts, today=ctx.clock.now().date(), actor=ctx.actor, dry_run=p.dry_run)
+    return recorded(ctx, result, "auto_generate_daily" if daily else "auto_generate_weekly")
 
 
 def recorded(ctx: ToolContext, result: dict[str, Any], action: str) -> dict[str, Any]:
