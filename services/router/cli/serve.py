@@ -74,9 +74,11 @@ def serve(
     try:
         runtime = build_runtime()
         rbac = load_rbac(default_rbac_path(runtime.settings.config_dir, os.environ))
+        generated = not rbac.enabled
         rbac = local_admin_keys(rbac, host=host, port=port, key_file=key_file)
         shown = LOCAL_HOST if host in ("0.0.0.0", "::") else host
-        typer.echo(f"Web dashboard: http://{shown}:{port}/ (sign in with an API key); API docs: /docs")
+        key_hint = "the key above" if generated else "an API key"
+        typer.echo(f"Web dashboard: http://{shown}:{port}/ (sign in with {key_hint}); API docs: /docs")
         uvicorn.run(create_app(runtime, rbac), host=host, port=port, access_log=access_log, log_config=None,
                     server_header=False)
     except BacklogError as exc:
