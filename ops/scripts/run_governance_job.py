@@ -79,7 +79,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true", help='send "dry_run": true: print the plan, change nothing')
     parser.add_argument("--router-url", default=None, help=f"default $ROUTER_URL, else {DEFAULT_ROUTER_URL}")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for one answer (default 120)")
-    parser.add_argument("--job", default=None, help="job name for the log line (the registry's name)")
+    parser.add_argument("--job", default=None,
+                        help="the registry's job name: shown in the log line, and sent so the router records "
+                             "the run (its last success appears in /metrics)")
     parser.add_argument("--retries", type=int, default=3, help="retries after a connection error or 5xx (default 3)")
     parser.add_argument("--retry-backoff", type=float, default=2.0,
                         help="first retry delay in seconds, doubled each retry, with jitter (default 2)")
@@ -91,7 +93,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def build_body(tool: str, action: str, params_json: str, dry_run: bool) -> dict[str, Any]:
+def build_body(tool: str, action: str, params_json: str, dry_run: bool, job: str | None = None) -> dict[str, Any]:
     """The request body, or a usage Failure before anything is sent."""
     try:
         params = json.loads(params_json)
@@ -101,12 +103,14 @@ def build_body(tool: str, action: str, params_json: str, dry_run: bool) -> dict[
     if not isinstance(params, dict):
         raise Failure(EXIT_USAGE, f"error: --params-json must be a JSON object, got {type(params).__name__}",
                       "  e.g. --params-json '{\"env\":\"prod\"}'")
-    clash = sorted({"tool", "action"} & set(params))
+    clash = sorted({"tool", "action", "job"} & set(params))
     if clash:
-        raise Failure(EXIT_USAGE, f"error: --params-json may not set {', '.join(clash)}; use --tool/--action")
+        raise Failure(EXIT_USAGE, f"error: --params-json may not set {', '.join(clash)}; use --tool/--action/--job")
     body: dict[str, Any] = {"tool": tool, "action": action, **params}
     if dry_run:
         body["dry_run"] = True
+    if job:
+        body["job"] = job  # the router records the run under the job's slot (last success in /metrics)
     return body
 
 
@@ -166,7 +170,7 @@ def execute(args: argparse.Namespace, *, post: Callable[..., tuple[int, bytes, s
             sleep: Callable[[float], None] = time.sleep, log: Callable[[str], None] | None = None) -> Any:
     """Send the job, retrying what is safe to retry; the router's ``result`` or a Failure."""
     emit = log or (lambda line: print(line, file=sys.stderr, flush=True))
-    body = build_body(args.tool, args.action, args.params_json, args.dry_run)
+    body = build_body(args.tool, args.action, args.params_json, args.dry_run, args.job)
     base = router_base(args.router_url)
     url = base + EXECUTE_PATH
     key = os.environ.get(KEY_ENV, "").strip() or None

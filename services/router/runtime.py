@@ -41,6 +41,10 @@ class Runtime:
 
         self.store.close()
         close_signal_stores()
+        for extra in self.extras.values():
+            closer = getattr(extra, "close", None)
+            if callable(closer):
+                closer()
 
 
 def build_runtime(

@@ -159,3 +159,18 @@ def test_dry_run_sends_and_records_nothing(runtime: Runtime, tmp_path: Path,
                           state_file=AlertStateFile(tmp_path / "state" / "alerts.json"), dry_run=True)
     assert [n["kind"] for n in result["would_send"]] == ["firing", "reminder"]
     assert handler.received == [] and not (tmp_path / "state" / "alerts.json").exists()
+
+
+@pytest.mark.parametrize("backend", ["memory"], indirect=True)
+def test_without_a_receiver_nothing_is_recorded_so_a_later_receiver_still_hears_it(
+    runtime: Runtime, clock: FixedClock, tmp_path: Path, receiver: tuple[Receiver, type[Receiver200]]
+) -> None:
+    recv, handler = receiver
+    add_overdue(runtime, 6)
+    state = AlertStateFile(tmp_path / "state" / "alerts.json")
+    result = run_notifier(runtime.context("t"), envs=["prod"], receivers=[], state_file=state, dry_run=False)
+    assert result["skipped"] is True and "BACKLOG_ALERT_WEBHOOK_URL" in result["reason"]
+    assert "2 notification(s) wait" in result["reason"]
+    clock.advance(minutes=15)
+    notify(runtime, recv, tmp_path)  # a receiver is configured now: the alert already firing is sent
+    assert [n["kind"] for n in handler.received] == ["firing", "reminder"]

@@ -28,7 +28,8 @@ def registry() -> TaskRegistry:
 
 
 def make_runtime(tmp_path: Path, clock: FixedClock) -> Runtime:
-    settings = Settings(REPO_ROOT=REPO, BACKLOG_REPORTS_DIR=tmp_path / "reports", BACKLOG_STATE_DIR=tmp_path / "state")
+    settings = Settings(REPO_ROOT=REPO, BACKLOG_REPORTS_DIR=tmp_path / "reports", BACKLOG_STATE_DIR=tmp_path / "state",
+                        BACKLOG_BACKEND="memory")
     return build_runtime(settings, clock=clock, store=MemoryBacklogStore(clock=clock))
 
 
@@ -47,21 +48,30 @@ def runner_args(name: str, url: str) -> list[str]:
             "--router-url", url]
 
 
-def test_generation_without_a_digest_prints_the_runbooks_error(router: tuple[str, FixedClock]) -> None:
+def test_generation_without_a_digest_prints_the_runbooks_error(router: tuple[str, FixedClock], tmp_path: Path) -> None:
     url, _ = router
     r = run_runner(*runner_args("weekly_backlog_generate", url))
     assert r.code == 6
     assert r.err.splitlines()[0] == f"error: {NO_DIGEST}"
+    (run,) = JsonlRunLedger(tmp_path / "state").history()
+    assert (run.job, run.slot, run.status, run.error) == ("weekly_backlog_generate", GENERATE_AT, "failed", NO_DIGEST)
 
 
 def test_the_six_jobs_run_through_the_runner_and_the_runbooks_dry_run_prints_a_plan(
-    router: tuple[str, FixedClock],
+    router: tuple[str, FixedClock], tmp_path: Path,
 ) -> None:
     url, _ = router
     for job in registry().jobs:  # registry order: the digest (06:00) comes before generation (06:20)
         r = run_runner(*runner_args(job.name, url))
         assert r.code == 0, (job.name, r.err)
         assert f"job={job.name} {job.call} ok" in r.out.splitlines()[0]
+    # cron's runs are recorded under their scheduled slots, so /metrics knows each job's last success
+    runs = {run.job: run for run in JsonlRunLedger(tmp_path / "state").history()}
+    assert sorted(runs) == sorted(registry().names)
+    assert all(run.status == "succeeded" and run.finished_at == GENERATE_AT for run in runs.values())
+    assert runs["weekly_backlog_generate"].slot == GENERATE_AT
+    assert runs["weekly_platform_priority_digest"].slot == DIGEST_AT
+    assert runs["hourly_risk_snapshot"].slot == GENERATE_AT.replace(minute=0)
     # RUNBOOK §9 "Dry-run testing", verbatim but for the URL.
     r = run_runner("--tool", "backlog_tool", "--action", "auto_generate_weekly", "--params-json", '{"env":"prod"}',
                    "--dry-run", "--router-url", url)

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from services.router.alerts.notifier import alert_transitions, owner_reminders
-from services.router.alerts.receivers import Receiver
+from services.router.alerts.receivers import SLACK_ENV, WEBHOOK_ENV, Receiver
 from services.router.alerts.service import current_alerts
 from services.router.alerts.state import AlertStateFile
 from services.router.domain.queries import MAX_PAGE, ItemQuery
@@ -53,6 +53,13 @@ def run_notifier(
                 queued += owner_reminders(state, overdue=overdue_items(ctx, env), now=now)
         if dry_run:
             return {"dry_run": True, "firing": firing, "would_send": queued, "receivers": [r.name for r in receivers]}
+        if not receivers:
+            # Recording these as sent would swallow them: a receiver configured later would stay
+            # silent about alerts already firing until they changed or cooled down.
+            return {"dry_run": False, "firing": firing, "queued": [], "delivered": 0, "failed": 0,
+                    "outbox": len(state["outbox"]), "receivers": [], "skipped": True,
+                    "reason": f"no alert receiver configured (set {WEBHOOK_ENV} or {SLACK_ENV}); nothing recorded, "
+                              f"{len(queued)} notification(s) wait for one"}
         for note in queued:
             state["outbox"].append({"note": note, "pending": [r.name for r in receivers], "attempts": 0})
         state_file.save(state)  # queued before any delivery: a crash now re-delivers, never forgets

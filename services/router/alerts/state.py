@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 
 from services.router.alerts.notifier import State, empty_state
-from services.router.stores.jsonl_log import fsync_dir
+from services.router.durable import write_atomic
 
 
 class AlertStateFile:
@@ -45,10 +45,4 @@ class AlertStateFile:
         return state
 
     def save(self, state: State) -> None:
-        temp = self.path.with_name(self.path.name + ".tmp")
-        with open(temp, "wb") as fh:
-            fh.write(orjson.dumps(state, option=orjson.OPT_INDENT_2))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(temp, self.path)
-        fsync_dir(self.path.parent)
+        write_atomic(self.path, orjson.dumps(state, option=orjson.OPT_INDENT_2))

@@ -80,6 +80,19 @@ class ServiceCount(BaseModel):
     count: int
 
 
+class FiringAlert(BaseModel):
+    """One policy alert rule that fires for the env (policy ``alerts.rules``)."""
+
+    rule: str
+    severity: str
+    action: str = Field(description="notify or page")
+    target: str = Field(description="who is told, e.g. oncall or CTO")
+    env: str | None
+    value: int
+    message: str
+    items: list[str] = Field(description="ids of the overdue items behind it")
+
+
 class Dashboard(BaseModel):
     env: str | None
     generated_at: str
@@ -89,6 +102,7 @@ class Dashboard(BaseModel):
     overdue_count: int
     overdue: list[dict[str, Any]]
     top_services: list[ServiceCount]
+    alerts: list[FiringAlert]
     backend: str
     degraded: bool
 

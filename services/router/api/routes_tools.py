@@ -17,6 +17,8 @@ from services.router.api.auth import DispatcherDep, check_agent
 from services.router.api.errors import OrjsonResponse, error_docs
 from services.router.domain.models import Actor
 from services.router.errors import ValidationFailed
+from services.router.jobs.cron_runs import CronRunRecorder
+from services.router.runtime import Runtime
 from services.router.tools.registry import ToolRegistry
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -39,6 +41,11 @@ class ExecuteRequest(BaseModel):
     agent_id: Actor | None = Field(
         default=None, description="Optional. Must equal the API key's account (e.g. `scheduler`); else 403."
     )
+    job: str | None = Field(
+        default=None, pattern=NAME_PATTERN, max_length=64,
+        description="Optional. The governance job this call runs (cron's runner sends it): the router records "
+                    "the run under the job's scheduled slot, so /metrics shows its last success.",
+    )
 
 
 class ExecuteResult(BaseModel):
@@ -57,8 +64,21 @@ def execute(dispatcher: DispatcherDep, body: ExecuteRequest) -> Response:
     params = dict(body.params) if body.params is not None else flat
     call = dispatcher.authorize(body.tool, body.action)
     check_agent(call.principal, params.pop("agent_id", None))
-    result = call.run(params, agent_id=body.agent_id)
+    if body.job is None:
+        result = call.run(params, agent_id=body.agent_id)
+    else:
+        recorder = cron_recorder(dispatcher.runtime)
+        result = recorder.run(body.job, body.tool, body.action, params,
+                              lambda: call.run(params, agent_id=body.agent_id))
     return OrjsonResponse({"ok": True, "tool": body.tool, "action": body.action, "result": result})
+
+
+def cron_recorder(runtime: Runtime) -> CronRunRecorder:
+    """One per runtime, made on the first job call (most routers never see one)."""
+    recorder = runtime.extras.get("cron_runs")
+    if recorder is None:
+        recorder = runtime.extras.setdefault("cron_runs", CronRunRecorder(runtime.settings, runtime.clock))
+    return recorder  # type: ignore[no-any-return]
 
 
 def describe_catalog(registry: ToolRegistry) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from services.router.clock import iso_z, parse_utc
+from services.router.durable import write_atomic
 
 log = logging.getLogger("backlog.generation")
 
@@ -54,14 +54,8 @@ def record_last_generation(state_dir: Path, result: dict[str, Any], *, action: s
     The generation code calls this after every non-dry run; the result must carry ``env``.
     """
     path = generation_path(state_dir, str(result["env"]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     payload = {**result, "action": action, "ran_at": iso_z(ran_at)}
-    with open(temp, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(payload, default=str, ensure_ascii=False))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
+    write_atomic(path, json.dumps(payload, default=str, ensure_ascii=False).encode("utf-8"))
     return path
 
 

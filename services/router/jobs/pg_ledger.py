@@ -201,6 +201,9 @@ class PgRunLedger:
             locked.conn.commit()
             return True
 
+    def reload(self) -> None:
+        """Nothing to do: every question is a query."""
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()

@@ -87,6 +87,7 @@ class RunLedger(Protocol):
     def claim(self, record: RunRecord) -> AbstractContextManager[Claim | None]: ...
     def skip(self, record: RunRecord) -> bool: ...
     def history(self, job: str | None = None, limit: int = 20) -> list[RunRecord]: ...
+    def reload(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -207,6 +208,11 @@ class JsonlRunLedger:
         self._append(replace(record, status="skipped", attempts=existing.attempts if existing else 0,
                              summary=summary))
         return True
+
+    def reload(self) -> None:
+        """Re-read the file when another process may have written (the router, without the host lock)."""
+        if self._lock_fd is None:
+            self._load()
 
     def history(self, job: str | None = None, limit: int = 20) -> list[RunRecord]:
         if self._lock_fd is None:

@@ -19,32 +19,11 @@ from typing import Any
 
 import orjson
 
-from services.router.errors import StoreUnavailable
-from services.router.stores.jsonl_log import fsync_dir
+from services.router.durable import write_atomic
 
 log = logging.getLogger("backlog.digest")
 
 LOCK_NAME = ".digest.lock"
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so readers see the old file or the new one, nothing between."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
-        fsync_dir(path.parent)
-    except OSError as exc:
-        temp.unlink(missing_ok=True)
-        raise StoreUnavailable(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def write_json_and_md(json_path: Path, digest: dict[str, Any], markdown: str) -> None:
@@ -65,7 +44,13 @@ def folder_lock(folder: Path) -> Iterator[None]:
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
-    """A previous digest to merge into; an unreadable one is replaced (and said so in the log)."""
+    """A previous digest to merge into; an unreadable one is replaced (and said so in the log).
+
+    A symlink is not followed (it could point anywhere, e.g. planted in the reports folder): it is
+    replaced by the new file, and the file it pointed to is neither read nor written."""
+    if path.is_symlink():
+        log.warning("ignoring %s: a symlink, not a digest file; it will be replaced", path)
+        return None
     try:
         data = orjson.loads(path.read_bytes())
     except FileNotFoundError:

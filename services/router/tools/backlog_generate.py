@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.router.domain.models import Slug
-from services.router.errors import DigestMissing
+from services.router.errors import BacklogError, DigestMissing
 from services.router.generation.candidates import daily_facts, weekly_facts
 from services.router.generation.digest import (
     NO_PLATFORM_DIGEST,
@@ -90,7 +90,7 @@ def recorded(ctx: ToolContext, result: dict[str, Any], action: str) -> dict[str,
         return result
     try:
         record_last_generation(ctx.settings.state_dir, result, action=action, ran_at=ctx.clock.now())
-    except (OSError, ValueError) as exc:
+    except (BacklogError, ValueError) as exc:
         log.warning("could not record the %s run for %s: %s", action, result["env"], exc)
     return result
 

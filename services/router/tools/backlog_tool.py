@@ -123,7 +123,7 @@ def cleanup(ctx: ToolContext, p: CleanupParams) -> dict[str, Any]:
         return {**base, "removed": 0, "skipped": True,
                 "reason": "store is degraded (running on the JSONL fallback); cleanup waits for Postgres"}
     if p.dry_run:
-        return {**base, "removed": 0, "would_remove": count_expired(ctx, cutoff)}
+        return {**base, "removed": 0, "skipped": False, "would_remove": count_expired(ctx, cutoff)}
     return {**base, "removed": ctx.store.cleanup(days), "skipped": False}
 
 
