@@ -73,7 +73,7 @@ def test_three_processes_run_twenty_slots_exactly_once(dsn: str) -> None:
         c.finish("succeeded", finished_at=T0, duration_ms=1, summary="seed", error=None, result=None)
     ledger.close()
     speed = 3600 / FAKE_HOUR_REAL_SECONDS
-    anchor = time.time() + 2.0  # every child has imported by then and starts on the same fake time
+    anchor = time.time() + 4.0  # every child has imported by then (even on a loaded CI box): same fake time
     start, until = T0 - timedelta(minutes=1), T0 + timedelta(hours=19, minutes=30)
     procs = [child(dsn, "--start", iso_z(start), "--anchor", str(anchor), "--speed", str(speed),
                    "--until", iso_z(until)) for _ in range(3)]
