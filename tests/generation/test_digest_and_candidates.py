@@ -27,8 +27,8 @@ def test_latest_platform_digest_is_chosen_by_week_label_and_odd_names_are_ignore
     folder = tmp_path / "platform"
     for label in ("2025-W52", "2026-W09", "2026-W10"):
         write_json(folder / f"{label}.json", platform(label, {"prod": [svc("gateway")]}))
-    outside = write_json(tmp_path / "elsewhere" / "2026-W50.json", platform("2026-W50", {"prod": []}))
-    os.symlink(outside, folder / "2026-W50.json")  # a link out of the folder is not a digest
+    outside = write_json(tmp_path / "elsewhere" / "2026-W05.json", platform("2026-W05", {"prod": []}))
+    os.symlink(outside, folder / "2026-W05.json")  # a link out of the folder is not a digest (older: ignored)
     for name in ("latest.json", "2026-W60.json", "2026-W11.json.tmp", ".2026-W12.json.tmp-7", "2026-w13.json",
                  "2026-W14.md"):
         write_json(folder / name, b"not a digest")
@@ -36,6 +36,9 @@ def test_latest_platform_digest_is_chosen_by_week_label_and_odd_names_are_ignore
     assert found is not None
     assert (found.name, found.label, found.digest.week) == ("platform/2026-W10.json", "2026-W10", "2026-W10")
     assert latest_platform_digest(tmp_path / "nothing-here") is None
+    os.symlink(outside, folder / "2026-W50.json")  # the newest name, planted: refused, not skipped
+    with pytest.raises(ValidationFailed, match=r"platform/2026-W50\.json: refused: a symlink pointing outside"):
+        latest_platform_digest(tmp_path)
 
 
 def test_latest_risk_digest_is_chosen_by_date(tmp_path: Path) -> None:

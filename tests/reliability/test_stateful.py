@@ -1,9 +1,13 @@
-"""Stateful property test: random operation sequences on a backend match a plain model."""
+"""Stateful property test: random operation sequences on a backend match a plain model.
+
+Every backend: memory, JSONL, Postgres (a scratch database per test, dropped afterwards) and
+the Auto store on that database. A reopen on Postgres closes the pool and opens a new one.
+"""
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -136,11 +140,66 @@ def jsonl_backend(base: Path) -> Callable[[FixedClock], BacklogStore]:
     return open_store
 
 
+class PostgresBackend:
+    """Opens a store on one scratch database; a new hypothesis example (a new clock) starts
+    from empty tables, and a reopen closes the previous store's pool first."""
+
+    def __init__(self, dsn: str, jsonl_base: Path | None = None) -> None:
+        self.dsn, self.jsonl_base = dsn, jsonl_base
+        self.current: BacklogStore | None = None
+        self.clock_id = 0
+
+    def __call__(self, clock: FixedClock) -> BacklogStore:
+        from services.router.settings import Settings
+        from services.router.stores.auto import AutoBacklogStore
+        from services.router.stores.postgres import PostgresBacklogStore
+        from tests.pg_support import truncate
+
+        self.close()
+        if id(clock) != self.clock_id:
+            self.clock_id = id(clock)
+            truncate(self.dsn)
+        if self.jsonl_base is None:
+            self.current = PostgresBacklogStore(self.dsn, clock=clock)
+        else:
+            jsonl = tempfile.mkdtemp(prefix="stateful-auto-", dir=self.jsonl_base)
+            self.current = AutoBacklogStore(Settings(BACKLOG_POSTGRES_DSN=self.dsn, POSTGRES_DSN=None,
+                                                     BACKLOG_JSONL_DIR=jsonl), clock=clock)
+        return self.current
+
+    def close(self) -> None:
+        if self.current is not None:
+            close = getattr(self.current, "close", None)
+            if close is not None:
+                close()
+            self.current = None
+
+
+@pytest.fixture
+def scratch_dsn() -> Iterator[str]:
+    from tests.pg_support import fresh_database
+
+    with fresh_database("bb_stateful") as dsn:
+        yield dsn
+
+
 SETTINGS = settings(max_examples=25, stateful_step_count=30, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
+
+PG_SETTINGS = settings(SETTINGS, max_examples=15)  # a round trip per call: fewer examples, same depth
 
 
 @pytest.mark.parametrize("backend", ["memory", "jsonl"])
 def test_store_matches_model(backend: str, tmp_path: Path) -> None:
     factory = memory_backend() if backend == "memory" else jsonl_backend(tmp_path)
     run_state_machine_as_test(machine_for(factory), settings=SETTINGS)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgres", "auto"])
+def test_store_matches_model_on_postgres(backend: str, scratch_dsn: str, tmp_path: Path) -> None:
+    factory = PostgresBackend(scratch_dsn, tmp_path if backend == "auto" else None)
+    try:
+        run_state_machine_as_test(machine_for(factory), settings=PG_SETTINGS)
+    finally:
+        factory.close()

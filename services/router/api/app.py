@@ -23,7 +23,14 @@ from fastapi.routing import APIRoute
 
 from services.router import web as web_ui
 from services.router.api import routes_backlog, routes_health, routes_signals, routes_tools
-from services.router.api.auth import PUBLIC_PATHS, ActionGuard, Authenticator, AuthMiddleware, guard_of
+from services.router.api.auth import (
+    PUBLIC_PATHS,
+    ActionGuard,
+    Authenticator,
+    AuthMiddleware,
+    guard_of,
+    install_access_log_redaction,
+)
 from services.router.api.errors import OrjsonResponse, error_docs, install_error_handlers
 from services.router.api.health_sources import HealthSources
 from services.router.api.middleware import MAX_BODY_BYTES, BodyLimitMiddleware, RequestContextMiddleware
@@ -80,6 +87,7 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
     sessions: web_ui.WebSessions | None = None
 
     install_error_handlers(app)
+    install_access_log_redaction()
     routes_health.register(app)
     routes_tools.register(app, responses=PROTECTED_ERRORS)
     routes_backlog.register(app, responses=PROTECTED_ERRORS)

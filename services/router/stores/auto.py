@@ -16,8 +16,13 @@
 - Without any DSN there is nothing to fall back from: plain JSONL, not degraded, no journal.
 
 Reads on the fallback see what the JSONL files hold (items written there, now or in an earlier
-outage), not Postgres' copy; a status change or comment on an item the fallback does not hold
-is refused with ``StoreUnavailable`` (503, retry later) rather than a misleading 404.
+outage), not Postgres' copy. A status change or comment is accepted on the fallback only for an
+item the fallback created during the current outage: its copy there is the only one whose state
+the fallback knows. Any other item — one it does not hold, or a copy left from an earlier outage
+whose state Postgres has since moved on — is refused with ``StoreUnavailable`` (503, retry later)
+rather than a misleading 404/409 or an acknowledgement the replay could not honour. A move to the
+status the fallback's copy already has is journaled too, so the replay applies it to Postgres'
+state (found by the reliability suite: an acknowledged "unchanged" that Postgres never saw).
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ class AutoBacklogStore:
         self._jsonl: JsonlBacklogStore | None = None
         self._mutex = threading.RLock()
         self._next_check = 0.0
+        self._created_on_fallback: set[str] = set()  # ids the fallback created in this outage
         with self._mutex:
             if self._dsn:
                 self._connect()
@@ -104,6 +110,7 @@ class AutoBacklogStore:
             store.close()
             raise
         self._pg, self.backend, self.reason = store, "postgres", None
+        self._created_on_fallback.clear()  # replayed: the fallback's copies are history now
         log.info("using PostgresBacklogStore")
         return True
 
@@ -201,11 +208,18 @@ class AutoBacklogStore:
         return result
 
     def _on_fallback(self, store: JsonlBacklogStore, item_id: str) -> Record:
-        item = store.get(item_id)
+        item = store.get(item_id) if item_id in self._created_on_fallback else None
         if item is None:
             raise StoreUnavailable(f"backlog item {item_id} is not on the JSONL fallback while Postgres is "
                                    "unavailable; retry later", id=item_id)
         return item
+
+    def _fallback_upsert(self, js: JsonlBacklogStore, requests: Sequence[UpsertRequest], actor: str,
+                         op_id: str) -> builtins.list[WriteResult]:
+        results = js.upsert_many(requests, actor=actor)
+        if op_id:
+            self._created_on_fallback.update(r.item["id"] for r in results if r.action == "created")
+        return results
 
     # -- the BacklogStore interface --------------------------------------------------------
     def get(self, item_id: str) -> Record | None:
@@ -240,15 +254,17 @@ class AutoBacklogStore:
             {"item": r.item.model_dump(mode="json"), "fallback_owner": r.fallback_owner} for r in requests]}
         return self._write(
             "upsert", lambda pg, op: pg.upsert_many(requests, actor=actor, op=op),
-            lambda js, op_id: self._journaled(op_id, intent, lambda: js.upsert_many(requests, actor=actor),
+            lambda js, op_id: self._journaled(op_id, intent,
+                                              lambda: self._fallback_upsert(js, requests, actor, op_id),
                                               lambda rs: {r.item["dedupe_key"]: r.item["id"] for r in rs}),
         )
 
     def set_status(self, item_id: str, status: Status, *, actor: str, message: str = "") -> WriteResult:
         def on_fallback(js: JsonlBacklogStore, op_id: str) -> WriteResult:
             item = self._on_fallback(js, item_id) if op_id else None
-            if item is None or not check_transition(Status(item["status"]), status):  # refused → raises
+            if item is None:
                 return js.set_status(item_id, status, actor=actor, message=message)
+            check_transition(Status(item["status"]), status)  # refused → raises; a no-op is journaled too
             intent = {"kind": "status", "actor": actor, "item_id": item_id, "dedupe_key": item["dedupe_key"],
                       "status": status.value, "message": message}
             return self._journaled(op_id, intent, lambda: js.set_status(item_id, status, actor=actor, message=message))
