@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run demo serve test lint typecheck unit clean reliability
+.PHONY: install run demo serve test lint typecheck unit clean reliability bench bench-quick
 
 install: $(STAMP)
 
@@ -43,3 +43,10 @@ clean:
 ## reliability: full-count crash/outage/abuse suite; prints the figures table, non-zero on a miss
 reliability: install
 	$(BIN)/python -m tests.reliability.run
+
+## bench: every metric against its physical floor at full size (bench/RESULTS.md); bench-quick: < 2 min
+bench: install
+	$(BIN)/python -m bench.run
+
+bench-quick: install
+	$(BIN)/python -m bench.run --quick

@@ -54,6 +54,30 @@ def median_time(fn: Callable[[], object], *, repeat: int, setup: Callable[[], ob
     return statistics.median(samples)
 
 
+def interleaved(ours: Callable[[], object], floor: Callable[[], object], *, repeat: int,
+                setup: Callable[[], object] | None = None, budget_s: float | None = None) -> tuple[float, float]:
+    """Medians of ``ours`` and ``floor`` measured in alternation (``setup`` untimed before each).
+
+    The machine is shared: measuring all of one side and then all of the other turns a change
+    of load (disk, CPU) into a ratio. Alternating — and swapping which goes first every round —
+    exposes both sides to the same conditions. With ``budget_s``, no new round starts once that
+    much time has passed (at least one round runs): a pathologically slow side stays bounded.
+    """
+    samples: dict[bool, list[float]] = {True: [], False: []}
+    started_all = time.perf_counter()
+    for n in range(repeat):
+        if n and budget_s is not None and time.perf_counter() - started_all > budget_s:
+            break
+        for is_ours in ((True, False) if n % 2 == 0 else (False, True)):
+            if setup is not None:
+                setup()
+            fn = ours if is_ours else floor
+            started = time.perf_counter()
+            fn()
+            samples[is_ours].append(time.perf_counter() - started)
+    return statistics.median(samples[True]), statistics.median(samples[False])
+
+
 def ratio_row(metric: str, ours: float, floor: float, *, goal_ratio: float, unit: str = "s",
               higher_is_better: bool = False, note: str = "") -> Row:
     ratio = ours / floor if floor else float("inf")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import orjson
 
-from bench.common import Report, Row, median_time, ratio_row
+from bench.common import Report, Row, interleaved, median_time, ratio_row
 from bench.datagen import write_backlog
 from services.router.domain.models import ItemInput
 from services.router.stores.jsonl import JsonlBacklogStore
@@ -34,8 +35,8 @@ def cold_open(directory: Path) -> JsonlBacklogStore:
 
 
 def bench_cold_open(report: Report, directory: Path, repeat: int, label: str) -> None:
-    ours = median_time(lambda: cold_open(directory), repeat=repeat)
-    floor = median_time(lambda: floor_parse(directory / "items.jsonl"), repeat=repeat)
+    ours, floor = interleaved(lambda: cold_open(directory), lambda: floor_parse(directory / "items.jsonl"),
+                              repeat=repeat)
     report.add(ratio_row(f"JSONL cold open, {label}", ours, floor, goal_ratio=1.3))
 
 
@@ -59,19 +60,24 @@ def floor_parse_first(path: Path) -> dict[str, object]:
 
 def bench_refresh(report: Report, directory: Path, k: int, repeat: int) -> float:
     store = cold_open(directory)
-    samples_ours, samples_floor = [], []
+    samples_ours: list[float] = []
+    samples_floor: list[float] = []
     kept: dict[str, object] = {}
-    for r in range(repeat):
-        data = append_lines(directory, k, r * k)
-        started = time.perf_counter()
-        store.get("bl_0")
-        samples_ours.append(time.perf_counter() - started)
-        started = time.perf_counter()
+    def floor_of(data: bytes) -> None:
         for line in data.splitlines():  # parse into a last-write-wins dict that is kept, as a reader must
             rec = orjson.loads(line)
             kept[rec["id"]] = rec
-        samples_floor.append(time.perf_counter() - started)
-    ours, floor = sorted(samples_ours)[repeat // 2], sorted(samples_floor)[repeat // 2]
+
+    for r in range(repeat):
+        data = append_lines(directory, k, r * k)
+        for is_ours in ((True, False) if r % 2 == 0 else (False, True)):  # alternate who goes first
+            started = time.perf_counter()
+            if is_ours:
+                store.get("bl_0")
+            else:
+                floor_of(data)
+            (samples_ours if is_ours else samples_floor).append(time.perf_counter() - started)
+    ours, floor = statistics.median(samples_ours), statistics.median(samples_floor)
     report.add(ratio_row(f"JSONL refresh after {k} appended lines", ours, floor, goal_ratio=2.0))
     return ours
 
@@ -89,10 +95,13 @@ def bench_upsert(report: Report, workdir: Path, repeat: int) -> None:
         return orjson.dumps(result.item) + orjson.dumps(result.event)
 
     payload = one()
-    ours = median_time(one, repeat=repeat)
     fd = os.open(workdir / "floor.bin", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    def floor_write() -> None:
+        os.write(fd, payload + payload)
+        os.fsync(fd)
+
     try:
-        floor = median_time(lambda: (os.write(fd, payload + payload), os.fsync(fd)), repeat=repeat)
+        ours, floor = interleaved(one, floor_write, repeat=repeat)
     finally:
         os.close(fd)
     report.add(ratio_row("JSONL acknowledged upsert (fsync)", ours, floor, goal_ratio=1.5))
@@ -145,8 +154,8 @@ def run(report: Report, *, items: int, versions: int, repeat: int) -> None:
         bench_cold_open(report, directory, repeat, f"{items} items x {versions} versions")
         bench_memory(report, directory, items)
         bench_dashboard(report, directory, small, repeat * 5)
-        refresh_big = bench_refresh(report, directory, 1000, repeat * 3)
-        refresh_small = bench_refresh(Report(), small, 1000, repeat * 3)
+        refresh_big = bench_refresh(report, directory, 1000, repeat * 7)
+        refresh_small = bench_refresh(Report(), small, 1000, repeat * 7)
         report.add(ratio_row("JSONL refresh, big file vs 10x smaller file", refresh_big, refresh_small,
                              goal_ratio=1.5, note="independent of file size"))
         bench_upsert(report, workdir, repeat * 50)

@@ -1,17 +1,20 @@
 """``make bench`` / ``make bench-quick``: every metric against a floor measured in the same run.
 
 Prints metric, our median, the floor's median, the ratio, the goal and pass/fail, and writes the
-same as JSON (``--json``). Exits non-zero when a row misses its goal.
+same as JSON (``--json``). Exits non-zero when a row misses its goal. Every size is a flag;
+``--quick`` only changes the defaults.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
-from bench import jsonl_bench
 from bench.common import Report, header, machine_info
+
+GROUPS = ["jsonl", "postgres", "generation", "http"]
 
 
 def main() -> int:
@@ -20,20 +23,49 @@ def main() -> int:
     parser.add_argument("--items", type=int, help="JSONL items (default 100000, quick 20000)")
     parser.add_argument("--versions", type=int, default=5)
     parser.add_argument("--repeat", type=int, help="runs per median (default 5, quick 3)")
-    parser.add_argument("--only", action="append", choices=["jsonl"], help="run only these groups")
+    parser.add_argument("--pg-rows", type=int, help="Postgres table rows (default 1000000, quick 100000)")
+    parser.add_argument("--pg-batch", type=int, help="Postgres upsert batch (default 10000, quick 4000)")
+    parser.add_argument("--services", type=int, help="digest services for generation (default 5000, quick 300)")
+    parser.add_argument("--cap", type=int, help="generation cap, max_items_per_run (default 10000, quick 600)")
+    parser.add_argument("--http-items", type=int, help="JSONL items behind the HTTP server (default 100000, "
+                                                       "quick 20000)")
+    parser.add_argument("--http-seconds", type=float, help="wrk duration per run (default 10, quick 3)")
+    parser.add_argument("--only", action="append", choices=GROUPS, help="run only these groups")
     parser.add_argument("--json", type=Path, default=Path("bench/results.json"))
     args = parser.parse_args()
-    items = args.items or (20_000 if args.quick else 100_000)
-    repeat = args.repeat or (3 if args.quick else 5)
+    quick = args.quick
+    repeat = args.repeat or (3 if quick else 5)
     report = Report(machine=machine_info())
+    report.machine["quick"] = quick
     print(f"machine: {report.machine}")
     print(header())
-    groups = args.only or ["jsonl"]
+    groups = args.only or GROUPS
+    started = time.monotonic()
     if "jsonl" in groups:
+        from bench import jsonl_bench
+
+        items = args.items or (20_000 if quick else 100_000)
         jsonl_bench.run(report, items=items, versions=args.versions, repeat=repeat)
+    if "postgres" in groups:
+        from bench import pg_bench
+
+        pg_bench.run(report, rows=args.pg_rows or (100_000 if quick else 1_000_000),
+                     batch=args.pg_batch or (4_000 if quick else 10_000), repeat=repeat)
+    if "generation" in groups:
+        from bench import gen_bench
+
+        gen_bench.run(report, services=args.services or (300 if quick else 5_000),
+                      cap=args.cap or (600 if quick else 10_000), repeat=repeat)
+    if "http" in groups:
+        from bench import http_bench
+
+        http_bench.run(report, items=args.http_items or (20_000 if quick else 100_000),
+                       seconds=args.http_seconds or (3.0 if quick else 10.0), rounds=1 if quick else 3)
+    report.machine["elapsed_s"] = round(time.monotonic() - started, 1)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
     report.write_json(args.json)
     failed = [r for r in report.rows if not r.ok]
-    print(f"{len(report.rows) - len(failed)} passed, {len(failed)} failed")
+    print(f"{len(report.rows) - len(failed)} passed, {len(failed)} failed ({report.machine['elapsed_s']} s)")
     return 1 if failed else 0
 
 

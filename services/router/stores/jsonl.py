@@ -41,6 +41,7 @@ LOCK_FILE = ".backlog.lock"
 TEMP_MARK = ".tmp-"
 EMBEDDED_EVENT = "_ev"
 EMBEDDED_ID = b'"_ev":{"id":"'
+EMBEDDED_SKIP = b',' + EMBEDDED_ID  # the embedded event is the last member of an item line
 
 
 ITEM_KEYS = frozenset({
@@ -91,7 +92,9 @@ class JsonlBacklogStore(IndexedStore):
             if self._events_loaded:
                 for line in self.events_log.read_new(is_event):
                     self.index.put_event(line.record)
-            for line in self.items_log.read_new(is_item, latest_by_id=True):
+            # A reader that has not loaded events skips decoding the embedded ones altogether.
+            skip = None if self._events_loaded else EMBEDDED_SKIP
+            for line in self.items_log.read_new(is_item, latest_by_id=True, skip_last=skip):
                 record = line.record
                 event = record.pop(EMBEDDED_EVENT, None)
                 if event is not None and self._events_loaded:

@@ -9,6 +9,7 @@ them off before appending, so the next acknowledged write never joins garbage).
 
 from __future__ import annotations
 
+import functools
 import logging
 import mmap
 import os
@@ -86,7 +87,8 @@ class JsonlLog:
             return False
         return st.st_ino != self.inode or st.st_size < self.offset
 
-    def read_new(self, accept: Accept | None = None, *, latest_by_id: bool = False) -> list[ParsedLine]:
+    def read_new(self, accept: Accept | None = None, *, latest_by_id: bool = False,
+                 skip_last: bytes | None = None) -> list[ParsedLine]:
         """Parse complete lines appended since the last call.
 
         Lines that are not JSON objects, or that ``accept`` rejects (wrong shape), are skipped,
@@ -96,6 +98,10 @@ class JsonlLog:
         this store start with ``{"id":"…"``, so a scan of the memory-mapped file finds each
         line's id and superseded versions are never copied or parsed (a cold open of 5 versions
         per item decodes each item once, and peak memory stays near the records kept).
+
+        ``skip_last`` (e.g. ``b',"_ev":{"id":"'``) names a trailing member the caller does not
+        need: it is cut off before decoding, so it costs neither parse time nor memory (see
+        ``_parse``; a line where the cut is not at the top level is decoded whole).
         """
         if self._stat is None or (self._stat.st_size <= self.offset and self.inode is not None):
             return []
@@ -109,14 +115,20 @@ class JsonlLog:
                 self.inode = st.st_ino
             if st.st_size <= self.offset:
                 return []
+            if st.st_size - self.offset <= BATCH_PARSE_BYTES:
+                # The usual refresh: a small tail, read with one pread (mapping a large file
+                # costs a page fault per page touched, more than the copy).
+                data = os.pread(fd, st.st_size - self.offset, self.offset)
+                end = data.rfind(b"\n") + 1
+                if end == 0:
+                    return []
+                batch = self._parse_batch(data[:end] if end < len(data) else data, accept, skip_last)
+                if batch is not None:
+                    return batch
             with mmap.mmap(fd, st.st_size, access=mmap.ACCESS_READ) as mm:
                 end = mm.rfind(b"\n", self.offset) + 1
                 if end <= self.offset:
                     return []
-                if end - self.offset <= BATCH_PARSE_BYTES:
-                    batch = self._parse_batch(mm[self.offset:end], accept)
-                    if batch is not None:
-                        return batch
                 starts: dict[bytes, int] = {}
                 odd: list[int] = []
                 count = 0
@@ -134,11 +146,11 @@ class JsonlLog:
                     pos = nl + 1
                 self.offset = end
                 self.lines += count
-                parsed = [p for p in (self._parse_at(mm, at, accept) for at in odd) if p is not None]
+                parsed = [p for p in (self._parse_at(mm, at, accept, skip_last) for at in odd) if p is not None]
                 for ident, at in starts.items():
-                    line = self._parse_at(mm, at, accept)
+                    line = self._parse_at(mm, at, accept, skip_last)
                     if line is None:  # the newest version is damaged: fall back to an older one
-                        line = self._older_version(mm, ident, at, accept)
+                        line = self._older_version(mm, ident, at, accept, skip_last)
                     if line is not None:
                         parsed.append(line)
         finally:
@@ -147,7 +159,7 @@ class JsonlLog:
             parsed.sort(key=lambda p: p.offset)  # file order, so last write wins for odd lines too
         return parsed
 
-    def _parse_batch(self, data: bytes, accept: Accept | None) -> list[ParsedLine] | None:
+    def _parse_batch(self, data: bytes, accept: Accept | None, skip_last: bytes | None) -> list[ParsedLine] | None:
         """A small appended region (the usual refresh) decoded in one orjson call as a JSON array.
 
         Returns None when any line is damaged or not an accepted object; the caller then takes
@@ -155,30 +167,36 @@ class JsonlLog:
         """
         if b"\x00" in data:
             return None
+        size = len(data)
+        if skip_last is not None:  # each line's skipped member, through its end, becomes "}"
+            data = _skip_pattern(skip_last).sub(b"}\n", data)
         try:
-            records = orjson.loads(b"[" + b",".join(data.split(b"\n")[:-1]) + b"]")
+            records = orjson.loads(b"[" + data[:-1].replace(b"\n", b",") + b"]")
         except orjson.JSONDecodeError:
             return None
         if not all(type(r) is dict for r in records) or (accept is not None and not all(map(accept, records))):
             return None
         start = self.offset
-        self.offset += len(data)
+        self.offset += size
         self.lines += len(records)
         return [ParsedLine(start, r) for r in records]  # offsets are not needed for batches
 
-    def _parse_at(self, mm: mmap.mmap, start: int, accept: Accept | None) -> ParsedLine | None:
-        return self._parse_one(start, mm[start:mm.find(b"\n", start)], accept)
+    def _parse_at(self, mm: mmap.mmap, start: int, accept: Accept | None,
+                  skip_last: bytes | None = None) -> ParsedLine | None:
+        return self._parse_one(start, mm[start:mm.find(b"\n", start)], accept, skip_last)
 
-    def _older_version(self, mm: mmap.mmap, ident: bytes, newest: int, accept: Accept | None) -> ParsedLine | None:
+    def _older_version(self, mm: mmap.mmap, ident: bytes, newest: int, accept: Accept | None,
+                       skip_last: bytes | None) -> ParsedLine | None:
         pattern = re.compile(rb'^\{"id":"' + re.escape(ident) + rb'"', re.MULTILINE)
         older = [m.start() for m in pattern.finditer(mm, 0, newest)]
         for at in reversed(older):
-            line = self._parse_at(mm, at, None)
+            line = self._parse_at(mm, at, None, skip_last)
             if line is not None and (accept is None or accept(line.record)):
                 return line
         return None
 
-    def _parse_one(self, start: int, raw: bytes, accept: Accept | None) -> ParsedLine | None:
+    def _parse_one(self, start: int, raw: bytes, accept: Accept | None,
+                   skip_last: bytes | None = None) -> ParsedLine | None:
         damaged = b"\x00" in raw
         if damaged:
             # A run of NULs (blocks allocated but never written before a power cut) may precede a
@@ -188,7 +206,7 @@ class JsonlLog:
             log.warning("skipping unreadable line fragment: %d NUL bytes at byte %d of %s",
                         len(raw) - len(stripped), start, self.path)
             raw = stripped
-        record = _parse(raw)
+        record = _parse(raw, skip_last)
         if record is not None and accept is not None and not accept(record):
             record = None
         if record is None:
@@ -324,9 +342,28 @@ class JsonlLog:
         return fd, fst.st_ino, fst.st_size
 
 
-def _parse(raw: bytes) -> dict[str, Any] | None:
+@functools.cache
+def _skip_pattern(skip_last: bytes) -> re.Pattern[bytes]:
+    return re.compile(re.escape(skip_last) + rb"[^\n]*\n")
+
+
+def _parse(raw: bytes, skip_last: bytes | None = None) -> dict[str, Any] | None:
+    """A JSON object, or None. With ``skip_last``, the line is first decoded without its last
+    member when that member starts with ``skip_last``: JSON strings cannot hold an unescaped
+    quote, so the cut falls on structure, and ``prefix + "}"`` decodes only when the cut is at
+    the top level — a cut inside a nested object leaves a brace open and is refused, and then
+    the whole line is decoded (its damage, if any, is reported as usual)."""
     if not raw:
         return None
+    if skip_last is not None:
+        at = raw.rfind(skip_last)
+        if at > 0:
+            try:
+                value = orjson.loads(raw[:at] + b"}")
+            except orjson.JSONDecodeError:
+                value = None
+            if isinstance(value, dict):
+                return value
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:

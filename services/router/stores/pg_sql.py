@@ -149,7 +149,7 @@ def dashboard_queries(env: str | None) -> tuple[str, str, str, str]:
         f"SELECT count(*) AS n FROM backlog_items WHERE {overdue}",
         "SELECT id, service, category, priority, status, owner, to_char(due_date, 'YYYY-MM-DD') AS due_date, "
         f"title FROM backlog_items WHERE {overdue} "
-        "ORDER BY due_date, array_position(%(ranks)s::text[], priority::text), id LIMIT %(limit)s",
+        "ORDER BY backlog_items.due_date, array_position(%(ranks)s::text[], priority::text), id LIMIT %(limit)s",
         f"SELECT service, count(*) AS n FROM backlog_items WHERE {env_and}status IN {ACTIVE_SQL} "
         "GROUP BY service ORDER BY n DESC, service LIMIT %(top)s",
     )

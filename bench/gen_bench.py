@@ -1,0 +1,119 @@
+"""Weekly generation end to end against the store's bulk upsert of the items it writes (issue 10).
+
+Ours: read and validate the digest file, take the env's facts, build and rank candidates, read
+what the backlog holds (this week's keys, last week's active items for carry-over), plan, and
+apply with one ``upsert_many``. The floor: that same ``upsert_many`` of the very requests the
+plan produced, on a copy of the same backlog. Both start from a JSONL backlog (the default
+backend) holding last week's generation, so carry-over is planned against real items.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import tempfile
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.common import Report, interleaved, ratio_row
+from services.router.clock import FixedClock
+from services.router.generation.candidates import weekly_facts
+from services.router.generation.digest import Found, PlatformDigest, load_platform_digest
+from services.router.generation.run import generate, make_plan
+from services.router.policy import BacklogPolicy, load_policy
+from services.router.stores.base import UpsertRequest
+from services.router.stores.jsonl import JsonlBacklogStore
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = "prod"
+WEEK, LAST_WEEK = "2026-W48", "2026-W47"
+TODAY = date(2026, 11, 23)
+
+
+def digest(week: str, services: int, seed: int) -> dict[str, Any]:
+    """A platform digest where most services trip two or three of the five weekly categories."""
+    rng = random.Random(seed)
+    out = []
+    for n in range(services):
+        signals = {
+            "risk_avg_7d": round(rng.uniform(10, 90), 1), "risk_max_7d": round(rng.uniform(50, 100), 1),
+            "risk_delta_7d": round(rng.uniform(-10, 10), 1), "incidents_30d": rng.randrange(8),
+            "recurring_incidents_30d": rng.randrange(4), "slo_breaches_7d": rng.randrange(3),
+            "overdue_followups": rng.randrange(6), "open_critical_vulns": rng.randrange(3),
+            "failed_deploys_7d": rng.randrange(5),
+        }
+        score = round(rng.uniform(20, 100), 1)
+        evidence = [{"kind": "incident", "ref": f"INC-{n}-{i}", "title": f"incident {i} of svc{n}"} for i in range(3)]
+        out.append({"service": f"svc{n}", "pressure_score": score,
+                    "band": "critical" if score >= 80 else "high" if score >= 60 else "medium",
+                    "signals": signals, "evidence": evidence})
+    return {"schema": "platform_priority_digest/v1", "week": week, "generated_at": "2026-11-23T06:00:02Z",
+            "period": {"start": "2026-11-16T06:00:02Z", "end": "2026-11-23T06:00:02Z"},
+            "envs": {ENV: {"services": out}}}
+
+
+def write_digest(folder: Path, week: str, services: int, seed: int) -> Path:
+    path = folder / f"{week}.json"
+    path.write_bytes(orjson.dumps(digest(week, services, seed)))
+    return path
+
+
+def found(path: Path) -> Found[PlatformDigest]:
+    name = f"platform/{path.name}"
+    return Found(path, name, name, load_platform_digest(path, name))
+
+
+def run(report: Report, *, services: int, cap: int, repeat: int) -> None:
+    policy: BacklogPolicy = load_policy(REPO / "config" / "backlog_policy.yml")
+    policy = policy.model_copy(update={"defaults": policy.defaults.model_copy(update={"max_items_per_run": cap})})
+    clock = FixedClock(datetime(2026, 11, 23, 7, 0, tzinfo=UTC))
+    work = Path(tempfile.mkdtemp(prefix="bench-gen-"))
+    try:
+        reports = work / "reports"
+        reports.mkdir()
+        this_week = write_digest(reports, WEEK, services, seed=48)
+        last_week = write_digest(reports, LAST_WEEK, services, seed=47)
+        base = work / "base"
+        seed_store = JsonlBacklogStore(base, clock=clock)
+        seeded = generate(seed_store, policy, weekly_facts(found(last_week), ENV), today=TODAY, actor="bench",
+                          dry_run=False)
+        seed_store.close()
+        # The floor's requests: exactly what the plan asks the store to write.
+        probe = JsonlBacklogStore(base, clock=clock)
+        plan = make_plan(probe, policy, weekly_facts(found(this_week), ENV), today=TODAY)
+        probe.close()
+        requests = [UpsertRequest(e.item, e.candidate.owner) for e in plan.entries if e.item is not None]
+        state: dict[str, Any] = {}
+        rounds = iter(range(2 * repeat))
+
+        def setup() -> None:  # a fresh copy of last week's backlog, opened and indexed (untimed)
+            old = state.pop("store", None)
+            if old is not None:
+                old.close()
+            target = work / f"run{next(rounds)}"
+            shutil.copytree(base, target)
+            store = JsonlBacklogStore(target, clock=clock)
+            store.get("bl_0")
+            state["store"] = store
+
+        def ours() -> None:
+            result = generate(state["store"], policy, weekly_facts(found(this_week), ENV), today=TODAY,
+                              actor="bench", dry_run=False)
+            assert result["created"] + result["updated"] + result["unchanged"] == len(requests), result
+
+        def floor() -> None:
+            state["store"].upsert_many(requests, actor="bench")
+
+        ours_s, floor_s = interleaved(ours, floor, repeat=repeat, setup=setup, budget_s=120)
+        if "store" in state:
+            state["store"].close()
+        label = (f"Weekly generation end to end, {services} services, cap {cap} "
+                 f"({len(requests)} written, {seeded['created']} last week)")
+        report.add(ratio_row(label, ours_s, floor_s, goal_ratio=1.5,
+                             note="floor: the store's upsert_many of the plan's requests (JSONL)"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
