@@ -34,12 +34,13 @@ import orjson
 import uvicorn
 from starlette.responses import Response
 from services.router.api.app import create_app
-from services.router.stores.jsonl import JsonlBacklogStore
+from services.router.cli.serve import warm_up
 
 app = create_app()
 store = app.state.runtime.store
 sample = store.get(sys.argv[2])
 body = {"item": sample}
+warm_up(app.state.runtime)  # what `backlog serve` does before serving
 
 @app.get("__BARE__", include_in_schema=False)
 def bare() -> Response:

@@ -6,6 +6,11 @@ operator can fix it without reading code.
 
 from __future__ import annotations
 
+import operator
+import os
+import threading
+from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -24,6 +29,9 @@ WEEKLY_SIGNALS: frozenset[str] = frozenset({
 })
 DAILY_SIGNALS: frozenset[str] = frozenset({"risk_score", "risk_band", "delta_24h", "delta_7d"})
 OPERATORS = ("gte", "gt", "lte", "lt", "eq", "in")
+COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+    "gte": operator.ge, "gt": operator.gt, "lte": operator.le, "lt": operator.lt,
+}
 
 Number = float | int
 M = TypeVar("M", bound=BaseModel)
@@ -50,11 +58,12 @@ class Rule(BaseModel):
             raise ValueError(f"a rule needs exactly one operator of {', '.join(OPERATORS)}; got {used or 'none'}")
         return self
 
-    @property
+    @cached_property
     def operator(self) -> str:
+        # cached: generation evaluates every rule for every service of a digest
         return next(op for op in OPERATORS if getattr(self, "in_" if op == "in" else op) is not None)
 
-    @property
+    @cached_property
     def threshold(self) -> Any:
         return getattr(self, "in_" if self.operator == "in" else self.operator)
 
@@ -69,8 +78,7 @@ class Rule(BaseModel):
             return bool(value == ref)
         if isinstance(value, bool) or not isinstance(value, int | float):
             return False
-        checks: dict[str, bool] = {"gte": value >= ref, "gt": value > ref, "lte": value <= ref, "lt": value < ref}
-        return checks[op]
+        return bool(COMPARISONS[op](value, ref))
 
     def describe(self) -> str:
         symbol = {"gte": ">=", "gt": ">", "lte": "<=", "lt": "<", "eq": "==", "in": "in"}[self.operator]
@@ -167,16 +175,34 @@ def load_policy(path: Path) -> BacklogPolicy:
     return load_config_file(BacklogPolicy, path, "policy file")
 
 
+_loaded: dict[tuple[type[BaseModel], Path], tuple[tuple[int, ...], BaseModel]] = {}
+_loaded_lock = threading.Lock()
+
+
 def load_config_file(model: type[M], path: Path, what: str, *, loader: type[yaml.SafeLoader] = yaml.SafeLoader,
                      shape: str = "a mapping at the top level") -> M:
-    """Every YAML config (policy, risk policy, task registry) fails the same way: one line naming the file."""
+    """Every YAML config (policy, risk policy, task registry) fails the same way: one line naming the file.
+
+    Parsed once per version of the file (inode, mtime, ctime, size): the router reads the policy
+    on every request, and an edit applies to the next request without a restart.
+    """
     try:
+        st = os.stat(path)
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise PolicyInvalid(f"{path}: {what} not found", file=str(path)) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyInvalid(f"{path}: cannot read {what}: {exc}", file=str(path)) from exc
-    return parse_config_text(model, text, path, loader=loader, shape=shape)
+    stamp = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size, hash(text))
+    key = (model, path)
+    with _loaded_lock:
+        cached = _loaded.get(key)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]  # type: ignore[return-value]
+    parsed = parse_config_text(model, text, path, loader=loader, shape=shape)
+    with _loaded_lock:
+        _loaded[key] = (stamp, parsed)
+    return parsed
 
 
 def parse_config_text(model: type[M], text: str, path: Path, *, loader: type[yaml.SafeLoader] = yaml.SafeLoader,

@@ -96,6 +96,16 @@ class BacklogAggregates:
         if stats is not None:
             stats.apply(record, -1)
 
+    def overdue_ids(self, *, env: str | None, today: date, priority: str | None = None) -> list[str]:
+        """Overdue items' ids (any order), of one priority if given: what an ``overdue=true``
+        listing has to look at, instead of every item."""
+        selected = [self.envs[env]] if env is not None and env in self.envs else (
+            [] if env is not None else list(self.envs.values()))
+        cutoff = today.isoformat()
+        rank = PRIORITY_RANK[priority] if priority is not None else None
+        return [item_id for s in selected for d in s.overdue_dates(cutoff) for r, item_id in s.buckets[d]
+                if rank is None or r == rank]
+
     def dashboard(self, items: dict[str, Record], *, env: str | None, today: date, now: datetime) -> dict[str, Any]:
         selected = [self.envs[env]] if env is not None and env in self.envs else (
             [] if env is not None else list(self.envs.values()))

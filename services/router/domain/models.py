@@ -105,12 +105,12 @@ class ItemInput(BaseModel):
         import orjson
 
         try:
-            size = len(orjson.dumps(value))
+            encoded = orjson.dumps(value)
         except TypeError as exc:
             raise ValueError(f"meta must be JSON: {exc}") from exc
-        if size > MAX_META_BYTES:
-            raise ValueError(f"meta is {size} bytes; at most {MAX_META_BYTES}")
-        if _holds_nul(value):
+        if len(encoded) > MAX_META_BYTES:
+            raise ValueError(f"meta is {len(encoded)} bytes; at most {MAX_META_BYTES}")
+        if b"\\u0000" in encoded and _holds_nul(value):  # the walk only when the encoding hints at one
             raise ValueError("meta must not contain NUL characters (U+0000)")
         return value
 

@@ -6,6 +6,7 @@ so labels are always built from ``date.isocalendar()``, never from ``strftime('%
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date, timedelta
 
@@ -17,8 +18,12 @@ def iso_week(day: date) -> str:
     return f"{year:04d}-W{week:02d}"
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_week(label: str) -> tuple[int, int]:
-    """Validate a ``YYYY-Www`` label, including that the week exists in that ISO year."""
+    """Validate a ``YYYY-Www`` label, including that the week exists in that ISO year.
+
+    Cached: generation parses the same few labels once per key it compares.
+    """
     match = WEEK_LABEL_RE.match(label)
     if not match:
         raise ValueError(f"week must look like 2026-W48, got {label!r}")

@@ -107,17 +107,33 @@ def week_order(label: str) -> tuple[int, int]:
     return parse_week(label)
 
 
-def carry_over(candidate: Candidate, earlier: Iterable[Record], prefix: str) -> Carry:
-    """The streak this candidate continues (see the module docstring)."""
-    here = week_order(candidate.week)
-    latest: tuple[tuple[int, int], str, Record] | None = None
+Dated = tuple[tuple[int, int], str, Record]  # (week order, week label, record)
+History = dict[tuple[str, str, str], list[Dated]]  # (env, service, category) → its earlier items
+
+
+def index_history(earlier: Iterable[Record], prefix: str) -> History:
+    """Earlier generated items by problem (env, service, category), each with its week.
+
+    Built once per plan so carry-over is a lookup per candidate, not a scan of the history
+    (a digest of thousands of services would otherwise be quadratic).
+    """
+    out: History = {}
     for record in earlier:
         week = key_week(record["dedupe_key"])
-        if week is None or record["dedupe_key"] != generated_key(
-            prefix, week, candidate.env, candidate.service, candidate.category
-        ):
+        if week is None:
             continue
-        order = week_order(week)
+        problem = (record["env"], record["service"], record["category"])
+        if record["dedupe_key"] != generated_key(prefix, week, *problem):
+            continue
+        out.setdefault(problem, []).append((week_order(week), week, record))
+    return out
+
+
+def carry_over(candidate: Candidate, history: History) -> Carry:
+    """The streak this candidate continues (see the module docstring)."""
+    here = week_order(candidate.week)
+    latest: Dated | None = None
+    for order, week, record in history.get((candidate.env, candidate.service, candidate.category), ()):
         if order < here and (latest is None or order > latest[0]):
             latest = (order, week, record)
     if latest is None:
@@ -168,14 +184,14 @@ def build_plan(
     selection: Selection, existing: Mapping[str, Record], earlier: Iterable[Record], *, prefix: str,
 ) -> Plan:
     """One entry per candidate, in rank order."""
-    history = list(earlier)
+    history = index_history(earlier, prefix)
     entries: list[PlanEntry] = []
     for c in selection.kept:
         record = existing.get(c.dedupe_key)
         carry = recorded_carry(record) if record is not None else None
         streak: Carry | None = None
         if carry is None:
-            streak = carry_over(c, history, prefix)
+            streak = carry_over(c, history)
             carry = streak.meta()
         meta = {**c.meta, "owner_reason": owner_reason(c, record), **carry}
         item = c.item(meta)

@@ -8,8 +8,6 @@ version (inode, mtimes, size), because the hourly backfill loads it once per sna
 
 from __future__ import annotations
 
-import os
-import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -154,25 +152,9 @@ def risk_policy_path(settings: Settings) -> Path:
     return settings.risk_policy_path
 
 
-_cache: dict[Path, tuple[tuple[int, ...], RiskPolicy]] = {}
-_cache_lock = threading.Lock()
-
-
 def load_risk_policy(path: Path) -> RiskPolicy:
-    """Read and validate the file; a missing file is an error, not silent defaults."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return parse_risk_policy(path)  # says "not found" the one way every config does
-    stamp = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
-    with _cache_lock:
-        cached = _cache.get(path)
-    if cached is not None and cached[0] == stamp:
-        return cached[1]
-    policy = parse_risk_policy(path)
-    with _cache_lock:
-        _cache[path] = (stamp, policy)
-    return policy
+    """Read and validate the file (cached until it changes); a missing file is an error, not defaults."""
+    return load_config_file(RiskPolicy, path, "risk policy file")
 
 
 def parse_risk_policy(path: Path) -> RiskPolicy:

@@ -281,7 +281,12 @@ class IndexedStore:
     @reading
     def list(self, query: ItemQuery) -> Page:
         today = self.clock.now().date()
-        order = self.index.ordered_ids()
+        if query.overdue is True:
+            # Only overdue items can match: walk those (the aggregates know them), not every item.
+            priority = query.priority.value if query.priority is not None else None
+            order = sorted(self.index.aggregates.overdue_ids(env=query.env, today=today, priority=priority))
+        else:
+            order = self.index.ordered_ids()
         start = bisect.bisect_right(order, query.cursor) if query.cursor else 0
         items = self.index.items
         hits: builtins.list[Record] = []
