@@ -336,7 +336,10 @@ class JsonlLog:
         if self._fd is not None and st is not None and st.st_ino == self._fd_ino:
             return self._fd, st.st_ino, st.st_size
         self.close()
+        created = not self.path.exists()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if created:  # the new file's name must survive power loss, like the bytes fsynced into it
+            fsync_dir(self.path.parent)
         fst = os.fstat(fd)
         self._fd, self._fd_ino = fd, fst.st_ino
         return fd, fst.st_ino, fst.st_size
