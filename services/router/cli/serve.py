@@ -47,6 +47,8 @@ def local_admin_keys(rbac: RbacConfig, *, host: str, port: int, key_file: Path |
             f"set {admin.key_env} (and the other accounts' variables) to bind {host}", field="host",
         )
     key = secrets.token_urlsafe(32)
+    while key.startswith("-"):  # a key that looks like an option is a trap on a command line
+        key = secrets.token_urlsafe(32)
     saved = ""
     if key_file is not None:
         write_key_file(key_file, admin.key_env, key)
