@@ -116,7 +116,7 @@ def run(report: Report, *, items: int, seconds: float, rounds: int) -> None:
         with open(data / "items.jsonl", "rb") as fh:
             for n, line in enumerate(fh):
                 if n % max(1, (2 * items) // 1000) == 0:
-                    ids.append(line[8:line.index(b'"', 8)].decode())
+                    ids.append(line[7:line.index(b'"', 7)].decode())  # after '{"id":"'
         paths = work / "paths.txt"
         paths.write_text("".join(f"/v1/backlog/items/{i}\n" for i in ids))
         script = work / "paths.lua"

@@ -220,8 +220,18 @@ def current_runtime(request: Request) -> Runtime:
     return cast(Runtime, request.app.state.runtime)
 
 
-PrincipalDep = Annotated[Principal, Depends(current_principal)]
-RuntimeDep = Annotated[Runtime, Depends(current_runtime)]
+# The dependencies are coroutines so FastAPI runs them on the event loop: a plain ``def``
+# dependency costs a worker-thread round trip per request, for a dictionary lookup.
+async def principal_dependency(request: Request) -> Principal:
+    return current_principal(request)
+
+
+async def runtime_dependency(request: Request) -> Runtime:
+    return current_runtime(request)
+
+
+PrincipalDep = Annotated[Principal, Depends(principal_dependency)]
+RuntimeDep = Annotated[Runtime, Depends(runtime_dependency)]
 
 
 def authorize(principal: Principal, spec: ActionSpec) -> None:
@@ -265,10 +275,13 @@ class ActionGuard:
     def name(self) -> str:
         return f"{self.tool}.{self.action}"
 
-    def __call__(self, runtime: RuntimeDep, principal: PrincipalDep, _k: ApiKeyDoc, _b: BearerDoc) -> ActionCall:
+    def check(self, runtime: Runtime, principal: Principal) -> ActionCall:
         spec = runtime.registry.get(self.tool, self.action)
         authorize(principal, spec)
         return ActionCall(runtime, principal, spec)
+
+    async def __call__(self, runtime: RuntimeDep, principal: PrincipalDep, _k: ApiKeyDoc, _b: BearerDoc) -> ActionCall:
+        return self.check(runtime, principal)
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +300,7 @@ class Dispatcher:
 class DispatchGuard:
     """The dynamic counterpart of ``ActionGuard``: the entitlement comes from the body's action."""
 
-    def __call__(self, runtime: RuntimeDep, principal: PrincipalDep, _k: ApiKeyDoc, _b: BearerDoc) -> Dispatcher:
+    async def __call__(self, runtime: RuntimeDep, principal: PrincipalDep, _k: ApiKeyDoc, _b: BearerDoc) -> Dispatcher:
         return Dispatcher(runtime, principal)
 
 

@@ -25,7 +25,7 @@ class EnvStats:
     """One env's numbers. Active items with a due date sit in per-date buckets: there are few
     distinct dates, so overdue = the buckets before today, summed — cheap to keep and to read."""
 
-    __slots__ = ("_dates", "active_services", "buckets", "priority", "status", "total")
+    __slots__ = ("_dates", "_overdue", "active_services", "buckets", "priority", "status", "total")
 
     def __init__(self) -> None:
         self.total = 0
@@ -34,6 +34,8 @@ class EnvStats:
         self.active_services: Counter[str] = Counter()
         self.buckets: dict[str, set[tuple[int, str]]] = {}
         self._dates: list[str] | None = []
+        # Sorted overdue ids per (cutoff, priority rank or None), dropped whenever a bucket changes.
+        self._overdue: dict[tuple[str, int | None], list[str]] = {}
 
     def apply(self, r: Record, sign: int) -> None:
         self.total += sign
@@ -52,6 +54,8 @@ class EnvStats:
             return
         key = (PRIORITY_RANK[r["priority"]], r["id"])
         bucket = self.buckets.get(due)
+        if self._overdue:
+            self._overdue.clear()
         if sign > 0:
             if bucket is None:
                 self.buckets[due] = bucket = set()
@@ -70,6 +74,18 @@ class EnvStats:
 
     def overdue_count(self, cutoff: str) -> int:
         return sum(len(self.buckets[d]) for d in self.overdue_dates(cutoff))
+
+    def overdue_ids(self, cutoff: str, rank: int | None) -> list[str]:
+        """Sorted ids of the overdue items (of one priority rank if given); kept until a bucket
+        changes, so repeated listings (the dashboard's alerts) do not walk every overdue item."""
+        found = self._overdue.get((cutoff, rank))
+        if found is None:
+            found = sorted(item_id for d in self.overdue_dates(cutoff) for r, item_id in self.buckets[d]
+                           if rank is None or r == rank)
+            if len(self._overdue) >= 8:  # yesterday's cutoffs
+                self._overdue.clear()
+            self._overdue[(cutoff, rank)] = found
+        return found
 
     def overdue_keys(self, cutoff: str) -> Iterator[DueKey]:
         """(due_date, priority rank, id) of overdue items, in the dashboard's order."""
@@ -103,8 +119,7 @@ class BacklogAggregates:
             [] if env is not None else list(self.envs.values()))
         cutoff = today.isoformat()
         rank = PRIORITY_RANK[priority] if priority is not None else None
-        return [item_id for s in selected for d in s.overdue_dates(cutoff) for r, item_id in s.buckets[d]
-                if rank is None or r == rank]
+        return [item_id for s in selected for item_id in s.overdue_ids(cutoff, rank)]
 
     def dashboard(self, items: dict[str, Record], *, env: str | None, today: date, now: datetime) -> dict[str, Any]:
         selected = [self.envs[env]] if env is not None and env in self.envs else (
@@ -120,7 +135,7 @@ class BacklogAggregates:
         overdue_count = sum(s.overdue_count(cutoff) for s in selected)
         first = itertools.islice(heapq.merge(*(s.overdue_keys(cutoff) for s in selected)), OVERDUE_LIMIT)
         overdue = [{f: items[key[2]][f] for f in OVERDUE_FIELDS} for key in first]
-        top = sorted(services.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_SERVICES]
+        top = heapq.nsmallest(TOP_SERVICES, services.items(), key=lambda kv: (-kv[1], kv[0]))  # = sorted()[:n]
         return assemble(
             env=env, now=now, total=sum(s.total for s in selected), status_counts=dict(status),
             priority_counts=dict(priority), overdue_count=overdue_count, overdue=overdue, top_services=top,

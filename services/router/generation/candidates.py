@@ -15,7 +15,7 @@ the same inputs always give the same candidates (and re-running a generation cha
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Literal
 
@@ -292,7 +292,10 @@ def build_candidates(facts: DigestFacts, policy: BacklogPolicy, today: date) -> 
 
 
 def _ranked(c: Candidate, rank: int) -> Candidate:
-    return replace(c, rank=rank)
+    # The drafts were made above and are not shared yet: set the rank in place instead of
+    # copying every field with ``dataclasses.replace``.
+    object.__setattr__(c, "rank", rank)
+    return c
 
 
 def select(candidates: Sequence[Candidate], cap: int) -> Selection:

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from services.router.clock import Clock, default_clock, iso_z
@@ -289,6 +289,22 @@ class IndexedStore:
             order = self.index.ordered_ids()
         start = bisect.bisect_right(order, query.cursor) if query.cursor else 0
         items = self.index.items
+        if query.overdue is True and query.service is None and query.status is None and query.owner is None \
+                and query.category is None and query.active is None:
+            # The overdue buckets hold exactly the env's active items due before today, by
+            # priority: every id in ``order`` matches, so the page is the next ``limit`` of them.
+            hits = [items[i] for i in itertools.islice(order, start, start + query.limit + 1)]
+        else:
+            hits = self._matching(order, start, items, query, today)
+        more = len(hits) > query.limit
+        page = hits[: query.limit]
+        # Shallow copies, as validating ``Page`` would make, without validating the index's own records.
+        cursor = page[-1]["id"] if more and page else None
+        return Page.model_construct(items=[dict(r) for r in page], next_cursor=cursor)
+
+    @staticmethod
+    def _matching(order: Sequence[str], start: int, items: dict[str, Record], query: ItemQuery,
+                  today: date) -> builtins.list[Record]:
         hits: builtins.list[Record] = []
         for item_id in itertools.islice(order, start, None):
             record = items[item_id]
@@ -296,9 +312,7 @@ class IndexedStore:
                 hits.append(record)
                 if len(hits) > query.limit:
                     break
-        more = len(hits) > query.limit
-        page = hits[: query.limit]
-        return Page(items=page, next_cursor=page[-1]["id"] if more and page else None)
+        return hits
 
     @reading
     def events(self, item_id: str) -> builtins.list[Record]:

@@ -100,7 +100,7 @@ class Page:
 
     async def run(self, tool: str, action: str, params: dict[str, Any]) -> Any:
         """Authorize by the action's declared entitlement (the API's guard), then run it off the event loop."""
-        call = self._guard(tool, action)(self.web.runtime, self.principal, None, None)
+        call = self._guard(tool, action).check(self.web.runtime, self.principal)
         return await run_in_threadpool(call.run, params)
 
     def may(self, tool: str, action: str) -> bool:
