@@ -99,7 +99,81 @@ BACKLOG_DDL: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS backlog_applied_ops_applied_at_idx ON backlog_applied_ops (applied_at)",
 )
 
-BACKLOG_TABLES = ("backlog_items", "backlog_events", "backlog_applied_ops")
+BACKLOG_TABLES = ("backlog_items", "backlog_events", "backlog_applied_ops", "backlog_counts")
+
+# Step 4: the dashboard's numbers, kept by statement triggers so reading them is O(1) in rows.
+# One row per (env, kind, a, b): kind 's' = (status, priority) of every item, 'v' = (service, '')
+# of active items, 'd' = (due date as YYYY-MM-DD, '') of active items with a due date. Writers add
+# deltas with INSERT … ON CONFLICT DO UPDATE (n = n + delta), keys in sorted order; rows that
+# reach 0 are left in place and ignored by readers.
+_COUNT_ROWS = f"""
+    SELECT env, 's'::text AS kind, status AS a, priority AS b, {{sign}} AS d FROM {{rows}}
+    UNION ALL
+    SELECT env, 'v', service, '', {{sign}} FROM {{rows}} WHERE status IN {ACTIVE}
+    UNION ALL
+    SELECT env, 'd', to_char(due_date, 'YYYY-MM-DD'), '', {{sign}} FROM {{rows}}
+        WHERE status IN {ACTIVE} AND due_date IS NOT NULL"""
+
+
+def _apply_counts(sources: str) -> str:
+    return f"""INSERT INTO backlog_counts AS c (env, kind, a, b, n)
+        SELECT env, kind, a, b, sum(d) FROM ({sources}) AS x
+        GROUP BY env, kind, a, b HAVING sum(d) <> 0 ORDER BY env, kind, a, b
+        ON CONFLICT (env, kind, a, b) DO UPDATE SET n = c.n + EXCLUDED.n"""
+
+
+COUNTS_DDL: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS backlog_counts (
+    env  text COLLATE "C" NOT NULL,
+    kind text COLLATE "C" NOT NULL,
+    a    text COLLATE "C" NOT NULL,
+    b    text COLLATE "C" NOT NULL,
+    n    bigint NOT NULL,
+    PRIMARY KEY (env, kind, a, b)
+)""",
+    # Top services of one env: the first rows of an index scan.
+    "CREATE INDEX IF NOT EXISTS backlog_counts_top_idx ON backlog_counts (env, kind, n DESC, a)",
+    # The overdue list in its exact order (priorities P0..P3 sort as text): an index scan that
+    # stops after the listed rows, however many items share the oldest due dates.
+    f"CREATE INDEX IF NOT EXISTS backlog_items_active_due_rank_idx ON backlog_items (env, due_date, priority, id) "
+    f"WHERE status IN {ACTIVE}",
+    f"""CREATE OR REPLACE FUNCTION backlog_counts_trigger() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        {_apply_counts(_COUNT_ROWS.format(sign=1, rows='new_rows'))};
+    ELSIF TG_OP = 'UPDATE' THEN
+        {_apply_counts(_COUNT_ROWS.format(sign=1, rows='new_rows') + ' UNION ALL '
+                       + _COUNT_ROWS.format(sign=-1, rows='old_rows'))};
+    ELSIF TG_OP = 'DELETE' THEN
+        {_apply_counts(_COUNT_ROWS.format(sign=-1, rows='old_rows'))};
+    ELSE
+        DELETE FROM backlog_counts;
+    END IF;
+    RETURN NULL;
+END
+$fn$""",
+    "DROP TRIGGER IF EXISTS backlog_counts_ins ON backlog_items",
+    "CREATE TRIGGER backlog_counts_ins AFTER INSERT ON backlog_items REFERENCING NEW TABLE AS new_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION backlog_counts_trigger()",
+    "DROP TRIGGER IF EXISTS backlog_counts_upd ON backlog_items",
+    "CREATE TRIGGER backlog_counts_upd AFTER UPDATE ON backlog_items "
+    "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION backlog_counts_trigger()",
+    "DROP TRIGGER IF EXISTS backlog_counts_del ON backlog_items",
+    "CREATE TRIGGER backlog_counts_del AFTER DELETE ON backlog_items REFERENCING OLD TABLE AS old_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION backlog_counts_trigger()",
+    "DROP TRIGGER IF EXISTS backlog_counts_trunc ON backlog_items",
+    "CREATE TRIGGER backlog_counts_trunc AFTER TRUNCATE ON backlog_items "
+    "FOR EACH STATEMENT EXECUTE FUNCTION backlog_counts_trigger()",
+    # Backfill when the step is first applied to a populated database (writers wait meanwhile).
+    f"""DO $do$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM {MIGRATIONS_TABLE} WHERE version = 4) THEN
+        LOCK TABLE backlog_items IN SHARE MODE;
+        DELETE FROM backlog_counts;
+        {_apply_counts(_COUNT_ROWS.format(sign=1, rows='backlog_items'))};
+    END IF;
+END $do$""",
+)
 
 
 def _split(script: str) -> tuple[str, ...]:
@@ -131,6 +205,7 @@ STEPS: tuple[Step, ...] = (
     Step(1, "backlog_items_and_events", lambda: BACKLOG_DDL),
     Step(2, "signals_and_risk_snapshots", _from("services.router.signals.pg_ddl", "SIGNALS_DDL")),
     Step(3, "job_runs", _from("services.router.jobs.pg_ledger", "JOB_RUNS_DDL")),
+    Step(4, "backlog_dashboard_counts", lambda: COUNTS_DDL),
 )
 LATEST_VERSION = STEPS[-1].version
 

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from services.router.domain.changes import Record
-from services.router.domain.enums import ACTIVE_STATUSES
+from services.router.domain.enums import ACTIVE_STATUSES, ALL_PRIORITIES
 from services.router.domain.queries import ItemQuery
 
 TS = """'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'"""
@@ -47,6 +47,21 @@ ON CONFLICT (dedupe_key) DO UPDATE SET
     source = EXCLUDED.source, evidence_refs = EXCLUDED.evidence_refs, tags = EXCLUDED.tags,
     meta = EXCLUDED.meta, rev = EXCLUDED.rev
 """
+# The bulk path (large batches): the planned rows are COPYed into a temp table and merged by one
+# statement; events are COPYed straight into their table. Same rows as UPSERT_ITEM writes.
+BULK_STAGE = "CREATE TEMP TABLE backlog_bulk_stage (LIKE backlog_items INCLUDING DEFAULTS) ON COMMIT DROP"
+BULK_ITEM_COPY = ("COPY backlog_bulk_stage (id, env, service, category, title, description, priority, status, owner, "
+                  "due_date, created_at, updated_at, source, dedupe_key, evidence_refs, tags, meta, rev) FROM STDIN")
+BULK_MERGE = """
+INSERT INTO backlog_items SELECT * FROM backlog_bulk_stage
+ON CONFLICT (dedupe_key) DO UPDATE SET
+    env = EXCLUDED.env, service = EXCLUDED.service, category = EXCLUDED.category, title = EXCLUDED.title,
+    description = EXCLUDED.description, priority = EXCLUDED.priority, status = EXCLUDED.status,
+    owner = EXCLUDED.owner, due_date = EXCLUDED.due_date, updated_at = EXCLUDED.updated_at,
+    source = EXCLUDED.source, evidence_refs = EXCLUDED.evidence_refs, tags = EXCLUDED.tags,
+    meta = EXCLUDED.meta, rev = EXCLUDED.rev
+"""
+BULK_EVENT_COPY = "COPY backlog_events (id, item_id, ts, type, actor, message, meta, item_rev) FROM STDIN"
 INSERT_EVENT = """
 INSERT INTO backlog_events (id, item_id, ts, type, actor, message, meta, item_rev)
 VALUES (%s, %s, %s::timestamptz, %s, %s, %s, %s::jsonb, %s)
@@ -137,19 +152,27 @@ def list_query(query: ItemQuery, today: Any) -> tuple[str, list[Any]]:
     return f"{SELECT_ITEM}{clause} ORDER BY id LIMIT %s", params
 
 
+# The overdue list orders by priority rank; P0..P3 sort the same as text (index order).
+assert list(ALL_PRIORITIES) == sorted(ALL_PRIORITIES), "priority ranks must sort as text"
+
+
 def dashboard_queries(env: str | None) -> tuple[str, str, str, str]:
-    """Counts by status and priority, overdue count, first overdue items, top services — all
-    answered from indexes (``(env, status, priority)``, partial ``(env, due_date)`` and
-    ``(env, service)`` over active items); nothing fetches the env's items."""
+    """Counts by status and priority, overdue count, first overdue items, top services. The
+    numbers come from ``backlog_counts`` (kept by triggers, schema step 4: a few rows per env,
+    whatever the number of items); the overdue list from the partial ``(env, due_date)`` index."""
     env_and = "env = %(env)s AND " if env is not None else ""
-    env_where = "WHERE env = %(env)s " if env is not None else ""
     overdue = f"{env_and}status IN {ACTIVE_SQL} AND due_date < %(today)s"
     return (
-        f"SELECT status, priority, count(*) AS n FROM backlog_items {env_where}GROUP BY status, priority",
-        f"SELECT count(*) AS n FROM backlog_items WHERE {overdue}",
+        f"SELECT a AS status, b AS priority, sum(n) AS n FROM backlog_counts WHERE {env_and}kind = 's' "
+        "GROUP BY a, b HAVING sum(n) > 0",
+        f"SELECT coalesce(sum(n), 0) AS n FROM backlog_counts WHERE {env_and}kind = 'd' "
+        "AND a < to_char(%(today)s::date, 'YYYY-MM-DD')",
         "SELECT id, service, category, priority, status, owner, to_char(due_date, 'YYYY-MM-DD') AS due_date, "
         f"title FROM backlog_items WHERE {overdue} "
-        "ORDER BY backlog_items.due_date, array_position(%(ranks)s::text[], priority::text), id LIMIT %(limit)s",
-        f"SELECT service, count(*) AS n FROM backlog_items WHERE {env_and}status IN {ACTIVE_SQL} "
-        "GROUP BY service ORDER BY n DESC, service LIMIT %(top)s",
+        "ORDER BY backlog_items.due_date, backlog_items.priority, id LIMIT %(limit)s",
+        # One env: one row per service, read in order from backlog_counts_top_idx.
+        "SELECT a AS service, n FROM backlog_counts WHERE env = %(env)s AND kind = 'v' AND n > 0 "
+        "ORDER BY n DESC, a LIMIT %(top)s" if env is not None else
+        "SELECT a AS service, sum(n) AS n FROM backlog_counts WHERE kind = 'v' "
+        "GROUP BY a HAVING sum(n) > 0 ORDER BY n DESC, service LIMIT %(top)s",
     )

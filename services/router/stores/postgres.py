@@ -56,6 +56,9 @@ log = logging.getLogger("backlog_store")
 SCHEMA_MISSING = "schema missing: run ops/scripts/migrate_backlog_postgres.py"
 APPLIED_OPS_MIN_DAYS = 30
 CHECK_IDLE_SECONDS = 1.0
+# From this many distinct keys on, an upsert writes with COPY + one merge instead of pipelined
+# executemany (COPY cannot run in pipeline mode, so that path costs a few more round trips).
+BULK_MIN = 200
 Conn = psycopg.Connection[Any]
 
 
@@ -251,10 +254,10 @@ class PostgresBacklogStore:
         status_counts: dict[str, int] = {}
         priority_counts: dict[str, int] = {}
         for row in counts:
-            status_counts[row["status"]] = status_counts.get(row["status"], 0) + row["n"]
-            priority_counts[row["priority"]] = priority_counts.get(row["priority"], 0) + row["n"]
+            status_counts[row["status"]] = status_counts.get(row["status"], 0) + int(row["n"])
+            priority_counts[row["priority"]] = priority_counts.get(row["priority"], 0) + int(row["n"])
         return board.assemble(
-            env=env, now=now, total=sum(r["n"] for r in counts), status_counts=status_counts,
+            env=env, now=now, total=sum(int(r["n"]) for r in counts), status_counts=status_counts,
             priority_counts=priority_counts, overdue_count=int(overdue_count[0]["n"]),
             overdue=[{f: r[f] for f in board.OVERDUE_FIELDS} for r in overdue],
             top_services=[(r["service"], int(r["n"])) for r in top],
@@ -280,21 +283,61 @@ class PostgresBacklogStore:
         if not unique:
             return []
         keys = [dedupe_key_of(r.item) for r in unique]
-        with self._tx() as conn:
-            self._begin_op(conn, keys, op)
-            with conn.cursor(row_factory=dict_row) as cur:
-                existing = {r["dedupe_key"]: r for r in cur.execute(q.BY_KEYS + " FOR UPDATE", (keys,)).fetchall()}
-            now = op.now if op is not None and op.now is not None else self.clock.now()
-            changes = [
-                plan_upsert(existing.get(k), r.item, fallback_owner=r.fallback_owner, now=now, actor=actor)
-                for k, r in zip(keys, unique, strict=True)
-            ]
-            if op is not None and op.ids:
-                changes = [_keep_id(c, op.ids.get(c.item["dedupe_key"])) for c in changes]
-            real = [c for c in changes if c.event is not None]
-            self._write(conn, real, [c.event for c in real if c.event is not None], op)
+        if len(unique) >= BULK_MIN:
+            changes = self._upsert_bulk(unique, keys, actor=actor, op=op)
+        else:
+            with self._tx() as conn:
+                self._begin_op(conn, keys, op)
+                existing = self._locked_rows(conn, keys)
+                now = op.now if op is not None and op.now is not None else self.clock.now()
+                changes = [self._plan(existing.get(k), r, now, actor, op) for k, r in zip(keys, unique, strict=True)]
+                real = [c for c in changes if c.event is not None]
+                self._write(conn, real, [c.event for c in real if c.event is not None], op)
         by_key = dict(zip(keys, changes, strict=True))
         return [_result(by_key[dedupe_key_of(r.item)]) for r in requests]
+
+    @staticmethod
+    def _locked_rows(conn: Conn, keys: Sequence[str]) -> dict[str, Record]:
+        with conn.cursor(row_factory=dict_row) as cur:
+            return {r["dedupe_key"]: r for r in cur.execute(q.BY_KEYS + " FOR UPDATE", (keys,)).fetchall()}
+
+    @staticmethod
+    def _plan(existing: Record | None, request: UpsertRequest, now: datetime, actor: str,
+              op: OpContext | None) -> Change:
+        change = plan_upsert(existing, request.item, fallback_owner=request.fallback_owner, now=now, actor=actor)
+        if op is not None and op.ids:
+            change = _keep_id(change, op.ids.get(change.item["dedupe_key"]))
+        return change
+
+    def _upsert_bulk(self, unique: Sequence[UpsertRequest], keys: Sequence[str], *, actor: str,
+                     op: OpContext | None) -> builtins.list[Change]:
+        """A large batch: the same locks, read and planners as the small path, but the planned
+        rows stream into a temp table by COPY while they are planned (the server parses them
+        meanwhile), one statement merges them, and the events are COPYed — one plain
+        transaction (COPY cannot run in pipeline mode)."""
+        with self._conn() as conn, conn.transaction():
+            self._begin_op(conn, keys, op)
+            existing = self._locked_rows(conn, keys)
+            now = op.now if op is not None and op.now is not None else self.clock.now()
+            changes: builtins.list[Change] = []
+            events: builtins.list[Record] = []
+            with conn.cursor() as cur:
+                cur.execute(q.BULK_STAGE)
+                with cur.copy(q.BULK_ITEM_COPY) as copy:
+                    for k, r in zip(keys, unique, strict=True):
+                        change = self._plan(existing.get(k), r, now, actor, op)
+                        changes.append(change)
+                        if change.event is not None:
+                            events.append(change.event)
+                            copy.write_row(q.item_row(change.item))
+                if events:
+                    cur.execute(q.BULK_MERGE)
+                    with cur.copy(q.BULK_EVENT_COPY) as copy:
+                        for e in events:
+                            copy.write_row(q.event_row(e))
+            if op is not None and (events or op.always_record):
+                conn.execute(q.RECORD_OP, (op.op_id, op.kind, "applied", self.clock.now()))
+        return changes
 
     def set_status(self, item_id: str, status: Status, *, actor: str, message: str = "",
                    op: OpContext | None = None) -> WriteResult:
