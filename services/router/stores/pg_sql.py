@@ -35,11 +35,8 @@ SELECT_ITEM = f"SELECT {ITEM_COLUMNS} FROM backlog_items"
 BY_ID = f"{SELECT_ITEM} WHERE id = %s"
 BY_KEYS = f"{SELECT_ITEM} WHERE dedupe_key = ANY(%s::text[]) ORDER BY id"
 
-UPSERT_ITEM = """
-INSERT INTO backlog_items (id, env, service, category, title, description, priority, status, owner, due_date,
-    created_at, updated_at, source, dedupe_key, evidence_refs, tags, meta, rev)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::date, %s::timestamptz, %s::timestamptz, %s, %s,
-    %s::jsonb, %s::jsonb, %s::jsonb, %s)
+# Both upsert paths set every column from the planned row (the planners decided what changes).
+MERGE_SET = """
 ON CONFLICT (dedupe_key) DO UPDATE SET
     env = EXCLUDED.env, service = EXCLUDED.service, category = EXCLUDED.category, title = EXCLUDED.title,
     description = EXCLUDED.description, priority = EXCLUDED.priority, status = EXCLUDED.status,
@@ -47,6 +44,12 @@ ON CONFLICT (dedupe_key) DO UPDATE SET
     source = EXCLUDED.source, evidence_refs = EXCLUDED.evidence_refs, tags = EXCLUDED.tags,
     meta = EXCLUDED.meta, rev = EXCLUDED.rev
 """
+UPSERT_ITEM = """
+INSERT INTO backlog_items (id, env, service, category, title, description, priority, status, owner, due_date,
+    created_at, updated_at, source, dedupe_key, evidence_refs, tags, meta, rev)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::date, %s::timestamptz, %s::timestamptz, %s, %s,
+    %s::jsonb, %s::jsonb, %s::jsonb, %s)
+""" + MERGE_SET
 # The bulk path (large batches): the planned rows are COPYed into a temp table and merged by one
 # statement; events are COPYed straight into their table. Same rows as UPSERT_ITEM writes.
 BULK_STAGE = "CREATE TEMP TABLE backlog_bulk_stage (LIKE backlog_items INCLUDING DEFAULTS) ON COMMIT DROP"
@@ -54,13 +57,7 @@ BULK_ITEM_COPY = ("COPY backlog_bulk_stage (id, env, service, category, title, d
                   "due_date, created_at, updated_at, source, dedupe_key, evidence_refs, tags, meta, rev) FROM STDIN")
 BULK_MERGE = """
 INSERT INTO backlog_items SELECT * FROM backlog_bulk_stage
-ON CONFLICT (dedupe_key) DO UPDATE SET
-    env = EXCLUDED.env, service = EXCLUDED.service, category = EXCLUDED.category, title = EXCLUDED.title,
-    description = EXCLUDED.description, priority = EXCLUDED.priority, status = EXCLUDED.status,
-    owner = EXCLUDED.owner, due_date = EXCLUDED.due_date, updated_at = EXCLUDED.updated_at,
-    source = EXCLUDED.source, evidence_refs = EXCLUDED.evidence_refs, tags = EXCLUDED.tags,
-    meta = EXCLUDED.meta, rev = EXCLUDED.rev
-"""
+""" + MERGE_SET
 BULK_EVENT_COPY = "COPY backlog_events (id, item_id, ts, type, actor, message, meta, item_rev) FROM STDIN"
 INSERT_EVENT = """
 INSERT INTO backlog_events (id, item_id, ts, type, actor, message, meta, item_rev)
