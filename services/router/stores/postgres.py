@@ -339,16 +339,16 @@ class PostgresBacklogStore:
                 conn.execute(q.RECORD_OP, (op.op_id, op.kind, "applied", self.clock.now()))
         return changes
 
+    def _op_now(self, op: OpContext | None) -> datetime:
+        """A replayed op keeps the time it was accepted at; a live call takes the clock's."""
+        return op.now if op is not None and op.now is not None else self.clock.now()
+
     def set_status(self, item_id: str, status: Status, *, actor: str, message: str = "",
                    op: OpContext | None = None) -> WriteResult:
         with self._tx() as conn:
             self._begin_op(conn, [], op)
-            with conn.cursor(row_factory=dict_row) as cur:
-                row = cur.execute(q.BY_ID + " FOR UPDATE", (item_id,)).fetchone()
-            if row is None:
-                raise NotFound(f"no backlog item {item_id}", id=item_id)
-            now = op.now if op is not None and op.now is not None else self.clock.now()
-            change = plan_status(row, status, now=now, actor=actor, message=message)
+            row = _locked_row(conn, item_id, "FOR UPDATE")
+            change = plan_status(row, status, now=self._op_now(op), actor=actor, message=message)
             if change.event is not None:
                 self._write(conn, [change], [change.event], op)
         return _result(change)
@@ -356,13 +356,9 @@ class PostgresBacklogStore:
     def add_comment(self, item_id: str, message: str, *, actor: str, op: OpContext | None = None) -> Record:
         with self._tx() as conn:
             self._begin_op(conn, [], op)
-            with conn.cursor(row_factory=dict_row) as cur:
-                # KEY SHARE: a concurrent cleanup cannot delete the item under the new event.
-                row = cur.execute(q.BY_ID + " FOR KEY SHARE", (item_id,)).fetchone()
-            if row is None:
-                raise NotFound(f"no backlog item {item_id}", id=item_id)
-            now = op.now if op is not None and op.now is not None else self.clock.now()
-            event = plan_comment(row, message, now=now, actor=actor)
+            # KEY SHARE: a concurrent cleanup cannot delete the item under the new event.
+            row = _locked_row(conn, item_id, "FOR KEY SHARE")
+            event = plan_comment(row, message, now=self._op_now(op), actor=actor)
             self._write(conn, [], [event], op)
         return event
 
@@ -422,3 +418,12 @@ def _keep_id(change: Change, item_id: str | None) -> Change:
 
 def _result(change: Change) -> WriteResult:
     return WriteResult(change.action, change.item, change.event)
+
+
+def _locked_row(conn: Conn, item_id: str, lock: str) -> Record:
+    """The item's row under ``lock`` (a fixed clause, never user input), or NotFound."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(q.BY_ID + " " + lock, (item_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no backlog item {item_id}", id=item_id)
+    return row
