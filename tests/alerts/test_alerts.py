@@ -17,10 +17,10 @@ from services.router.alerts.run import run_notifier
 from services.router.alerts.state import AlertStateFile
 from services.router.clock import FixedClock
 from services.router.domain.enums import Status
-from services.router.domain.queries import ItemQuery
+from services.router.domain.queries import MAX_PAGE, ItemQuery
 from services.router.runtime import Runtime, build_runtime
 from services.router.settings import Settings
-from services.router.stores.base import BacklogStore
+from services.router.stores.base import BacklogStore, UpsertRequest
 from tests.factories import item
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,6 +62,17 @@ def test_p0_due_yesterday_pages_the_cto_but_due_today_does_not(runtime: Runtime)
     assert [(a["rule"], a["target"], a["action"], a["items"]) for a in alerts] == [("p0_overdue", "CTO", "page", ids)]
     runtime.store.set_status(ids[0], Status.DONE, actor="t")  # done items are never overdue
     assert fired(runtime) == []
+
+
+def test_p0_value_counts_every_overdue_item_beyond_the_listed_ids(runtime: Runtime) -> None:
+    ids = [r.item["id"] for r in runtime.store.upsert_many(
+        [UpsertRequest(item(f"p0-{i}", priority="P0", due_date="2026-11-20")) for i in range(MAX_PAGE + 20)],
+        actor="t")]
+    alert = next(a for a in runtime.execute("t", "backlog_tool", "dashboard", {"env": "prod"})["alerts"]
+                 if a["rule"] == "p0_overdue")
+    assert alert["value"] == MAX_PAGE + 20
+    assert alert["items"] == sorted(ids)[:MAX_PAGE]
+    assert f"{MAX_PAGE + 20} overdue P0 items" in alert["message"]
 
 
 class Receiver200(BaseHTTPRequestHandler):

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.router.api import create_app, routes_signals
-from services.router.api.auth import ActionGuard, guard_of
+from services.router.api.auth import SECURITY_REQUIREMENT, ActionGuard, guard_of
 from services.router.runtime import Runtime
 from tests.api.conftest import KEYS, make_rbac
 from tests.signals.builders import deploy, incident
@@ -24,8 +24,9 @@ from tests.signals.test_alertmanager import FIRING
 def client(runtime: Runtime) -> Iterator[TestClient]:
     app = create_app(runtime, make_rbac())
     assert [r.openapi_extra for r in routes_signals.signal_routes(app)] == [
-        {"x-entitlement": "tools.signals.write", "x-action": "signals_tool.ingest"},
-        {"x-entitlement": "tools.signals.write", "x-action": "signals_tool.alertmanager"}]
+        {"x-entitlement": "tools.signals.write", "x-action": "signals_tool.ingest", "security": SECURITY_REQUIREMENT},
+        {"x-entitlement": "tools.signals.write", "x-action": "signals_tool.alertmanager",
+         "security": SECURITY_REQUIREMENT}]
     with TestClient(app) as test_client:
         yield test_client
 

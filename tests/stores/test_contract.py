@@ -268,6 +268,38 @@ class TestDashboard:
         d = store.dashboard("prod")
         assert d["overdue_count"] == 55 and len(d["overdue"]) == 50
 
+    def test_a_dashboard_drawn_again_shows_every_change_since(self, store: BacklogStore, clock: FixedClock) -> None:
+        first = store.upsert(item("k1", due_date="2026-01-01", priority="P0"), actor="gen").item
+        before = store.dashboard("prod")
+        clock.advance(minutes=5)
+        store.upsert(item("k2", due_date="2026-01-02", priority="P1"), actor="gen")
+        store.set_status(first["id"], Status.DONE, actor="t")
+        after = store.dashboard("prod")
+        assert (before["total"], before["overdue_count"], before["status_counts"]["done"]) == (1, 1, 0)
+        assert (after["total"], after["overdue_count"], after["status_counts"]["done"]) == (2, 1, 1)
+        assert [o["priority"] for o in after["overdue"]] == ["P1"]
+        assert after["generated_at"] == "2026-11-26T12:05:00.000000Z" != before["generated_at"]
+        assert store.dashboard("prod")["overdue"] == after["overdue"]
+
+    def test_overdue_ids_count_all_and_list_the_first_in_id_order(self, store: BacklogStore) -> None:
+        today = store.clock.now().date()
+        past, future = (today - timedelta(days=3)).isoformat(), (today + timedelta(days=3)).isoformat()
+        reqs = [UpsertRequest(item(f"p0-{i}", priority="P0", due_date=past)) for i in range(7)]
+        reqs += [UpsertRequest(item("p1-late", priority="P1", due_date=past)),
+                 UpsertRequest(item("p0-later", priority="P0", due_date=future)),
+                 UpsertRequest(item("p0-undated", priority="P0")),
+                 UpsertRequest(item("p0-staging", env="staging", priority="P0", due_date=past)),
+                 UpsertRequest(item("p0-done", priority="P0", due_date=past))]
+        results = store.upsert_many(reqs, actor="gen")
+        ids = {r.item["dedupe_key"]: r.item["id"] for r in results}
+        store.set_status(ids["p0-done"], Status.DONE, actor="t")
+        late_p0 = sorted(ids[f"p0-{i}"] for i in range(7))
+        assert store.overdue_ids("prod", "P0", limit=5) == (7, late_p0[:5])
+        assert store.overdue_ids("prod", "P0", limit=0) == (7, [])
+        assert store.overdue_ids("prod", None, limit=100) == (8, sorted([*late_p0, ids["p1-late"]]))
+        assert store.overdue_ids(None, "P0", limit=100) == (8, sorted([*late_p0, ids["p0-staging"]]))
+        assert store.overdue_ids("nowhere", "P0", limit=5) == (0, [])
+
 
 class TestCleanup:
     def test_retention_boundaries(self, store: BacklogStore, clock: FixedClock) -> None:

@@ -10,8 +10,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.router.domain.queries import OverdueIds
+
 Metric = Literal["overdue_count", "overdue_p0", "overdue_p1", "overdue_p2", "overdue_p3"]
 OVERDUE_BY_PRIORITY: dict[str, str] = {f"overdue_p{i}": f"P{i}" for i in range(4)}
+NONE_OVERDUE = OverdueIds(0, [])
 
 
 class AlertRule(BaseModel):
@@ -63,11 +66,11 @@ class AlertsPolicy(BaseModel):
 
 def evaluate(
     rules: list[AlertRule], *, env: str | None, dashboard: dict[str, Any],
-    overdue_by_priority: dict[str, list[dict[str, Any]]],
+    overdue_by_priority: dict[str, OverdueIds],
 ) -> list[dict[str, Any]]:
     """The alerts that fire for one env: ``[{rule, severity, action, target, message, items}]``.
 
-    ``overdue_by_priority`` holds each priority's overdue items (as the store lists them).
+    ``overdue_by_priority`` holds each priority's overdue count and first ids (``overdue_ids``).
     """
     alerts: list[dict[str, Any]] = []
     scope = env or "all envs"
@@ -76,8 +79,7 @@ def evaluate(
             value = int(dashboard["overdue_count"])
             items = [o["id"] for o in dashboard["overdue"]]
         else:
-            overdue = overdue_by_priority.get(OVERDUE_BY_PRIORITY[rule.metric], [])
-            value, items = len(overdue), [o["id"] for o in overdue]
+            value, items = overdue_by_priority.get(OVERDUE_BY_PRIORITY[rule.metric], NONE_OVERDUE)
         if not rule.fires(value):
             continue
         priority = OVERDUE_BY_PRIORITY.get(rule.metric)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.router.alerts.rules import OVERDUE_BY_PRIORITY, AlertsPolicy, evaluate
-from services.router.domain.enums import Priority
-from services.router.domain.queries import MAX_PAGE, ItemQuery
+from services.router.domain.queries import MAX_PAGE
 from services.router.stores.base import BacklogStore
 
 
@@ -15,7 +14,5 @@ def current_alerts(
 ) -> list[dict[str, Any]]:
     """Evaluate the rules on a dashboard, asking the store only for the overdue priorities used."""
     wanted = {OVERDUE_BY_PRIORITY[r.metric] for r in policy.rules if r.metric in OVERDUE_BY_PRIORITY}
-    overdue = {
-        p: store.list(ItemQuery(env=env, priority=Priority(p), overdue=True, limit=MAX_PAGE)).items for p in wanted
-    }
+    overdue = {p: store.overdue_ids(env, p, limit=MAX_PAGE) for p in wanted}
     return evaluate(policy.rules, env=env, dashboard=dashboard, overdue_by_priority=overdue)

@@ -17,6 +17,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -25,6 +26,8 @@ from services.router import web as web_ui
 from services.router.api import routes_backlog, routes_health, routes_signals, routes_tools
 from services.router.api.auth import (
     PUBLIC_PATHS,
+    SECURITY_REQUIREMENT,
+    SECURITY_SCHEMES,
     ActionGuard,
     Authenticator,
     AuthMiddleware,
@@ -93,6 +96,7 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
     routes_backlog.register(app, responses=PROTECTED_ERRORS)
     routes_signals.register(app, responses=PROTECTED_ERRORS)
     document_guards(app, rt)
+    document_security(app)
     if web:
         store = web_ui.SessionStore()
         web_ui.register(app, runtime=rt, rbac=config, sessions=store, envs=metrics.env_index.envs)
@@ -103,6 +107,21 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
     app.add_middleware(AuthMiddleware, authenticator=Authenticator(config), sessions=sessions)
     app.add_middleware(RequestContextMiddleware, routes=app.router.routes, observe=metrics.observe)
     return app
+
+
+def document_security(app: FastAPI) -> None:
+    """Every operation outside ``PUBLIC_PATHS`` takes an API key; say so in the schema."""
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.path not in PUBLIC_PATHS:
+            route.openapi_extra = {**(route.openapi_extra or {}), "security": SECURITY_REQUIREMENT}
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            generate().setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def document_guards(app: FastAPI, runtime: Runtime) -> None:

@@ -29,7 +29,7 @@ from prometheus_client.registry import Collector
 
 from services.router.api.health_sources import HealthSources, epoch_seconds
 from services.router.clock import Clock, SystemClock
-from services.router.domain.enums import ALL_PRIORITIES, Priority
+from services.router.domain.enums import ALL_PRIORITIES
 from services.router.domain.queries import MAX_PAGE, ItemQuery
 from services.router.generation.records import generation_envs, last_generation
 from services.router.stores.base import BacklogStore
@@ -124,18 +124,7 @@ def overdue_by_priority(store: BacklogStore, env: str, board: dict[str, Any]) ->
     if board["overdue_count"] <= len(board["overdue"]):
         counts = Counter(str(o["priority"]) for o in board["overdue"])
         return {p: counts.get(p, 0) for p in ALL_PRIORITIES}
-    out: dict[str, int] = {}
-    for priority in ALL_PRIORITIES:
-        total, cursor = 0, None
-        while True:
-            page = store.list(ItemQuery(env=env, priority=Priority(priority), overdue=True, limit=MAX_PAGE,
-                                        cursor=cursor))
-            total += len(page.items)
-            if page.next_cursor is None:
-                break
-            cursor = page.next_cursor
-        out[priority] = total
-    return out
+    return {p: store.overdue_ids(env, p, limit=0).total for p in ALL_PRIORITIES}
 
 
 def gauge(name: str, documentation: str, *labels: str) -> GaugeMetricFamily:

@@ -110,7 +110,11 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length")
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length")
+        if declared is None and "transfer-encoding" not in headers:  # no body (a GET): nothing to hold back
+            await self.app(scope, receive, send)
+            return
         if declared is not None and declared.strip().isdigit() and int(declared) > self.limit:
             await error_response(self.too_large())(scope, receive, send)
             return

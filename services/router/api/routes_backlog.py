@@ -146,41 +146,41 @@ def body_params(body: BaseModel) -> dict[str, Any]:
 
 
 
-def dashboard(call: DashboardCall, query: Annotated[DashboardParams, Query()]) -> Response:
-    return respond(call.run(query.model_dump(exclude_none=True)))
+async def dashboard(call: DashboardCall, query: Annotated[DashboardParams, Query()]) -> Response:
+    return respond(await call.run_async(query.model_dump(exclude_none=True)))
 
 
-def generate_weekly(call: GenerateWeeklyCall, query: Annotated[GenerateQuery, Query()]) -> Response:
-    return respond(call.run(query.model_dump()))
+async def generate_weekly(call: GenerateWeeklyCall, query: Annotated[GenerateQuery, Query()]) -> Response:
+    return respond(await call.run_async(query.model_dump()))
 
 
-def list_items(call: ListCall, query: Annotated[ItemQuery, Query()]) -> Response:
-    return respond(call.run(query.model_dump(exclude_none=True)))
+async def list_items(call: ListCall, query: Annotated[ItemQuery, Query()]) -> Response:
+    return respond(await call.run_async(query.model_dump(exclude_none=True)))
 
 
-def get_item(call: GetCall, item_id: ItemIdPath) -> Response:
-    return respond(call.run({"id": item_id}))
+async def get_item(call: GetCall, item_id: ItemIdPath) -> Response:
+    return respond(await call.run_async({"id": item_id}))
 
 
-def item_events(call: EventsCall, item_id: ItemIdPath) -> Response:
-    return respond(call.run({"id": item_id}))
+async def item_events(call: EventsCall, item_id: ItemIdPath) -> Response:
+    return respond(await call.run_async({"id": item_id}))
 
 
-def upsert_item(call: UpsertCall, body: UpsertBody) -> Response:
-    return respond(call.run(body_params(body), agent_id=body.agent_id))
+async def upsert_item(call: UpsertCall, body: UpsertBody) -> Response:
+    return respond(await call.run_async(body_params(body), agent_id=body.agent_id))
 
 
-def set_status(call: StatusCall, item_id: ItemIdPath, body: StatusBody) -> Response:
-    return respond(call.run({**body_params(body), "id": item_id}, agent_id=body.agent_id))
+async def set_status(call: StatusCall, item_id: ItemIdPath, body: StatusBody) -> Response:
+    return respond(await call.run_async({**body_params(body), "id": item_id}, agent_id=body.agent_id))
 
 
-def add_comment(call: CommentCall, item_id: ItemIdPath, body: CommentBody) -> Response:
-    return respond(call.run({**body_params(body), "id": item_id}, agent_id=body.agent_id))
+async def add_comment(call: CommentCall, item_id: ItemIdPath, body: CommentBody) -> Response:
+    return respond(await call.run_async({**body_params(body), "id": item_id}, agent_id=body.agent_id))
 
 
-def cleanup(call: CleanupCall, body: Annotated[CleanupBody | None, Body()] = None) -> Response:
+async def cleanup(call: CleanupCall, body: Annotated[CleanupBody | None, Body()] = None) -> Response:
     body = body or CleanupBody()
-    return respond(call.run(body_params(body), agent_id=body.agent_id))
+    return respond(await call.run_async(body_params(body), agent_id=body.agent_id))
 
 
 def register(app: FastAPI, *, responses: dict[int | str, dict[str, Any]]) -> None:

@@ -13,7 +13,7 @@ scrapes. Each app has its own ``CollectorRegistry``, so several apps (tests) nev
 from __future__ import annotations
 
 import logging
-from typing import cast
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
@@ -51,13 +51,21 @@ class ApiMetrics:
         self.latency = Histogram("backlog_http_request_duration_seconds",
                                  "HTTP request latency by method, route template and status", labels,
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.registry.register(BacklogCollector(store, clock=clock, env_index=self.env_index))
         if sources is not None:
             self.registry.register(RunsCollector(sources))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route, str(status)).observe(seconds)
+        # The labelled children, found once per (method, route template, status): ``labels()``
+        # validates and looks them up under a lock, a cost paid on every request otherwise.
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (self.requests.labels(method, route, str(status)),
+                                              self.latency.labels(method, route, str(status)))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -73,7 +81,7 @@ class Ready(BaseModel):
     degraded: bool
 
 
-def healthz() -> Response:
+async def healthz() -> Response:
     return OrjsonResponse({"status": "ok"})
 
 

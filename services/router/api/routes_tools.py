@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from services.router.api.auth import DispatcherDep, check_agent
@@ -55,7 +56,7 @@ class ExecuteResult(BaseModel):
     result: Any
 
 
-def execute(dispatcher: DispatcherDep, body: ExecuteRequest) -> Response:
+async def execute(dispatcher: DispatcherDep, body: ExecuteRequest) -> Response:
     flat = dict(body.model_extra or {})
     if body.params is not None and flat:
         raise ValidationFailed(
@@ -65,11 +66,11 @@ def execute(dispatcher: DispatcherDep, body: ExecuteRequest) -> Response:
     call = dispatcher.authorize(body.tool, body.action)
     check_agent(call.principal, params.pop("agent_id", None))
     if body.job is None:
-        result = call.run(params, agent_id=body.agent_id)
+        result = await call.run_async(params, agent_id=body.agent_id)
     else:
         recorder = cron_recorder(dispatcher.runtime)
-        result = recorder.run(body.job, body.tool, body.action, params,
-                              lambda: call.run(params, agent_id=body.agent_id))
+        result = await run_in_threadpool(recorder.run, body.job, body.tool, body.action, params,
+                                         lambda: call.run(params, agent_id=body.agent_id))
     return OrjsonResponse({"ok": True, "tool": body.tool, "action": body.action, "result": result})
 
 

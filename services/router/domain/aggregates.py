@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
 
+from services.router.clock import iso_z
 from services.router.domain.dashboard import OVERDUE_FIELDS, OVERDUE_LIMIT, PRIORITY_RANK, TOP_SERVICES, assemble
 from services.router.domain.enums import ACTIVE_STATUSES
 
@@ -97,31 +98,54 @@ class EnvStats:
 class BacklogAggregates:
     def __init__(self) -> None:
         self.envs: dict[str, EnvStats] = {}
+        # The last dashboard per (env, day), valid while no record has changed: dashboards are
+        # polled far more often than the backlog changes, and top services/overdue rows cost
+        # O(services) to assemble.
+        self._dashboards: dict[tuple[str | None, str], dict[str, Any]] = {}
 
     def clear(self) -> None:
         self.envs.clear()
+        self._dashboards.clear()
 
     def add(self, record: Record) -> None:
         stats = self.envs.get(record["env"])
         if stats is None:
             stats = self.envs[record["env"]] = EnvStats()
         stats.apply(record, +1)
+        if self._dashboards:
+            self._dashboards.clear()
 
     def remove(self, record: Record) -> None:
         stats = self.envs.get(record["env"])
         if stats is not None:
             stats.apply(record, -1)
+        if self._dashboards:
+            self._dashboards.clear()
 
     def overdue_ids(self, *, env: str | None, today: date, priority: str | None = None) -> list[str]:
-        """Overdue items' ids (any order), of one priority if given: what an ``overdue=true``
-        listing has to look at, instead of every item."""
+        """Overdue items' ids in id order, of one priority if given: what an ``overdue=true``
+        listing has to look at, instead of every item. One env's list is shared with later
+        calls until a due-date bucket changes: callers read it, never change it."""
         selected = [self.envs[env]] if env is not None and env in self.envs else (
             [] if env is not None else list(self.envs.values()))
         cutoff = today.isoformat()
         rank = PRIORITY_RANK[priority] if priority is not None else None
-        return [item_id for s in selected for item_id in s.overdue_ids(cutoff, rank)]
+        if len(selected) == 1:
+            return selected[0].overdue_ids(cutoff, rank)
+        return list(heapq.merge(*(s.overdue_ids(cutoff, rank) for s in selected)))
 
     def dashboard(self, items: dict[str, Record], *, env: str | None, today: date, now: datetime) -> dict[str, Any]:
+        """The dashboard as of ``now``. Its lists are shared with later calls until a record
+        changes: callers read them, never change them."""
+        key = (env, today.isoformat())
+        cached = self._dashboards.get(key)
+        if cached is None:
+            if len(self._dashboards) >= 64:  # yesterday's days, unknown envs
+                self._dashboards.clear()
+            cached = self._dashboards[key] = self._compute(items, env=env, today=today, now=now)
+        return {**cached, "generated_at": iso_z(now)}
+
+    def _compute(self, items: dict[str, Record], *, env: str | None, today: date, now: datetime) -> dict[str, Any]:
         selected = [self.envs[env]] if env is not None and env in self.envs else (
             [] if env is not None else list(self.envs.values()))
         cutoff = today.isoformat()

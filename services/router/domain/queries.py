@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,3 +51,11 @@ class ItemQuery(BaseModel):
 class Page(BaseModel):
     items: list[dict[str, Any]]
     next_cursor: str | None
+
+
+class OverdueIds(NamedTuple):
+    """How many active items are past their due date, and the first ``limit`` of their ids
+    (in id order): what the alert rules need, without reading the records."""
+
+    total: int
+    ids: list[str]

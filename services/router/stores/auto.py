@@ -39,11 +39,17 @@ from services.router.clock import Clock, default_clock, iso_z
 from services.router.domain.changes import Record
 from services.router.domain.enums import Status
 from services.router.domain.models import ItemInput, new_id
-from services.router.domain.queries import ItemQuery, Page
+from services.router.domain.queries import ItemQuery, OverdueIds, Page
 from services.router.domain.transitions import check_transition
 from services.router.errors import StoreUnavailable
 from services.router.settings import Settings
-from services.router.stores.base import DEFAULT_OWNER, BacklogStore, StoreStatus, UpsertRequest, WriteResult
+from services.router.stores.base import (
+    DEFAULT_OWNER,
+    BacklogStore,
+    StoreStatus,
+    UpsertRequest,
+    WriteResult,
+)
 from services.router.stores.fallback_journal import Journal, replay
 from services.router.stores.jsonl import JsonlBacklogStore
 from services.router.stores.pg_dsn import scrub
@@ -239,6 +245,9 @@ class AutoBacklogStore:
 
     def envs(self) -> builtins.list[str]:
         return self._read(lambda s: s.envs())
+
+    def overdue_ids(self, env: str | None, priority: str | None, *, limit: int) -> OverdueIds:
+        return self._read(lambda s: s.overdue_ids(env, priority, limit=limit))
 
     def dashboard(self, env: str | None = None) -> dict[str, Any]:
         numbers = self._read(lambda s: s.dashboard(env))

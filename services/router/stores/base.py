@@ -14,8 +14,8 @@ import functools
 import itertools
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -32,7 +32,7 @@ from services.router.domain.changes import (
 )
 from services.router.domain.enums import CLOSED_STATUSES, Status
 from services.router.domain.models import ItemInput
-from services.router.domain.queries import ItemQuery, Page
+from services.router.domain.queries import ItemQuery, OverdueIds, Page
 from services.router.errors import NotFound, ValidationFailed
 
 DEFAULT_OWNER = "oncall"
@@ -80,6 +80,7 @@ class BacklogStore(Protocol):
     def add_comment(self, item_id: str, message: str, *, actor: str) -> Record: ...
     def events(self, item_id: str) -> builtins.list[Record]: ...
     def dashboard(self, env: str | None = None) -> dict[str, Any]: ...
+    def overdue_ids(self, env: str | None, priority: str | None, *, limit: int) -> OverdueIds: ...
     def envs(self) -> builtins.list[str]: ...
     def cleanup(self, retention_days: int) -> int: ...
     def status(self) -> StoreStatus: ...
@@ -148,25 +149,36 @@ class ItemIndex:
         self._order.clear()
         self._order_dirty = False
 
-    def put_item(self, record: Record, intern: Callable[[str], str] = sys.intern) -> None:
-        for name in INTERNED_FIELDS:
-            value = record[name]
-            if value is not None:
-                record[name] = intern(value)
-        item_id = record["id"]
-        old = self.items.get(item_id)
-        if old is not None:
-            if old["dedupe_key"] != record["dedupe_key"] and self.by_key.get(old["dedupe_key"]) == item_id:
-                del self.by_key[old["dedupe_key"]]
-        else:
-            order = self._order
-            if order and item_id < order[-1]:
-                self._order_dirty = True
-            order.append(item_id)
-        self.items[item_id] = record
-        self.by_key[record["dedupe_key"]] = item_id
-        self._pending.append((old, record))
-        if len(self._pending) > MAX_PENDING:
+    def put_items(self, records: Iterable[Record], *, intern: bool = True) -> None:
+        """Index records (new versions replace old ones by id), in one loop with local names.
+
+        ``intern=False`` is for a reader's small refreshes: hashing eight fresh strings per
+        record costs more than parsing it, and refreshes must stay within 2x of parsing
+        (bench/jsonl_bench.py), while the memory that interning saves is in the bulk load.
+        """
+        items, by_key, order, pending = self.items, self.by_key, self._order, self._pending
+        last = order[-1] if order else ""
+        shared = sys.intern
+        for record in records:
+            if intern:
+                for name in INTERNED_FIELDS:
+                    value = record[name]
+                    if value is not None:
+                        record[name] = shared(value)
+            item_id = record["id"]
+            old = items.get(item_id)
+            if old is not None:
+                if old["dedupe_key"] != record["dedupe_key"] and by_key.get(old["dedupe_key"]) == item_id:
+                    del by_key[old["dedupe_key"]]
+            else:
+                if item_id < last:
+                    self._order_dirty = True
+                order.append(item_id)
+                last = item_id
+            items[item_id] = record
+            by_key[record["dedupe_key"]] = item_id
+            pending.append((old, record))
+        if len(pending) > MAX_PENDING:
             self._flush()
 
     def put_event(self, event: Record) -> None:
@@ -211,6 +223,12 @@ class ItemIndex:
 R = TypeVar("R")
 
 
+def hold_if_free(store: BacklogStore) -> AbstractContextManager[bool]:
+    """True inside when the store serves reads from an in-process index it now holds for the
+    caller (``IndexedStore.hold_if_free``); False for stores that read over the network."""
+    return store.hold_if_free() if isinstance(store, IndexedStore) else nullcontext(False)
+
+
 def reading(method: Callable[..., R]) -> Callable[..., R]:
     """Run a read under the store's mutex after bringing the index up to date.
 
@@ -237,6 +255,21 @@ class IndexedStore:
         self.index = ItemIndex()
         self._mutex = threading.RLock()
 
+    @contextmanager
+    def hold_if_free(self) -> Iterator[bool]:
+        """Hold the index for the caller's reads if nobody else does (True), without waiting.
+
+        The router runs index reads on its event loop when this says True: the thread-pool hop
+        they would otherwise take costs more than the read. It must not wait, because a writer
+        holding the index may be in the middle of an fsync and the loop would stall behind it.
+        """
+        held = self._mutex.acquire(blocking=False)
+        try:
+            yield held
+        finally:
+            if held:
+                self._mutex.release()
+
     # -- hooks ---------------------------------------------------------------
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -262,7 +295,7 @@ class IndexedStore:
         for event in events:
             self.index.put_event(event)
         for change in changes:
-            self.index.put_item(change.item)
+            self.index.put_items((change.item,))
 
     # -- reads ---------------------------------------------------------------
     @reading
@@ -284,7 +317,7 @@ class IndexedStore:
         if query.overdue is True:
             # Only overdue items can match: walk those (the aggregates know them), not every item.
             priority = query.priority.value if query.priority is not None else None
-            order = sorted(self.index.aggregates.overdue_ids(env=query.env, today=today, priority=priority))
+            order = self.index.aggregates.overdue_ids(env=query.env, today=today, priority=priority)
         else:
             order = self.index.ordered_ids()
         start = bisect.bisect_right(order, query.cursor) if query.cursor else 0
@@ -325,6 +358,11 @@ class IndexedStore:
     def dashboard(self, env: str | None = None) -> dict[str, Any]:
         now = self.clock.now()
         return self.index.aggregates.dashboard(self.index.items, env=env, today=now.date(), now=now)
+
+    @reading
+    def overdue_ids(self, env: str | None, priority: str | None, *, limit: int) -> OverdueIds:
+        found = self.index.aggregates.overdue_ids(env=env, today=self.clock.now().date(), priority=priority)
+        return OverdueIds(len(found), found[:limit])
 
     @reading
     def envs(self) -> builtins.list[str]:

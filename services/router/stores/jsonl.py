@@ -44,9 +44,10 @@ EMBEDDED_ID = b'"_ev":{"id":"'
 EMBEDDED_SKIP = b',' + EMBEDDED_ID  # the embedded event is the last member of an item line
 
 
+INTERN_FROM = 10_000  # records in one refresh from which their repeated strings are interned
 ITEM_KEYS = frozenset({
     "id", "env", "service", "category", "title", "priority", "status", "owner", "created_at", "updated_at",
-    "dedupe_key", "rev", "meta", "due_date", "evidence_refs", "tags",
+    "dedupe_key", "rev", "meta", "due_date", "evidence_refs", "tags", "source",
 })
 EVENT_KEYS = frozenset({"id", "item_id", "ts", "type"})
 
@@ -94,12 +95,12 @@ class JsonlBacklogStore(IndexedStore):
                     self.index.put_event(line.record)
             # A reader that has not loaded events skips decoding the embedded ones altogether.
             skip = None if self._events_loaded else EMBEDDED_SKIP
-            for line in self.items_log.read_new(is_item, latest_by_id=True, skip_last=skip):
-                record = line.record
+            records = self.items_log.read_new_records(is_item, latest_by_id=True, skip_last=skip)
+            for record in records:
                 event = record.pop(EMBEDDED_EVENT, None)
                 if event is not None and self._events_loaded:
                     self.index.put_event(event)
-                self.index.put_item(record)
+            self.index.put_items(records, intern=not self.index.items or len(records) > INTERN_FROM)
 
     def _load_events(self) -> None:
         """Index events on first use: most readers (dashboards, lists) never need them."""

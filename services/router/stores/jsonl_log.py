@@ -89,7 +89,24 @@ class JsonlLog:
 
     def read_new(self, accept: Accept | None = None, *, latest_by_id: bool = False,
                  skip_last: bytes | None = None) -> list[ParsedLine]:
-        """Parse complete lines appended since the last call.
+        """Parse complete lines appended since the last call (see ``_read_new``)."""
+        got = self._read_new(accept, latest_by_id=latest_by_id, skip_last=skip_last)
+        if isinstance(got, tuple):
+            start, records = got
+            return [ParsedLine(start, r) for r in records]  # a batch's lines all carry its start
+        return got
+
+    def read_new_records(self, accept: Accept | None = None, *, latest_by_id: bool = False,
+                         skip_last: bytes | None = None) -> list[dict[str, Any]]:
+        """``read_new`` without offsets, for readers that only index the records: the usual
+        small refresh hands over orjson's list as it is."""
+        got = self._read_new(accept, latest_by_id=latest_by_id, skip_last=skip_last)
+        return got[1] if isinstance(got, tuple) else [line.record for line in got]
+
+    def _read_new(self, accept: Accept | None, *, latest_by_id: bool,
+                  skip_last: bytes | None) -> list[ParsedLine] | tuple[int, list[dict[str, Any]]]:
+        """Parse complete lines appended since the last call: a small tail as one batch
+        ``(its start offset, records)``, otherwise the lines with their offsets.
 
         Lines that are not JSON objects, or that ``accept`` rejects (wrong shape), are skipped,
         counted and logged — a damaged file degrades to fewer records, never to an exception.
@@ -159,7 +176,8 @@ class JsonlLog:
             parsed.sort(key=lambda p: p.offset)  # file order, so last write wins for odd lines too
         return parsed
 
-    def _parse_batch(self, data: bytes, accept: Accept | None, skip_last: bytes | None) -> list[ParsedLine] | None:
+    def _parse_batch(self, data: bytes, accept: Accept | None,
+                     skip_last: bytes | None) -> tuple[int, list[dict[str, Any]]] | None:
         """A small appended region (the usual refresh) decoded in one orjson call as a JSON array.
 
         Returns None when any line is damaged or not an accepted object; the caller then takes
@@ -168,7 +186,9 @@ class JsonlLog:
         if b"\x00" in data:
             return None
         size = len(data)
-        if skip_last is not None:  # each line's skipped member, through its end, becomes "}"
+        # Each line's skipped member, through its end, becomes "}" — when the first line has
+        # one (this store's lines all do; a scan of lines from elsewhere would cost more).
+        if skip_last is not None and skip_last in data[:data.find(b"\n")]:
             data = _skip_pattern(skip_last).sub(b"}\n", data)
         try:
             records = orjson.loads(b"[" + data[:-1].replace(b"\n", b",") + b"]")
@@ -179,7 +199,7 @@ class JsonlLog:
         start = self.offset
         self.offset += size
         self.lines += len(records)
-        return [ParsedLine(start, r) for r in records]  # offsets are not needed for batches
+        return start, records
 
     def _parse_at(self, mm: mmap.mmap, start: int, accept: Accept | None,
                   skip_last: bytes | None = None) -> ParsedLine | None:

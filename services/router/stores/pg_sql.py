@@ -33,7 +33,9 @@ EVENT_COLUMNS = (
 
 SELECT_ITEM = f"SELECT {ITEM_COLUMNS} FROM backlog_items"
 BY_ID = f"{SELECT_ITEM} WHERE id = %s"
-BY_KEYS = f"{SELECT_ITEM} WHERE dedupe_key = ANY(%s::text[]) ORDER BY id"
+# The keys as a set joined to the unique index: one index probe per key. (``= ANY(array)``
+# with thousands of keys is costed as a sequential scan of the table, ~3x slower at 100k rows.)
+BY_KEYS = f"{SELECT_ITEM} WHERE dedupe_key IN (SELECT unnest(%s::text[])) ORDER BY id"
 
 # Both upsert paths set every column from the planned row (the planners decided what changes).
 MERGE_SET = """
@@ -50,15 +52,26 @@ INSERT INTO backlog_items (id, env, service, category, title, description, prior
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::date, %s::timestamptz, %s::timestamptz, %s, %s,
     %s::jsonb, %s::jsonb, %s::jsonb, %s)
 """ + MERGE_SET
-# The bulk path (large batches): the planned rows are COPYed into a temp table and merged by one
-# statement; events are COPYed straight into their table. Same rows as UPSERT_ITEM writes.
-BULK_STAGE = "CREATE TEMP TABLE backlog_bulk_stage (LIKE backlog_items INCLUDING DEFAULTS) ON COMMIT DROP"
-BULK_ITEM_COPY = ("COPY backlog_bulk_stage (id, env, service, category, title, description, priority, status, owner, "
-                  "due_date, created_at, updated_at, source, dedupe_key, evidence_refs, tags, meta, rev) FROM STDIN")
-BULK_MERGE = """
-INSERT INTO backlog_items SELECT * FROM backlog_bulk_stage
-""" + MERGE_SET
-BULK_EVENT_COPY = "COPY backlog_events (id, item_id, ts, type, actor, message, meta, item_rev) FROM STDIN"
+# The bulk path (large batches), one part of the batch at a time: the planned rows — each item
+# row with its event — are COPYed into a temp table, then one statement merges the items and
+# writes their events (its FK checks run at the end of the statement, after the items are in)
+# and the stage is emptied for the next part. Same rows as UPSERT_ITEM and INSERT_EVENT write.
+ITEM_COLUMN_NAMES = ("id, env, service, category, title, description, priority, status, owner, due_date, created_at, "
+                     "updated_at, source, dedupe_key, evidence_refs, tags, meta, rev")
+BULK_STAGE = ("CREATE TEMP TABLE backlog_bulk_stage (LIKE backlog_items INCLUDING DEFAULTS, ev_id text, "
+              "ev_item_id text, ev_ts timestamptz, ev_type text, ev_actor text, ev_message text, ev_meta jsonb, "
+              "ev_item_rev integer) ON COMMIT DROP")
+BULK_COPY = (f"COPY backlog_bulk_stage ({ITEM_COLUMN_NAMES}, ev_id, ev_item_id, ev_ts, ev_type, ev_actor, "
+             "ev_message, ev_meta, ev_item_rev) FROM STDIN")
+BULK_MERGE = f"""
+WITH merged AS (
+    INSERT INTO backlog_items ({ITEM_COLUMN_NAMES}) SELECT {ITEM_COLUMN_NAMES} FROM backlog_bulk_stage
+    {MERGE_SET.strip()}
+)
+INSERT INTO backlog_events (id, item_id, ts, type, actor, message, meta, item_rev)
+SELECT ev_id, ev_item_id, ev_ts, ev_type, ev_actor, ev_message, ev_meta, ev_item_rev FROM backlog_bulk_stage
+"""
+BULK_CLEAR = "TRUNCATE backlog_bulk_stage"
 INSERT_EVENT = """
 INSERT INTO backlog_events (id, item_id, ts, type, actor, message, meta, item_rev)
 VALUES (%s, %s, %s::timestamptz, %s, %s, %s, %s::jsonb, %s)
@@ -113,6 +126,11 @@ def item_row(r: Record) -> tuple[Any, ...]:
     )
 
 
+def bulk_row(item: Record, event: Record) -> tuple[Any, ...]:
+    """A row of ``BULK_COPY``: the item row, then its event row."""
+    return item_row(item) + event_row(event)
+
+
 def event_row(e: Record) -> tuple[Any, ...]:
     return (e["id"], e["item_id"], e["ts"], e["type"], e["actor"], e["message"], dumps(e["meta"]), e["item_rev"])
 
@@ -147,6 +165,18 @@ def list_query(query: ItemQuery, today: Any) -> tuple[str, list[Any]]:
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     params.append(query.limit + 1)
     return f"{SELECT_ITEM}{clause} ORDER BY id LIMIT %s", params
+
+
+def overdue_ids_query(env: str | None, priority: str | None) -> str:
+    """One row: the overdue total and the first ``limit`` ids in id order."""
+    env_and = "env = %(env)s AND " if env is not None else ""
+    priority_and = "priority = %(priority)s AND " if priority is not None else ""
+    return (
+        f"WITH hits AS (SELECT id FROM backlog_items WHERE {env_and}{priority_and}"
+        f"status IN {ACTIVE_SQL} AND due_date < %(today)s) "
+        "SELECT (SELECT count(*) FROM hits) AS n, "
+        "ARRAY(SELECT id FROM hits ORDER BY id LIMIT %(limit)s) AS ids"
+    )
 
 
 # The overdue list orders by priority rank; P0..P3 sort the same as text (index order).

@@ -142,13 +142,16 @@ def count_expired(ctx: ToolContext, cutoff: str) -> int:
 
 
 def register(registry: ToolRegistry) -> None:
-    def add(action: str, level: Any, params: type[BaseModel], summary: str, handler: Any) -> None:
-        registry.action(TOOL, action, area=AREA, level=level, params=params, summary=summary)(handler)
+    def add(action: str, level: Any, params: type[BaseModel], summary: str, handler: Any, *,
+            from_index: bool = False) -> None:
+        registry.action(TOOL, action, area=AREA, level=level, params=params, summary=summary,
+                        from_index=from_index)(handler)
 
-    add("list", "read", ItemQuery, "List items with filters and cursor pagination", list_items)
-    add("get", "read", ItemRef, "One item by id", get_item)
+    # ``events`` is not ``from_index``: a JSONL store loads the events file on its first call.
+    add("list", "read", ItemQuery, "List items with filters and cursor pagination", list_items, from_index=True)
+    add("get", "read", ItemRef, "One item by id", get_item, from_index=True)
     add("events", "read", ItemRef, "An item's audit trail", item_events)
-    add("dashboard", "read", DashboardParams, "Counts, overdue items and top services", dashboard)
+    add("dashboard", "read", DashboardParams, "Counts, overdue items and top services", dashboard, from_index=True)
     add("upsert", "write", UpsertParams, "Create or update an item by dedupe key", upsert)
     add("set_status", "write", StatusParams, "Move an item to another status", set_status)
     add("add_comment", "write", CommentParams, "Comment on an item", add_comment)

@@ -28,6 +28,9 @@ class ActionSpec:
     params: type[BaseModel]
     handler: Handler
     summary: str
+    # Served from the store's in-process index with no other I/O (JSONL, memory): the router
+    # may run it on the event loop instead of the thread pool (see ``ActionCall.run_async``).
+    from_index: bool = False
 
     @property
     def entitlement(self) -> str:
@@ -43,7 +46,8 @@ class ToolRegistry:
         self._actions: dict[tuple[str, str], ActionSpec] = {}
 
     def action(
-        self, tool: str, action: str, *, area: str, level: Level, params: type[BaseModel], summary: str
+        self, tool: str, action: str, *, area: str, level: Level, params: type[BaseModel], summary: str,
+        from_index: bool = False,
     ) -> Callable[[Handler], Handler]:
         """Decorator registering a handler ``(ctx, params) -> result``."""
 
@@ -51,7 +55,7 @@ class ToolRegistry:
             key = (tool, action)
             if key in self._actions:
                 raise ValueError(f"{tool}.{action} registered twice")
-            self._actions[key] = ActionSpec(tool, action, area, level, params, handler, summary)
+            self._actions[key] = ActionSpec(tool, action, area, level, params, handler, summary, from_index)
             return handler
 
         return register
