@@ -46,7 +46,9 @@ reliability: install
 
 ## bench: every metric against its physical floor at full size (bench/RESULTS.md); bench-quick: < 2 min
 bench: install
+	./ops/scripts/install_test_deps.sh bench
 	$(BIN)/python -m bench.run
 
 bench-quick: install
+	./ops/scripts/install_test_deps.sh bench
 	$(BIN)/python -m bench.run --quick

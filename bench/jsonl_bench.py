@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 
-from bench.common import Report, Row, interleaved, median_time, ratio_row
+from bench.common import Report, Row, interleaved, ratio_row
 from bench.datagen import write_backlog
 from services.router.domain.models import ItemInput
 from services.router.stores.jsonl import JsonlBacklogStore
@@ -134,13 +134,29 @@ def bench_memory(report: Report, directory: Path, items: int) -> None:
     report.add(ratio_row("JSONL memory per item (RSS delta)", ours, floor, goal_ratio=1.0, unit="B"))
 
 
+def dashboard_after_a_write(store: JsonlBacklogStore, env: str | None, repeat: int) -> float:
+    """Median time of a dashboard drawn right after an item changed: the store keeps the last
+    dashboard until something changes, so an unchanged store would only measure that cache."""
+    samples = []
+    for n in range(repeat):
+        store.upsert(ItemInput(env=env or "prod", service=f"svc{n % 7}", category="arch_review",
+                               title=f"dashboard probe {n}", due_date="2026-10-01",
+                               dedupe_key=f"bench:dashboard:{n}"), actor="bench")
+        started = time.perf_counter()
+        store.dashboard(env)
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
 def bench_dashboard(report: Report, directory: Path, small: Path, repeat: int) -> None:
     big_store, small_store = cold_open(directory), cold_open(small)
-    ours = median_time(lambda: big_store.dashboard("prod"), repeat=repeat)
-    ours_all = median_time(lambda: big_store.dashboard(None), repeat=repeat)
-    tiny = median_time(lambda: small_store.dashboard("prod"), repeat=repeat)
-    report.add(Row("JSONL dashboard, largest env (ms)", ours * 1000, None, "ms", "<= 50 ms", ours <= 0.050))
-    report.add(Row("JSONL dashboard, all envs (ms)", ours_all * 1000, None, "ms", "<= 50 ms", ours_all <= 0.050))
+    ours = dashboard_after_a_write(big_store, "prod", repeat)
+    ours_all = dashboard_after_a_write(big_store, None, repeat)
+    tiny = dashboard_after_a_write(small_store, "prod", repeat)
+    report.add(Row("JSONL dashboard after a write, largest env (ms)", ours * 1000, None, "ms", "<= 50 ms",
+                   ours <= 0.050))
+    report.add(Row("JSONL dashboard after a write, all envs (ms)", ours_all * 1000, None, "ms", "<= 50 ms",
+                   ours_all <= 0.050))
     report.add(ratio_row("JSONL dashboard vs a 10x smaller store", ours, tiny, goal_ratio=3.0,
                          note="not proportional to file lines"))
 

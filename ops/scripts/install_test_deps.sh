@@ -2,6 +2,8 @@
 # Install the system packages two test suites need (Debian/Ubuntu), only when missing:
 #   chromium + chromium-driver  the web dashboard in a real headless browser (tests/web)
 #   prometheus                  promtool, to check and unit-test ops/alerts/backlog.rules.yml
+# or, with the argument `bench`, what the benchmarks need (`make bench` calls it):
+#   wrk                         the HTTP load generator of bench/http_bench.py
 #
 # Idempotent and quiet when everything is there (`make test` calls it every time). Without
 # root or sudo, or without apt-get, it says what is missing and leaves the decision to the
@@ -12,9 +14,13 @@
 set -eu
 
 need=""
-[ -x /usr/bin/chromium ] || need="$need chromium"
-[ -x /usr/bin/chromedriver ] || need="$need chromium-driver"
-command -v promtool >/dev/null 2>&1 || need="$need prometheus"
+if [ "${1:-}" = "bench" ]; then
+    command -v wrk >/dev/null 2>&1 || need="$need wrk"
+else
+    [ -x /usr/bin/chromium ] || need="$need chromium"
+    [ -x /usr/bin/chromedriver ] || need="$need chromium-driver"
+    command -v promtool >/dev/null 2>&1 || need="$need prometheus"
+fi
 [ -n "$need" ] || exit 0
 
 fail() {
