@@ -29,7 +29,7 @@ def main() -> int:
     parser.add_argument("--cap", type=int, help="generation cap, max_items_per_run (default 10000, quick 600)")
     parser.add_argument("--http-items", type=int, help="JSONL items behind the HTTP server (default 100000, "
                                                        "quick 20000)")
-    parser.add_argument("--http-seconds", type=float, help="wrk duration per run (default 10, quick 2)")
+    parser.add_argument("--http-seconds", type=float, help="wrk duration per run (default 10, quick 5)")
     parser.add_argument("--only", action="append", choices=GROUPS, help="run only these groups")
     parser.add_argument("--json", type=Path, default=Path("bench/results.json"))
     args = parser.parse_args()
@@ -60,7 +60,7 @@ def main() -> int:
         from bench import http_bench
 
         http_bench.run(report, items=args.http_items or (20_000 if quick else 100_000),
-                       seconds=args.http_seconds or (2.0 if quick else 10.0), rounds=3)
+                       seconds=args.http_seconds or (5.0 if quick else 10.0), rounds=3)
     report.machine["elapsed_s"] = round(time.monotonic() - started, 1)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     report.write_json(args.json)

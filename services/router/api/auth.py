@@ -54,6 +54,7 @@ WEB_SESSION_PATHS: frozenset[str] = frozenset({"/", "/items", "/logout"})
 WEB_SESSION_PREFIXES: tuple[str, ...] = ("/items/",)
 PathKind = Literal["public", "web-public", "web-session", "api"]
 MAX_KEY_LENGTH = 512
+NO_QUERY = QueryParams("")
 UNAUTHENTICATED = "missing or unknown API key; send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
 
 
@@ -176,7 +177,8 @@ class AuthMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        query = QueryParams(scope.get("query_string", b"").decode("latin-1"))
+        raw_query = scope.get("query_string", b"")
+        query = QueryParams(raw_query.decode("latin-1")) if raw_query else NO_QUERY
         kind = path_kind(scope["path"])
         if kind.startswith("web") and self.sessions is None:
             kind = "api"
