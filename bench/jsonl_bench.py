@@ -139,9 +139,10 @@ def dashboard_after_a_write(store: JsonlBacklogStore, env: str | None, repeat: i
     dashboard until something changes, so an unchanged store would only measure that cache."""
     samples = []
     for n in range(repeat):
-        store.upsert(ItemInput(env=env or "prod", service=f"svc{n % 7}", category="arch_review",
-                               title=f"dashboard probe {n}", due_date="2026-10-01",
-                               dedupe_key=f"bench:dashboard:{n}"), actor="bench")
+        written = store.upsert(ItemInput(env=env or "prod", service=f"svc{n % 7}", category="arch_review",
+                                         title=f"dashboard probe {n} for {env}", due_date="2026-10-01",
+                                         dedupe_key=f"bench:dashboard:{env}:{n}"), actor="bench")
+        assert written.action == "created", written.action  # a change, so no cached dashboard is valid
         started = time.perf_counter()
         store.dashboard(env)
         samples.append(time.perf_counter() - started)
