@@ -72,6 +72,10 @@ INSERT INTO backlog_events (id, item_id, ts, type, actor, message, meta, item_re
 SELECT ev_id, ev_item_id, ev_ts, ev_type, ev_actor, ev_message, ev_meta, ev_item_rev FROM backlog_bulk_stage
 """
 BULK_CLEAR = "TRUNCATE backlog_bulk_stage"
+# The bulk path's locked read: rows come back in the order of the keys, numbered from 1, so each
+# part of the batch converts only its own rows, when it is planned.
+BULK_LOCKED_ROWS = (f"SELECT k.n, {ITEM_COLUMNS} FROM unnest(%s::text[]) WITH ORDINALITY AS k(key, n) "
+                    "JOIN backlog_items ON dedupe_key = k.key ORDER BY k.n FOR UPDATE OF backlog_items")
 INSERT_EVENT = """
 INSERT INTO backlog_events (id, item_id, ts, type, actor, message, meta, item_rev)
 VALUES (%s, %s, %s::timestamptz, %s, %s, %s, %s::jsonb, %s)

@@ -301,6 +301,8 @@ class PostgresBacklogStore:
                 changes = [self._plan(existing.get(k), r, now, actor, op) for k, r in zip(keys, unique, strict=True)]
                 real = [c for c in changes if c.event is not None]
                 self._write(conn, real, [c.event for c in real if c.event is not None], op)
+        if len(unique) == len(requests):  # no key twice: the changes are in request order
+            return [_result(c) for c in changes]
         by_key = dict(zip(keys, changes, strict=True))
         return [_result(by_key[dedupe_key_of(r.item)]) for r in requests]
 
@@ -324,28 +326,34 @@ class PostgresBacklogStore:
 
         One plain transaction (COPY cannot run in pipeline mode), but each merge is sent in a
         short pipeline and the next part is planned while the server runs it: the server's
-        work (the merge and its index, trigger and FK work) overlaps the planning, instead of
-        waiting for a whole batch planned up front.
+        work (the merge, its index, trigger and FK work) overlaps the planning, instead of
+        starting only once the whole batch is planned. Likewise the locked rows are converted
+        to records part by part, as each part is planned.
         """
-        with self._conn() as conn, conn.transaction():
+        with self._conn() as conn, conn.transaction(), conn.cursor(row_factory=_numbered_record) as found:
             with conn.pipeline():  # one round trip: locks, the stage, the locked read
                 self._begin_op(conn, keys, op)
                 conn.execute(q.BULK_STAGE)
-                existing = self._locked_rows(conn, keys)
+                found.execute(q.BULK_LOCKED_ROWS, (keys,))
             now = self._op_now(op)
-            requests = list(zip(keys, unique, strict=True))
-
-            def plan(part: range) -> builtins.list[Change]:
-                return [self._plan(existing.get(k), r, now, actor, op) for k, r in requests[part.start:part.stop]]
-
-            parts = bulk_parts(len(requests))
+            existing: dict[int, Record] = {}
             changes: builtins.list[Change] = []
-            planned = plan(parts[0])
+
+            def plan(part: range) -> builtins.list[tuple[Any, ...]]:
+                """Plan one part; the COPY rows of its real changes."""
+                # Rows come in key order, at most one per key: once as many rows as keys up to
+                # the part's end are read, every row of the part is (numbered from 1).
+                for number, record in found.fetchmany(len(part)):
+                    existing[number - 1] = record
+                planned = [self._plan(existing.get(i), unique[i], now, actor, op) for i in part]
+                changes.extend(planned)
+                return [q.bulk_row(c.item, c.event) for c in planned if c.event is not None]
+
+            parts = bulk_parts(len(unique))
+            rows = plan(parts[0])
             wrote = False
             with conn.cursor() as cur:
                 for n in range(len(parts)):
-                    changes += planned
-                    rows = [q.bulk_row(c.item, c.event) for c in planned if c.event is not None]
                     if rows:
                         with cur.copy(q.BULK_COPY) as copy:
                             for row in rows:
@@ -355,7 +363,7 @@ class PostgresBacklogStore:
                             wrote = True
                             cur.execute(q.BULK_MERGE)
                             cur.execute(q.BULK_CLEAR)
-                        planned = plan(parts[n + 1]) if n + 1 < len(parts) else []
+                        rows = plan(parts[n + 1]) if n + 1 < len(parts) else []
             if op is not None and (wrote or op.always_record):
                 conn.execute(q.RECORD_OP, (op.op_id, op.kind, "applied", self.clock.now()))
         return changes
@@ -428,6 +436,16 @@ class PostgresBacklogStore:
                 return change.action
         except OpAlreadyApplied:
             return "already applied"
+
+
+def _numbered_record(cursor: Any) -> Callable[[Sequence[Any]], tuple[int, Record]]:
+    """Row factory: (the row's number, the record of the other columns)."""
+    names = [c.name for c in cursor.description or ()][1:]
+
+    def make(values: Sequence[Any]) -> tuple[int, Record]:
+        return values[0], dict(zip(names, values[1:], strict=True))
+
+    return make
 
 
 def bulk_parts(n: int) -> builtins.list[range]:
