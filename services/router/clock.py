@@ -5,6 +5,7 @@ Only timezone-aware UTC datetimes leave this module.
 
 from __future__ import annotations
 
+import functools
 import os
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
@@ -53,8 +54,12 @@ def parse_utc(text: str) -> datetime:
     return ensure_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
+@functools.lru_cache(maxsize=64)
 def iso_z(value: datetime) -> str:
-    """UTC timestamp in the ``2026-11-23T06:00:02.123456Z`` form used in every file."""
+    """UTC timestamp in the ``2026-11-23T06:00:02.123456Z`` form used in every file.
+
+    Remembered for recent values: a batch stamps thousands of items and events with one
+    ``now``, and formatting it (with the UTC conversion) was a sixth of planning an item."""
     v = ensure_utc(value)  # explicit formatting: several times faster than strftime on the write path
     return f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}Z"
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from pydantic_core import to_jsonable_python
+
 from services.router.clock import iso_z
 from services.router.domain.dedupe import manual_key
 from services.router.domain.enums import EventType, Status
@@ -72,7 +74,7 @@ def plan_upsert(
             "dedupe_key": dedupe_key_of(inp),
             "evidence_refs": list(inp.evidence_refs),
             "tags": list(inp.tags),
-            "meta": dict(inp.meta),
+            "meta": to_jsonable_python(inp.meta),  # a copy, in JSON types, as updates compare it
             "rev": 1,
         }
         event = make_event(
@@ -81,7 +83,11 @@ def plan_upsert(
         )
         return Change("created", item, event)
 
-    incoming = inp.model_dump(mode="json", include=set(UPDATABLE_FIELDS))
+    # The updatable fields as ``model_dump(mode="json")`` gives them, read directly (a third of
+    # the cost): only ``meta`` (any values) needs converting.
+    incoming: Record = {"title": inp.title, "description": inp.description,
+                        "evidence_refs": list(inp.evidence_refs), "tags": list(inp.tags),
+                        "meta": to_jsonable_python(inp.meta)}
     changed = [f for f in UPDATABLE_FIELDS if existing[f] != incoming[f]]
     owner_change = inp.owner is not None and inp.owner != existing["owner"]
     if not changed and not owner_change:
