@@ -14,6 +14,7 @@ import time
 from datetime import date
 from typing import Annotated, Any
 
+import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from services.router.domain.enums import EventType, Priority, Source, Status
@@ -102,17 +103,43 @@ class ItemInput(BaseModel):
     @field_validator("meta")
     @classmethod
     def _meta_size(cls, value: dict[str, Any]) -> dict[str, Any]:
-        import orjson
-
-        try:
-            encoded = orjson.dumps(value)
-        except TypeError as exc:
-            raise ValueError(f"meta must be JSON: {exc}") from exc
-        if len(encoded) > MAX_META_BYTES:
-            raise ValueError(f"meta is {len(encoded)} bytes; at most {MAX_META_BYTES}")
-        if b"\\u0000" in encoded and _holds_nul(value):  # the walk only when the encoding hints at one
-            raise ValueError("meta must not contain NUL characters (U+0000)")
+        problem = meta_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
+
+    @classmethod
+    def prevalidated(cls, data: dict[str, Any], fields_set: set[str]) -> ItemInput:
+        """The model ``ItemInput(**values)`` returns, built without the validation pass.
+
+        Only for a caller that has checked every value against the constraints above and holds
+        it in the type validation leaves (``str``, ``Priority``, ``Source``, ``date``, lists, a
+        dict), as weekly generation does for the thousands of items a run makes. ``data`` has
+        every field, in declaration order, and becomes the model's fields (not copied);
+        ``fields_set`` is the names the caller gave (``model_fields_set``).
+        """
+        item = cls.__new__(cls)
+        _setattr(item, "__dict__", data)
+        _setattr(item, "__pydantic_fields_set__", fields_set)
+        _setattr(item, "__pydantic_extra__", None)
+        _setattr(item, "__pydantic_private__", None)
+        return item
+
+
+_setattr = object.__setattr__
+
+
+def meta_problem(value: dict[str, Any]) -> str | None:
+    """Why ``value`` cannot be an item's meta (not JSON, too large, a NUL), or None."""
+    try:
+        encoded = orjson.dumps(value)
+    except TypeError as exc:
+        return f"meta must be JSON: {exc}"
+    if len(encoded) > MAX_META_BYTES:
+        return f"meta is {len(encoded)} bytes; at most {MAX_META_BYTES}"
+    if b"\\u0000" in encoded and _holds_nul(value):  # the walk only when the encoding hints at one
+        return "meta must not contain NUL characters (U+0000)"
+    return None
 
 
 class StatusChange(BaseModel):

@@ -14,6 +14,8 @@ the same inputs always give the same candidates (and re-running a generation cha
 
 from __future__ import annotations
 
+import operator
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -21,10 +23,10 @@ from typing import Any, Literal
 
 from services.router.domain.dedupe import generated_key
 from services.router.domain.enums import ALL_PRIORITIES, Priority, Source
-from services.router.domain.models import MAX_TEXT, MAX_TITLE, ItemInput
+from services.router.domain.models import MAX_TEXT, MAX_TITLE, ItemInput, meta_problem
 from services.router.domain.weeks import iso_week
-from services.router.generation.digest import Evidence, Found, PlatformDigest, RiskDigest
-from services.router.policy import BacklogPolicy, Category, Rule
+from services.router.generation.digest import Evidence, Found, PlatformDigest, PlatformSignals, RiskDigest
+from services.router.policy import COMPARISONS, BacklogPolicy, Category, Rule
 
 Kind = Literal["weekly", "daily"]
 
@@ -42,6 +44,8 @@ SIGNAL_EVIDENCE = {
     "slo_breaches_7d": ("slo_breach",), "overdue_followups": ("followup",),
     "open_critical_vulns": ("vulnerability",), "failed_deploys_7d": ("deploy",),
 }
+SIGNAL_KINDS = {signal: frozenset(kinds) for signal, kinds in SIGNAL_EVIDENCE.items()}
+NO_KINDS: frozenset[str] = frozenset()
 SIGNAL_LABELS = {
     "risk_avg_7d": "risk avg 7d", "risk_max_7d": "risk max 7d", "risk_delta_7d": "Δ risk 7d",
     "incidents_30d": "incidents 30d", "recurring_incidents_30d": "recurring incidents 30d",
@@ -51,7 +55,7 @@ SIGNAL_LABELS = {
 SYMBOLS = {"gte": "≥", "gt": ">", "lte": "≤", "lt": "<", "eq": "=", "in": "in"}
 MAX_EVIDENCE_REFS = 20
 MAX_EVIDENCE_LINES = 10
-PRIORITY_RANK = {p: i for i, p in enumerate(ALL_PRIORITIES)}
+PRIORITY_RANK = {p: i for i, p in enumerate(ALL_PRIORITIES)}  # by value: Priority members hash as theirs
 
 
 # -- what generation reads from a digest -----------------------------------------------------
@@ -103,16 +107,32 @@ def weekly_facts(found: Found[PlatformDigest], env: str) -> DigestFacts:
     digest = found.digest
     services = []
     for s in digest.envs[env].services:
-        figures = s.signals.model_dump()
-        shown = ", ".join(
-            f"{SIGNAL_LABELS[k]} {signed(v) if k == 'risk_delta_7d' else f'{v:g}'}" for k, v in figures.items()
-        )
+        figures = dict(s.signals.__dict__)  # the validated fields, as ``model_dump()`` gives them
+        try:
+            if tuple(figures) != SIGNAL_FORMAT[0]:
+                raise ValueError("not the fields of a validated PlatformSignals")
+            shown = SIGNAL_FORMAT[1].format(*figures.values())
+        except (TypeError, ValueError):  # each field as it comes
+            shown = ", ".join([f"{SIGNAL_LABELS[k]} {signed(v) if k == 'risk_delta_7d' else f'{v:g}'}"
+                               for k, v in figures.items()])
+        figures["pressure_score"] = s.pressure_score
+        figures["band"] = s.band
         services.append(ServiceFacts(
-            service=s.service, score=s.pressure_score, band=s.band,
-            signals={**figures, "pressure_score": s.pressure_score, "band": s.band},
-            evidence=s.evidence, context=(f"Pressure {s.pressure_score:g} (band {s.band}). Signals: {shown}.",),
+            service=s.service, score=s.pressure_score, band=s.band, signals=figures, evidence=s.evidence,
+            context=(f"Pressure {s.pressure_score:g} (band {s.band}). Signals: {shown}.",),
         ))
     return DigestFacts("weekly", env, digest.week, found.name, services, digest.sample)
+
+
+def _signal_format() -> tuple[tuple[str, ...], str]:
+    """The fields of ``PlatformSignals`` and one format string showing them all, as ``weekly_facts``
+    shows each (``risk avg 7d 45.2, …, Δ risk 7d -3.1, …``): one call per service, not nine."""
+    fields = tuple(PlatformSignals.model_fields)
+    return fields, ", ".join(f"{SIGNAL_LABELS[k]} {{{i}:{'+g' if k == 'risk_delta_7d' else 'g'}}}"
+                             for i, k in enumerate(fields))
+
+
+SIGNAL_FORMAT = _signal_format()
 
 
 def daily_facts(found: Found[RiskDigest], env: str) -> DigestFacts:
@@ -134,18 +154,21 @@ def daily_facts(found: Found[RiskDigest], env: str) -> DigestFacts:
 # -- candidates -------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Trigger:
-    """A rule that held, with the value that made it hold."""
+    """A rule that held, with the value that made it hold; ``text`` is worked out when not given."""
 
     signal: str
     value: Any
     rule: str
+    text: str = field(default="", compare=False, repr=False)
 
-    @property
-    def text(self) -> str:
-        return f"{self.signal} {fmt(self.value)} {self.rule.split(' ', 1)[1]}"
+    def __post_init__(self) -> None:
+        if not self.text:
+            object.__setattr__(self, "text", f"{self.signal} {fmt(self.value)} {self.rule.split(' ', 1)[1]}")
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a run makes thousands, and a frozen dataclass costs several times more to build.
+# Nothing changes one once it is made.
+@dataclass(slots=True)
 class Candidate:
     """An item generation proposes; ``rank`` is its 1-based place in the run's order."""
 
@@ -168,20 +191,38 @@ class Candidate:
     triggers: tuple[Trigger, ...]
     tags: tuple[str, ...]
     meta: Mapping[str, Any] = field(default_factory=dict)
+    # True when ``build_candidates`` has checked every field the way ``ItemInput`` validates it
+    # (except meta, checked per request): ``request`` then builds the item without re-validating.
+    checked: bool = field(default=False, compare=False, repr=False)
 
     @property
     def why(self) -> str:
         """``pressure_score 78.5 ≥ 70; recurring_incidents_30d 2 ≥ 2`` (the plan's reason)."""
-        return "; ".join(t.text for t in self.triggers)
+        triggers = self.triggers
+        return triggers[0].text if len(triggers) == 1 else "; ".join([t.text for t in triggers])
 
     def item(self, meta: Mapping[str, Any] | None = None) -> ItemInput:
         """The upsert request: no explicit owner, so an existing item keeps its owner."""
+        return self.request(dict(meta if meta is not None else self.meta))
+
+    def request(self, meta: dict[str, Any]) -> ItemInput:
+        """``item`` for a meta dict the caller has just made and hands over (it is not copied)."""
+        if self.checked and meta_problem(meta) is None:
+            return ItemInput.prevalidated({
+                "env": self.env, "service": self.service, "category": self.category, "title": self.title,
+                "description": self.description, "priority": self.priority, "owner": None,
+                "due_date": self.due_date, "source": self.source, "dedupe_key": self.dedupe_key,
+                "evidence_refs": list(self.evidence_refs), "tags": list(self.tags), "meta": meta,
+            }, set(REQUEST_FIELDS))
         return ItemInput(
             env=self.env, service=self.service, category=self.category, title=self.title,
             description=self.description, priority=self.priority, due_date=self.due_date, source=self.source,
-            dedupe_key=self.dedupe_key, evidence_refs=list(self.evidence_refs), tags=list(self.tags),
-            meta=dict(meta if meta is not None else self.meta),
+            dedupe_key=self.dedupe_key, evidence_refs=list(self.evidence_refs), tags=list(self.tags), meta=meta,
         )
+
+
+REQUEST_FIELDS = frozenset({"env", "service", "category", "title", "description", "priority", "due_date",
+                            "source", "dedupe_key", "evidence_refs", "tags", "meta"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +277,8 @@ def describe(
     facts: DigestFacts, s: ServiceFacts, name: str, category: Category, triggers: Sequence[Trigger],
     evidence: Sequence[Evidence],
 ) -> str:
+    """A candidate's description (``build_candidates`` assembles the same text from parts it
+    reuses across services and categories)."""
     lines = []
     if facts.sample:
         lines += ["SAMPLE DATA: generated from a sample digest (make run), not from real signals.", ""]
@@ -256,49 +299,229 @@ def describe(
 
 
 def build_candidates(facts: DigestFacts, policy: BacklogPolicy, today: date) -> list[Candidate]:
-    """Every (service, category) whose rules hold, ranked by priority then score."""
+    """Every (service, category) whose rules hold, ranked by priority then score.
+
+    Each candidate is what ``triggers_of``, ``relevant_evidence`` and ``describe`` give for its
+    (service, category); what is the same for every service (rule texts, title and policy
+    lines, due dates) is worked out once per run, and what is the same for a service's
+    categories (header, context and evidence blocks) once per service: a digest has thousands.
+    """
+    categories = [_Category(name, category, facts, today)
+                  for name, category in policy.categories_for(facts.kind).items()]
+    prefix, env, week, score_name = policy.dedupe.key_prefix, facts.env, facts.week, facts.score_name
+    source, file = facts.source, facts.file
+    tags = (f"{facts.kind}-digest", *(("sample-data",) if facts.sample else ()))
+    head = ("SAMPLE DATA: generated from a sample digest (make run), not from real signals.\n\n"
+            if facts.sample else "") + f"Raised by the {facts.title} for "
+    day = facts.day.isoformat() if facts.day is not None else None
+    # What ``ItemInput`` would refuse or change, checked once per run (see ``Candidate.checked``).
+    run_ok = (_slug(env) and all(_slug(t) for t in tags) and today.__class__ is date
+              and _key_part(prefix) and _key_part(week) and "\x00" not in head)
+    owner_for = policy.ownership.owner_for
+    key_head: str | None = None
     drafts: list[Candidate] = []
-    prefix = policy.dedupe.key_prefix
     for s in facts.services:
-        owner, owner_reason = policy.ownership.owner_for(s.service)
-        for name, category in policy.categories_for(facts.kind).items():
-            triggers = triggers_of(category, s.signals)
-            if not triggers:
+        signals, service = s.signals, s.service
+        blocks: _ServiceBlocks | None = None
+        owner = owner_reason = ""
+        for cat in categories:
+            found: tuple[Trigger, ...] = ()  # ``triggers_of(category, signals)``
+            for rule in cat.rules:
+                value = signals.get(rule.signal)
+                if value is None:
+                    continue
+                cls = value.__class__
+                if rule.compare is not None and (cls is int or cls is float):
+                    if rule.compare(value, rule.threshold):
+                        found += rule.trigger(value)
+                elif rule.rule.holds(value):
+                    found += rule.trigger(value)
+            if not found:
                 continue
-            evidence = relevant_evidence(s.evidence, triggers)
-            why = ", ".join(t.text for t in triggers)
-            marker = "[SAMPLE] " if facts.sample else ""
+            if blocks is None:
+                blocks = _ServiceBlocks(s, f"{head}{service} in {env}, because:\n", f"{service} ({env}) — ",
+                                        run_ok and _slug(service))
+                owner, owner_reason = owner_for(service)
+            if key_head is None:  # the first candidate checks the week, as ``generated_key`` does
+                generated_key(prefix, week, env, service, cat.name)
+                key_head = f"{prefix}:{week}:{env}:"
+            if len(found) == 1:
+                t = found[0]
+                lines, kinds = f"- {t.text}{cat.rule_suffix}", SIGNAL_KINDS.get(t.signal, NO_KINDS)
+                comma, values, rules = t.text, {t.signal: t.value}, [t.rule]
+            else:
+                lines = "\n".join([f"- {t.text}{cat.rule_suffix}" for t in found])
+                kinds = frozenset().union(*[SIGNAL_KINDS.get(t.signal, NO_KINDS) for t in found])
+                comma = ", ".join([t.text for t in found])
+                values = {t.signal: t.value for t in found}
+                rules = [t.rule for t in found]
+            tail, refs, refs_ok = blocks.by_kinds.get(kinds) or blocks.evidence(kinds)
             meta: dict[str, Any] = {
-                "digest": facts.file, "digest_week": facts.week, facts.score_name: s.score, "band": s.band,
-                "signals": {t.signal: t.value for t in triggers}, "rules": [t.rule for t in triggers],
-                "owner_reason": owner_reason, "policy_owner": owner,
+                "digest": file, "digest_week": week, score_name: s.score, "band": s.band,
+                "signals": values, "rules": rules, "owner_reason": owner_reason, "policy_owner": owner,
             }
-            if facts.day is not None:
-                meta["digest_date"] = facts.day.isoformat()
+            if day is not None:
+                meta["digest_date"] = day
+            description = f"{blocks.head}{lines}{tail}{cat.policy_tail}"
+            if len(description) > MAX_TEXT:
+                description = clip(description, MAX_TEXT)
+            title = f"{cat.title_head}{blocks.title_part}{comma}"
+            if len(title) > MAX_TITLE:
+                title = clip(title, MAX_TITLE)
+            key = f"{key_head}{service}:{cat.name}"
+            # the parts were checked once (run, category, service, evidence); the trigger texts are
+            # in ``comma``, which also ends the title (unless clipped, when it ends with "…")
+            checked = (blocks.ok and refs_ok and cat.ok and len(key) <= MAX_KEY and "\x00" not in comma
+                       and not comma[-1].isspace())
             drafts.append(Candidate(
-                rank=0, env=facts.env, service=s.service, category=name, priority=category.priority,
-                due_date=today + timedelta(days=category.due_days), owner=owner, owner_reason=owner_reason,
-                score=s.score, score_name=facts.score_name,
-                dedupe_key=generated_key(prefix, facts.week, facts.env, s.service, name),
-                title=clip(f"{marker}{category_title(name)}: {s.service} ({facts.env}) — {why}", MAX_TITLE),
-                description=describe(facts, s, name, category, triggers, evidence),
-                source=facts.source, week=facts.week,
-                evidence_refs=tuple(dict.fromkeys(e.ref for e in evidence))[:MAX_EVIDENCE_REFS],
-                triggers=triggers, tags=(f"{facts.kind}-digest", *(("sample-data",) if facts.sample else ())),
-                meta=meta,
+                0, env, service, cat.name, cat.priority, cat.due_date, owner, owner_reason, s.score, score_name,
+                key, title, description, source, week, refs, found, tags, meta, checked,
             ))
-    drafts.sort(key=lambda c: (PRIORITY_RANK[c.priority.value], -c.score, c.service, c.category))
-    return [_ranked(c, i) for i, c in enumerate(drafts, 1)]
+    ranked = _in_rank_order(drafts)
+    for rank, candidate in enumerate(ranked, 1):
+        candidate.rank = rank
+    return ranked
 
 
-def _ranked(c: Candidate, rank: int) -> Candidate:
-    # The drafts were made above and are not shared yet: set the rank in place instead of
-    # copying every field with ``dataclasses.replace``.
-    object.__setattr__(c, "rank", rank)
-    return c
+def _in_rank_order(drafts: list[Candidate]) -> list[Candidate]:
+    """``sorted(drafts, key=(priority rank, -score, service, category))``.
+
+    Done as three stable sorts on one plain key each (category-in-service, score, priority),
+    which compare much faster than tuples and give the same order while every score is a
+    number that equals itself (no NaN) and no name holds a NUL (the separator below).
+    """
+    ranks = [PRIORITY_RANK[c.priority] for c in drafts]
+    scores = [-c.score for c in drafts]
+    names = [f"{c.service}\x00{c.category}" for c in drafts]
+    plain = all(s.__class__ is float or s.__class__ is int for s in scores) and all(s == s for s in scores) \
+        and sum(n.count("\x00") for n in names) == len(names)
+    if not plain:
+        return sorted(drafts, key=lambda c: (PRIORITY_RANK[c.priority], -c.score, c.service, c.category))
+    order = sorted(range(len(drafts)), key=names.__getitem__)
+    order.sort(key=scores.__getitem__)
+    order.sort(key=ranks.__getitem__)
+    return [drafts[i] for i in order]
+
+
+MAX_KEY = 300  # ``DedupeKey``
+_SLUG = re.compile(r"[a-z0-9][a-z0-9._-]*")  # ``Slug``; fullmatch, as pydantic's regex matches
+_KEY_PART = re.compile(r"[A-Za-z0-9._-]+")  # the characters of ``DedupeKey``, but its ":" separator
+
+
+def _slug(value: Any) -> bool:
+    return value.__class__ is str and len(value) <= 64 and _SLUG.fullmatch(value) is not None
+
+
+def _key_part(value: Any) -> bool:
+    return value.__class__ is str and _KEY_PART.fullmatch(value) is not None
+
+
+class _Category:
+    """One category of the run's kind, with everything that is the same for every service."""
+
+    __slots__ = ("due_date", "name", "ok", "policy_tail", "priority", "rule_suffix", "rules", "title_head")
+
+    def __init__(self, name: str, category: Category, facts: DigestFacts, today: date) -> None:
+        self.name = name
+        self.priority = category.priority
+        self.due_date = today + timedelta(days=category.due_days)
+        marker = "[SAMPLE] " if facts.sample else ""
+        self.title_head = f"{marker}{category_title(name)}: "
+        self.policy_tail = (f"\n\nPolicy: categories.{name} → priority {category.priority.value}, "
+                            f"due {category.due_days} days after the item is created.")
+        self.rule_suffix = f" (rule of categories.{name})"
+        self.rules = [_Rule(rule) for rule in category.rules]
+        self.ok = (_slug(name) and category.priority.__class__ is Priority and not self.title_head[0].isspace()
+                   and "\x00" not in self.title_head)
+
+
+class _Rule:
+    """A policy rule with its text; the triggers of the integer values it has seen are kept (a
+    trigger is immutable, and a digest repeats the same small counts across services)."""
+
+    __slots__ = ("compare", "head", "rule", "seen", "signal", "tail", "text", "threshold")
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        self.signal = rule.signal
+        self.threshold = rule.threshold
+        self.compare = COMPARISONS.get(rule.operator)  # numbers against gte/gt/lte/lt: ``Rule.holds``
+        self.text = rule_text(rule)
+        self.head = f"{rule.signal} "
+        self.tail = f" {self.text.split(' ', 1)[1]}"
+        self.seen: dict[int, tuple[Trigger]] = {}
+
+    def trigger(self, value: Any) -> tuple[Trigger]:
+        """A one-trigger tuple: ``triggers_of`` adds them up."""
+        if value.__class__ is int:
+            known = self.seen.get(value)
+            if known is None:
+                known = self.seen[value] = (Trigger(self.signal, value, self.text, f"{self.head}{value}{self.tail}"),)
+            return known
+        return (Trigger(self.signal, value, self.text, f"{self.head}{fmt(value)}{self.tail}"),)
+
+
+class _ServiceBlocks:
+    """The parts of a service's descriptions that do not depend on the category."""
+
+    __slots__ = ("by_kinds", "context", "facts", "head", "kinds", "ok", "title_part")
+
+    def __init__(self, facts: ServiceFacts, head: str, title_part: str, ok: bool) -> None:
+        self.facts = facts
+        self.head = head
+        self.title_part = title_part
+        self.context = "\n".join(["", "", *facts.context])
+        self.ok = ok and "\x00" not in head and "\x00" not in self.context
+        self.kinds: frozenset[str] | None = None
+        self.by_kinds: dict[frozenset[str], tuple[str, tuple[str, ...], bool]] = {}
+
+    def evidence(self, kinds: frozenset[str]) -> tuple[str, tuple[str, ...], bool]:
+        """The context and evidence block, the evidence refs, and whether the block and refs are
+        ones ``ItemInput`` takes as they are — for triggers whose signals count ``kinds``."""
+        known = self.by_kinds.get(kinds)
+        if known is None:
+            if self.kinds is None:
+                self.kinds = frozenset(e.kind for e in self.facts.evidence)
+            counted = kinds & self.kinds
+            if counted == self.kinds:  # all of the evidence is of these kinds, or none: as it is
+                counted = NO_KINDS
+            known = self.by_kinds.get(counted)
+            if known is None:
+                known = self.by_kinds[counted] = self._block(counted)
+            self.by_kinds[kinds] = known
+        return known
+
+    def _block(self, kinds: frozenset[str]) -> tuple[str, tuple[str, ...], bool]:
+        evidence = _ordered(self.facts.evidence, kinds)
+        block = self.context
+        if evidence:
+            lines = ["", "", "Evidence:"]
+            for e in evidence[:MAX_EVIDENCE_LINES]:
+                title = f" — {e.title}" if e.title else ""
+                source = f" ({e.source})" if e.source else ""
+                lines.append(f"- {e.kind} {e.ref}{title}{source}")
+            if len(evidence) > MAX_EVIDENCE_LINES:
+                lines.append(f"- … and {len(evidence) - MAX_EVIDENCE_LINES} more in the digest")
+            block += "\n".join(lines)
+        refs = tuple(dict.fromkeys([e.ref for e in evidence]))[:MAX_EVIDENCE_REFS]
+        ok = "\x00" not in block
+        for ref in refs:
+            if ref.__class__ is not str or not 0 < len(ref) <= 500 or "\x00" in ref:
+                ok = False
+        return block, refs, ok
+
+
+def _ordered(evidence: Sequence[Evidence], kinds: frozenset[str]) -> list[Evidence]:
+    """``relevant_evidence`` given the kinds its triggers count."""
+    if not kinds:
+        return list(evidence)
+    return [e for e in evidence if e.kind in kinds] + [e for e in evidence if e.kind not in kinds]
 
 
 def select(candidates: Sequence[Candidate], cap: int) -> Selection:
     """Keep the first ``cap`` (``defaults.max_items_per_run``); hold back the rest."""
-    ordered = sorted(candidates, key=lambda c: c.rank)
+    ordered = sorted(candidates, key=_rank)
     return Selection(kept=ordered[:cap], held_back=ordered[cap:], cap=cap)
+
+
+_rank = operator.attrgetter("rank")

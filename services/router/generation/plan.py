@@ -26,13 +26,13 @@ active; they end a streak). ``run.earlier_items`` reads exactly that.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from services.router.domain.changes import UPDATABLE_FIELDS, Record
-from services.router.domain.dedupe import generated_key, key_week
-from services.router.domain.enums import ACTIVE_STATUSES
+from services.router.domain.enums import ACTIVE_STATUSES, Priority
 from services.router.domain.models import ItemInput
 from services.router.domain.weeks import parse_week, weeks_between
 from services.router.generation.candidates import Candidate, Selection
@@ -57,7 +57,11 @@ class Carry:
         return out
 
 
-@dataclass(frozen=True, slots=True)
+NEW_STREAK = Carry(1)
+PRIORITY_VALUES = {p: p.value for p in Priority}  # ``p.value`` is a slow enum property
+
+
+@dataclass(slots=True)  # not frozen: one per candidate, and frozen dataclasses are slow to build
 class PlanEntry:
     """What generation does with one candidate, and why."""
 
@@ -72,17 +76,13 @@ class PlanEntry:
         """The result row: the stored item's id/owner/priority when there is one."""
         c = self.candidate
         stored = record or self.existing
-        return {
-            "id": stored["id"] if stored else None,
-            "dedupe_key": c.dedupe_key,
-            "service": c.service,
-            "category": c.category,
-            "priority": stored["priority"] if stored else c.priority.value,
-            "owner": stored["owner"] if stored else c.owner,
-            "action": self.action,
-            "reason": self.reason,
-            "rank": c.rank,
-        }
+        if stored:
+            return {"id": stored["id"], "dedupe_key": c.dedupe_key, "service": c.service, "category": c.category,
+                    "priority": stored["priority"], "owner": stored["owner"], "action": self.action,
+                    "reason": self.reason, "rank": c.rank}
+        return {"id": None, "dedupe_key": c.dedupe_key, "service": c.service, "category": c.category,
+                "priority": PRIORITY_VALUES[c.priority], "owner": c.owner, "action": self.action,
+                "reason": self.reason, "rank": c.rank}
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,35 +115,67 @@ def index_history(earlier: Iterable[Record], prefix: str) -> History:
     """Earlier generated items by problem (env, service, category), each with its week.
 
     Built once per plan so carry-over is a lookup per candidate, not a scan of the history
-    (a digest of thousands of services would otherwise be quadratic).
+    (a digest of thousands of services would otherwise be quadratic). A record counts when its
+    key is the generated key of its own week and problem (``key_week`` and ``generated_key``).
     """
     out: History = {}
+    orders: dict[str, tuple[int, int] | None] = {}
     for record in earlier:
-        week = key_week(record["dedupe_key"])
-        if week is None:
+        key = record["dedupe_key"]
+        parts = key.split(":")
+        if len(parts) != 5:
+            continue
+        week = parts[1]
+        order = week_or_none(week, orders)
+        if order is None:
             continue
         problem = (record["env"], record["service"], record["category"])
-        if record["dedupe_key"] != generated_key(prefix, week, *problem):
+        if key != f"{prefix}:{week}:{problem[0]}:{problem[1]}:{problem[2]}":
             continue
-        out.setdefault(problem, []).append((week_order(week), week, record))
+        found = out.get(problem)
+        if found is None:
+            out[problem] = [(order, week, record)]
+        else:
+            found.append((order, week, record))
     return out
+
+
+def week_or_none(label: str, known: dict[str, tuple[int, int] | None]) -> tuple[int, int] | None:
+    """``parse_week(label)``, None when it is not a week; ``known`` remembers the labels seen."""
+    if label in known:
+        return known[label]
+    try:
+        order: tuple[int, int] | None = parse_week(label)
+    except ValueError:
+        order = None
+    known[label] = order
+    return order
 
 
 def carry_over(candidate: Candidate, history: History) -> Carry:
     """The streak this candidate continues (see the module docstring)."""
+    earlier = history.get((candidate.env, candidate.service, candidate.category))
+    return streak_from(candidate, earlier) if earlier else NEW_STREAK
+
+
+def streak_from(candidate: Candidate, earlier: list[Dated]) -> Carry:
+    """``carry_over`` given the candidate's problem's earlier items."""
     here = week_order(candidate.week)
     latest: Dated | None = None
-    for order, week, record in history.get((candidate.env, candidate.service, candidate.category), ()):
-        if order < here and (latest is None or order > latest[0]):
-            latest = (order, week, record)
+    for dated in earlier:
+        if dated[0] < here and (latest is None or dated[0] > latest[0]):
+            latest = dated
     if latest is None:
-        return Carry(1)
+        return NEW_STREAK
     _, week, record = latest
     if record["status"] not in ACTIVE_STATUSES:
         return Carry(1, restarted_after=record["dedupe_key"])
     before = (record.get("meta") or {}).get("weeks_open")
     base = before if isinstance(before, int) and not isinstance(before, bool) and before >= 1 else 1
-    return Carry(base + weeks_between(week, candidate.week), record["id"], week)
+    return Carry(base + _weeks_between(week, candidate.week), record["id"], week)
+
+
+_weeks_between = functools.lru_cache(maxsize=1024)(weeks_between)
 
 
 def recorded_carry(existing: Record) -> dict[str, Any] | None:
@@ -182,32 +214,44 @@ def changed_names(existing: Record, item: ItemInput, changed: tuple[str, ...]) -
 
 def build_plan(
     selection: Selection, existing: Mapping[str, Record], earlier: Iterable[Record], *, prefix: str,
+    history: History | None = None,
 ) -> Plan:
-    """One entry per candidate, in rank order."""
-    history = index_history(earlier, prefix)
+    """One entry per candidate, in rank order (``history``: ``index_history(earlier, prefix)``,
+    when the caller has it already)."""
+    if history is None:
+        history = index_history(earlier, prefix)
     entries: list[PlanEntry] = []
+    append = entries.append
     for c in selection.kept:
         record = existing.get(c.dedupe_key)
-        carry = recorded_carry(record) if record is not None else None
-        streak: Carry | None = None
-        if carry is None:
-            streak = carry_over(c, history)
-            carry = streak.meta()
-        meta = {**c.meta, "owner_reason": owner_reason(c, record), **carry}
-        item = c.item(meta)
+        # the item's meta: ``{**c.meta, "owner_reason": …, **carry}``, built in place
+        meta = dict(c.meta)
         if record is None:
-            entries.append(PlanEntry(c, "create", create_reason(c, streak), item, None))
+            meta["owner_reason"] = c.owner_reason
+            dated = history.get((c.env, c.service, c.category))  # ``carry_over``, inlined
+            streak = streak_from(c, dated) if dated else NEW_STREAK
+            meta["weeks_open"] = streak.weeks_open
+            if streak.carried_from is not None:
+                meta["carried_from"] = streak.carried_from
+                meta["carried_from_week"] = streak.carried_from_week
+            append(PlanEntry(c, "create", create_reason(c, streak), c.request(meta), None))
             continue
+        meta["owner_reason"] = owner_reason(c, record)
+        carry = recorded_carry(record)
+        if carry is None:
+            carry = carry_over(c, history).meta()
+        meta.update(carry)
+        item = c.request(meta)
         changed = changed_fields(record, item)
         if changed:
             what = ", ".join(changed_names(record, item, changed))
-            entries.append(PlanEntry(c, "update", f"{c.why} — changed {what}", item, record, changed))
+            append(PlanEntry(c, "update", f"{c.why} — changed {what}", item, record, changed))
         else:
-            entries.append(PlanEntry(c, "unchanged", f"{c.why} — already up to date", item, record))
+            append(PlanEntry(c, "unchanged", f"{c.why} — already up to date", item, record))
     for c in selection.held_back:
         score = f"{SCORE_WORD.get(c.score_name, c.score_name)} {c.score:g}"
         reason = f"{c.why} ({score}) — over max_items_per_run {selection.cap} (rank {c.rank})"
-        entries.append(PlanEntry(c, "held_back", reason, None, existing.get(c.dedupe_key)))
+        append(PlanEntry(c, "held_back", reason, None, existing.get(c.dedupe_key)))
     return Plan(entries, selection.cap)
 
 

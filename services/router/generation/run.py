@@ -12,17 +12,27 @@ never as a lost or doubled item).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date
 from typing import Any
 
 from services.router.domain.changes import Record
-from services.router.domain.dedupe import generated_key, key_week
+from services.router.domain.dedupe import generated_key
 from services.router.domain.queries import MAX_PAGE, ItemQuery
 from services.router.domain.weeks import parse_week, previous_week
 from services.router.generation.candidates import Candidate, DigestFacts, build_candidates, select
-from services.router.generation.plan import Action, Plan, PlanEntry, build_plan
+from services.router.generation.plan import (
+    Action,
+    History,
+    Plan,
+    PlanEntry,
+    build_plan,
+    index_history,
+    week_or_none,
+)
 from services.router.policy import BacklogPolicy
 from services.router.stores.base import BacklogStore, UpsertRequest
 
@@ -42,41 +52,73 @@ def is_stale(facts: DigestFacts, today: date) -> bool:
 def earlier_items(store: BacklogStore, kept: Sequence[Candidate], *, env: str, prefix: str) -> list[Record]:
     """What carry-over needs: active earlier-week items of these problems, and the items of the
     weeks between the latest of them and this week (those, if any, are closed)."""
+    return earlier_history(store, kept, env=env, prefix=prefix)[0]
+
+
+def earlier_history(
+    store: BacklogStore, kept: Sequence[Candidate], *, env: str, prefix: str,
+) -> tuple[list[Record], History]:
+    """``earlier_items`` and its ``index_history``, indexed while the items are read."""
     if not kept:
-        return []
+        return [], {}
     week = kept[0].week
     here = parse_week(week)
-    problems = {(c.service, c.category) for c in kept}
+    problems: dict[str, set[str]] = {}  # service → its categories among ``kept``
+    for c in kept:
+        problems.setdefault(c.service, set()).add(c.category)
+    orders: dict[str, tuple[int, int] | None] = {}
     active: list[Record] = []
+    history: History = {}
+    latest: dict[tuple[str, str], tuple[int, int]] = {}
     cursor: str | None = None
     while True:
         page = store.list(ItemQuery(env=env, active=True, limit=MAX_PAGE, cursor=cursor))
         for r in page.items:
-            if (r["service"], r["category"]) not in problems:
+            service, category = r["service"], r["category"]
+            categories = problems.get(service)
+            if categories is None or category not in categories:
                 continue
-            wk = key_week(r["dedupe_key"])
-            if wk is not None and parse_week(wk) < here and r["dedupe_key"] == generated_key(
-                prefix, wk, env, r["service"], r["category"]
-            ):
-                active.append(r)
+            # a generated key of an earlier week: ``key_week`` and ``generated_key``, where equal
+            # parts of a five-part key are the same test as the whole key being equal
+            parts = r["dedupe_key"].split(":")
+            if len(parts) != 5 or parts[0] != prefix or parts[2] != env or parts[3] != service \
+                    or parts[4] != category:
+                continue
+            wk = parts[1]
+            order = orders[wk] if wk in orders else week_or_none(wk, orders)
+            if order is None or order >= here:
+                continue
+            active.append(r)
+            pair = (service, category)
+            newest = latest.get(pair)
+            if newest is None or order > newest:
+                latest[pair] = order
+            if r["env"] == env:  # what ``index_history`` checks: the key is the record's own
+                problem = (env, service, category)
+                dated = history.get(problem)
+                if dated is None:
+                    history[problem] = [(order, wk, r)]
+                else:
+                    dated.append((order, wk, r))
         if page.next_cursor is None:
             break
         cursor = page.next_cursor
-    latest: dict[tuple[str, str], tuple[int, int]] = {}
-    for r in active:
-        order = parse_week(str(key_week(r["dedupe_key"])))
-        pair = (r["service"], r["category"])
-        latest[pair] = max(latest.get(pair, order), order)
+    before: list[str] = []  # this week's predecessors, newest first (made as far back as needed)
     gap_keys: list[str] = []
     for (service, category), newest in latest.items():
-        wk = previous_week(week)
-        for _ in range(MAX_GAP_WEEKS):
+        for n in range(MAX_GAP_WEEKS):
+            if n == len(before):
+                before.append(previous_week(before[-1] if before else week))
+            wk = before[n]
             if parse_week(wk) <= newest:
                 break
             gap_keys.append(generated_key(prefix, wk, env, service, category))
-            wk = previous_week(wk)
-    between = store.get_many_by_dedupe_key(gap_keys) if gap_keys else {}
-    return active + list(between.values())
+    if not gap_keys:
+        return active, history
+    between = list(store.get_many_by_dedupe_key(gap_keys).values())
+    for problem, dated in index_history(between, prefix).items():
+        history.setdefault(problem, []).extend(dated)
+    return active + between, history
 
 
 def make_plan(store: BacklogStore, policy: BacklogPolicy, facts: DigestFacts, *, today: date) -> Plan:
@@ -85,8 +127,8 @@ def make_plan(store: BacklogStore, policy: BacklogPolicy, facts: DigestFacts, *,
     selection = select(build_candidates(facts, policy, today), policy.defaults.max_items_per_run)
     keys = [c.dedupe_key for c in selection.all]
     existing = store.get_many_by_dedupe_key(keys) if keys else {}
-    earlier = earlier_items(store, selection.kept, env=facts.env, prefix=prefix)
-    return build_plan(selection, existing, earlier, prefix=prefix)
+    earlier, history = earlier_history(store, selection.kept, env=facts.env, prefix=prefix)
+    return build_plan(selection, existing, earlier, prefix=prefix, history=history)
 
 
 def apply_plan(store: BacklogStore, plan: Plan, *, actor: str) -> list[tuple[PlanEntry, Record | None]]:
@@ -111,6 +153,13 @@ def generate(
     store: BacklogStore, policy: BacklogPolicy, facts: DigestFacts, *, today: date, actor: str, dry_run: bool,
 ) -> dict[str, Any]:
     """Plan and (unless ``dry_run``) apply; the result the tool returns."""
+    with gc_paused():  # the run's candidates, plan and items are gone before collection resumes
+        return _generate(store, policy, facts, today=today, actor=actor, dry_run=dry_run)
+
+
+def _generate(
+    store: BacklogStore, policy: BacklogPolicy, facts: DigestFacts, *, today: date, actor: str, dry_run: bool,
+) -> dict[str, Any]:
     plan = make_plan(store, policy, facts, today=today)
     rows: list[tuple[PlanEntry, Record | None]] = (
         [(e, None) for e in plan.entries] if dry_run else apply_plan(store, plan, actor=actor)
@@ -123,6 +172,26 @@ def generate(
     if facts.day is not None:
         result["date"] = facts.day.isoformat()
     return result
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Keep the cyclic garbage collector out of a generation run.
+
+    A run builds a few hundred thousand containers that live until it ends (candidates, plan
+    entries, items, the store's new records) and none of them form cycles, so reference counting
+    frees them all. The collector would still take each batch of them for heap growth and walk
+    the whole heap — the store's index included — several times per run: more than half of a
+    5k-service run went there. Collection resumes when the run ends (not if it was already off).
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def skipped(env: str, *, dry_run: bool, reason: str) -> dict[str, Any]:
