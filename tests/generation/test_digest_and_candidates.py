@@ -68,6 +68,15 @@ def test_a_week_that_does_not_exist_is_refused(tmp_path: Path) -> None:
     assert caught.value.field == "week" and "2025 has 52 weeks" in caught.value.message
 
 
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "1e400"])
+def test_a_number_json_cannot_hold_is_refused_as_invalid_json(tmp_path: Path, number: str) -> None:
+    path = write_json(tmp_path / "2026-W48.json", platform("2026-W48", {"prod": [svc("gateway")]}))
+    path.write_bytes(path.read_bytes().replace(b'"risk_delta_7d":', f'"risk_delta_7d":{number},"was":'.encode(), 1))
+    with pytest.raises(ValidationFailed) as caught:
+        load_platform_digest(path)
+    assert caught.value.message.startswith("2026-W48.json: not valid JSON")
+
+
 def facts_for(*services: dict[str, Any], sample: bool = False) -> DigestFacts:
     digest = PlatformDigest.model_validate(platform("2026-W48", {"prod": list(services)}, sample=sample))
     return weekly_facts(Found(Path("2026-W48.json"), "platform/2026-W48.json", "2026-W48", digest), "prod")
