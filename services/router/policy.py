@@ -9,7 +9,9 @@ from __future__ import annotations
 import operator
 import os
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -175,34 +177,56 @@ def load_policy(path: Path) -> BacklogPolicy:
     return load_config_file(BacklogPolicy, path, "policy file")
 
 
-_loaded: dict[tuple[type[BaseModel], Path], tuple[tuple[int, ...], BaseModel]] = {}
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    stamp: tuple[int, int, int, int]  # inode, mtime, ctime, size
+    text_hash: int
+    settled: bool  # the file was older than the clock's granularity when read (see below)
+    parsed: BaseModel
+
+
+_loaded: dict[tuple[type[BaseModel], Path], _Loaded] = {}
 _loaded_lock = threading.Lock()
+RACY_NS = 2_000_000_000  # file timestamps tick coarsely: a rewrite this soon may keep the same mtime
 
 
 def load_config_file(model: type[M], path: Path, what: str, *, loader: type[yaml.SafeLoader] = yaml.SafeLoader,
                      shape: str = "a mapping at the top level") -> M:
     """Every YAML config (policy, risk policy, task registry) fails the same way: one line naming the file.
 
-    Parsed once per version of the file (inode, mtime, ctime, size): the router reads the policy
-    on every request, and an edit applies to the next request without a restart.
+    Parsed once per version of the file: the router reads the policy on every request, and an
+    edit applies to the next request without a restart. A file whose stamp (inode, mtime,
+    ctime, size) is unchanged and that was already settled when read costs one ``stat``; one
+    modified within the last two seconds is read and compared by content, because a rewrite
+    within the same timestamp tick can leave the stamp as it was (git's "racy clean" problem).
     """
     try:
         st = os.stat(path)
+    except FileNotFoundError as exc:
+        raise PolicyInvalid(f"{path}: {what} not found", file=str(path)) from exc
+    except OSError as exc:
+        raise PolicyInvalid(f"{path}: cannot read {what}: {exc}", file=str(path)) from exc
+    stamp = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+    key = (model, path)
+    with _loaded_lock:
+        cached = _loaded.get(key)
+    if cached is not None and cached.settled and cached.stamp == stamp:
+        return cached.parsed  # type: ignore[return-value]
+    settled = time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > RACY_NS  # judged before reading
+    try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise PolicyInvalid(f"{path}: {what} not found", file=str(path)) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyInvalid(f"{path}: cannot read {what}: {exc}", file=str(path)) from exc
-    stamp = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size, hash(text))
-    key = (model, path)
+    text_hash = hash(text)
+    if cached is not None and cached.stamp == stamp and cached.text_hash == text_hash:
+        parsed = cached.parsed
+    else:
+        parsed = parse_config_text(model, text, path, loader=loader, shape=shape)
     with _loaded_lock:
-        cached = _loaded.get(key)
-    if cached is not None and cached[0] == stamp:
-        return cached[1]  # type: ignore[return-value]
-    parsed = parse_config_text(model, text, path, loader=loader, shape=shape)
-    with _loaded_lock:
-        _loaded[key] = (stamp, parsed)
-    return parsed
+        _loaded[key] = _Loaded(stamp, text_hash, settled, parsed)
+    return parsed  # type: ignore[return-value]
 
 
 def parse_config_text(model: type[M], text: str, path: Path, *, loader: type[yaml.SafeLoader] = yaml.SafeLoader,
