@@ -1,8 +1,9 @@
 """Weekly generation end to end against the store's bulk upsert of the items it writes (issue 10).
 
-Ours: read and validate the digest file, take the env's facts, build and rank candidates, read
-what the backlog holds (this week's keys, last week's active items for carry-over), plan, and
-apply with one ``upsert_many``. The floor: that same ``upsert_many`` of the very requests the
+Ours: the ``backlog_tool.auto_generate_weekly`` action as the router and the CLI run it (find the
+latest digest, read and validate it, take the env's facts, build and rank candidates, read what
+the backlog holds (this week's keys, last week's active items for carry-over), plan, apply with
+one ``upsert_many``, record the run). The floor: that same ``upsert_many`` of the very requests the
 plan produced, on a copy of the same backlog. Both start from a JSONL backlog (the default
 backend) holding last week's generation, so carry-over is planned against real items.
 """
@@ -25,8 +26,11 @@ from services.router.generation.candidates import weekly_facts
 from services.router.generation.digest import Found, PlatformDigest, load_platform_digest
 from services.router.generation.run import gc_paused, generate, make_plan
 from services.router.policy import BacklogPolicy, load_policy
+from services.router.settings import Settings
 from services.router.stores.base import UpsertRequest
 from services.router.stores.jsonl import JsonlBacklogStore
+from services.router.tools.backlog_generate import GenerateParams, generate_from_digest
+from services.router.tools.context import ToolContext
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = "prod"
@@ -74,9 +78,11 @@ def run(report: Report, *, services: int, cap: int, repeat: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-gen-"))
     try:
         reports = work / "reports"
-        reports.mkdir()
-        this_week = write_digest(reports, WEEK, services, seed=48)
-        last_week = write_digest(reports, LAST_WEEK, services, seed=47)
+        (reports / "platform").mkdir(parents=True)
+        this_week = write_digest(reports / "platform", WEEK, services, seed=48)
+        last_week = write_digest(work, LAST_WEEK, services, seed=47)
+        settings = Settings(REPO_ROOT=REPO, BACKLOG_REPORTS_DIR=reports,  # type: ignore[call-arg]
+                            BACKLOG_STATE_DIR=work / "state")
         base = work / "base"
         seed_store = JsonlBacklogStore(base, clock=clock)
         seeded = generate(seed_store, policy, weekly_facts(found(last_week), ENV), today=TODAY, actor="bench",
@@ -102,8 +108,9 @@ def run(report: Report, *, services: int, cap: int, repeat: int) -> None:
             gc.collect()  # neither side inherits collection work from the setup or the other side
 
         def ours() -> None:
-            result = generate(state["store"], policy, weekly_facts(found(this_week), ENV), today=TODAY,
-                              actor="bench", dry_run=False)
+            ctx = ToolContext(state["store"], settings, clock, actor="bench", _policy=policy)
+            result = generate_from_digest(ctx, GenerateParams(env=ENV), daily=False)
+            assert result["digest"] == f"platform/{this_week.name}", result["digest"]
             assert result["created"] + result["updated"] + result["unchanged"] == len(requests), result
 
         def floor() -> None:
