@@ -225,17 +225,12 @@ def current_runtime(request: Request) -> Runtime:
     return cast(Runtime, request.app.state.runtime)
 
 
-# The dependencies are coroutines so FastAPI runs them on the event loop: a plain ``def``
+# A coroutine, so FastAPI runs it on the event loop (/readyz): a plain ``def``
 # dependency costs a worker-thread round trip per request, for a dictionary lookup.
-async def principal_dependency(request: Request) -> Principal:
-    return current_principal(request)
-
-
 async def runtime_dependency(request: Request) -> Runtime:
     return current_runtime(request)
 
 
-PrincipalDep = Annotated[Principal, Depends(principal_dependency)]
 RuntimeDep = Annotated[Runtime, Depends(runtime_dependency)]
 
 

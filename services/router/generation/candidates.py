@@ -286,16 +286,22 @@ def describe(
     lines += [f"- {t.text} (rule of categories.{name})" for t in triggers]
     lines += ["", *s.context]
     if evidence:
-        lines += ["", "Evidence:"]
-        for e in evidence[:MAX_EVIDENCE_LINES]:
-            title = f" — {e.title}" if e.title else ""
-            source = f" ({e.source})" if e.source else ""
-            lines.append(f"- {e.kind} {e.ref}{title}{source}")
-        if len(evidence) > MAX_EVIDENCE_LINES:
-            lines.append(f"- … and {len(evidence) - MAX_EVIDENCE_LINES} more in the digest")
+        lines += ["", *evidence_lines(evidence)]
     lines += ["", f"Policy: categories.{name} → priority {category.priority.value}, "
                   f"due {category.due_days} days after the item is created."]
     return clip("\n".join(lines), MAX_TEXT)
+
+
+def evidence_lines(evidence: Sequence[Evidence]) -> list[str]:
+    """The "Evidence:" section of a description: the first lines, and how many more there are."""
+    lines = ["Evidence:"]
+    for e in evidence[:MAX_EVIDENCE_LINES]:
+        title = f" — {e.title}" if e.title else ""
+        source = f" ({e.source})" if e.source else ""
+        lines.append(f"- {e.kind} {e.ref}{title}{source}")
+    if len(evidence) > MAX_EVIDENCE_LINES:
+        lines.append(f"- … and {len(evidence) - MAX_EVIDENCE_LINES} more in the digest")
+    return lines
 
 
 def build_candidates(facts: DigestFacts, policy: BacklogPolicy, today: date) -> list[Candidate]:
@@ -495,14 +501,7 @@ class _ServiceBlocks:
         evidence = _ordered(self.facts.evidence, kinds)
         block = self.context
         if evidence:
-            lines = ["", "", "Evidence:"]
-            for e in evidence[:MAX_EVIDENCE_LINES]:
-                title = f" — {e.title}" if e.title else ""
-                source = f" ({e.source})" if e.source else ""
-                lines.append(f"- {e.kind} {e.ref}{title}{source}")
-            if len(evidence) > MAX_EVIDENCE_LINES:
-                lines.append(f"- … and {len(evidence) - MAX_EVIDENCE_LINES} more in the digest")
-            block += "\n".join(lines)
+            block += "\n".join(["", "", *evidence_lines(evidence)])
         refs = tuple(dict.fromkeys([e.ref for e in evidence]))[:MAX_EVIDENCE_REFS]
         ok = "\x00" not in block
         for ref in refs:

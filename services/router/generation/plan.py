@@ -21,7 +21,7 @@ after this week's was created does not rewrite history (and re-runs stay no-ops)
 
 The caller supplies ``earlier``: every active item of the env from an earlier week, plus any
 item keyed for a week between such an item and this one (those are closed, since they are not
-active; they end a streak). ``run.earlier_items`` reads exactly that.
+active; they end a streak). ``run.earlier_history`` reads exactly that.
 """
 
 from __future__ import annotations
@@ -115,29 +115,32 @@ def index_history(earlier: Iterable[Record], prefix: str) -> History:
     """Earlier generated items by problem (env, service, category), each with its week.
 
     Built once per plan so carry-over is a lookup per candidate, not a scan of the history
-    (a digest of thousands of services would otherwise be quadratic). A record counts when its
-    key is the generated key of its own week and problem (``key_week`` and ``generated_key``).
+    (a digest of thousands of services would otherwise be quadratic).
     """
     out: History = {}
     orders: dict[str, tuple[int, int] | None] = {}
     for record in earlier:
-        key = record["dedupe_key"]
-        parts = key.split(":")
-        if len(parts) != 5:
-            continue
-        week = parts[1]
-        order = week_or_none(week, orders)
-        if order is None:
+        dated = generated_week(record, prefix, orders)
+        if dated is None:
             continue
         problem = (record["env"], record["service"], record["category"])
-        if key != f"{prefix}:{week}:{problem[0]}:{problem[1]}:{problem[2]}":
-            continue
         found = out.get(problem)
         if found is None:
-            out[problem] = [(order, week, record)]
+            out[problem] = [dated]
         else:
-            found.append((order, week, record))
+            found.append(dated)
     return out
+
+
+def generated_week(record: Record, prefix: str, orders: dict[str, tuple[int, int] | None]) -> Dated | None:
+    """``(week order, week, record)`` when the record's key is the generated key of its own week
+    and problem (``key_week`` and ``generated_key``); ``orders`` remembers the labels seen."""
+    parts = record["dedupe_key"].split(":")
+    if len(parts) != 5 or parts[0] != prefix or parts[2] != record["env"] or parts[3] != record["service"] \
+            or parts[4] != record["category"]:
+        return None
+    order = week_or_none(parts[1], orders)
+    return None if order is None else (order, parts[1], record)
 
 
 def week_or_none(label: str, known: dict[str, tuple[int, int] | None]) -> tuple[int, int] | None:
@@ -228,8 +231,7 @@ def build_plan(
         meta = dict(c.meta)
         if record is None:
             meta["owner_reason"] = c.owner_reason
-            dated = history.get((c.env, c.service, c.category))  # ``carry_over``, inlined
-            streak = streak_from(c, dated) if dated else NEW_STREAK
+            streak = carry_over(c, history)
             meta["weeks_open"] = streak.weeks_open
             if streak.carried_from is not None:
                 meta["carried_from"] = streak.carried_from

@@ -30,8 +30,8 @@ from services.router.generation.plan import (
     Plan,
     PlanEntry,
     build_plan,
+    generated_week,
     index_history,
-    week_or_none,
 )
 from services.router.policy import BacklogPolicy
 from services.router.stores.base import BacklogStore, UpsertRequest
@@ -49,16 +49,12 @@ def is_stale(facts: DigestFacts, today: date) -> bool:
     return parse_week(facts.week) < (year, week)
 
 
-def earlier_items(store: BacklogStore, kept: Sequence[Candidate], *, env: str, prefix: str) -> list[Record]:
-    """What carry-over needs: active earlier-week items of these problems, and the items of the
-    weeks between the latest of them and this week (those, if any, are closed)."""
-    return earlier_history(store, kept, env=env, prefix=prefix)[0]
-
-
 def earlier_history(
     store: BacklogStore, kept: Sequence[Candidate], *, env: str, prefix: str,
 ) -> tuple[list[Record], History]:
-    """``earlier_items`` and its ``index_history``, indexed while the items are read."""
+    """What carry-over needs: active earlier-week items of these problems, and the items of the
+    weeks between the latest of them and this week (those, if any, are closed) — with their
+    ``index_history``, indexed while the items are read."""
     if not kept:
         return [], {}
     week = kept[0].week
@@ -78,28 +74,19 @@ def earlier_history(
             categories = problems.get(service)
             if categories is None or category not in categories:
                 continue
-            # a generated key of an earlier week: ``key_week`` and ``generated_key``, where equal
-            # parts of a five-part key are the same test as the whole key being equal
-            parts = r["dedupe_key"].split(":")
-            if len(parts) != 5 or parts[0] != prefix or parts[2] != env or parts[3] != service \
-                    or parts[4] != category:
-                continue
-            wk = parts[1]
-            order = orders[wk] if wk in orders else week_or_none(wk, orders)
-            if order is None or order >= here:
+            week_of = generated_week(r, prefix, orders)  # listed by env: the problem is (env, …)
+            if week_of is None or week_of[0] >= here:
                 continue
             active.append(r)
             pair = (service, category)
             newest = latest.get(pair)
-            if newest is None or order > newest:
-                latest[pair] = order
-            if r["env"] == env:  # what ``index_history`` checks: the key is the record's own
-                problem = (env, service, category)
-                dated = history.get(problem)
-                if dated is None:
-                    history[problem] = [(order, wk, r)]
-                else:
-                    dated.append((order, wk, r))
+            if newest is None or week_of[0] > newest:
+                latest[pair] = week_of[0]
+            known = history.get((env, service, category))
+            if known is None:
+                history[(env, service, category)] = [week_of]
+            else:
+                known.append(week_of)
         if page.next_cursor is None:
             break
         cursor = page.next_cursor
