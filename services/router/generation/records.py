@@ -18,6 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from services.router.clock import iso_z, parse_utc
 from services.router.durable import write_atomic
 
@@ -55,7 +57,7 @@ def record_last_generation(state_dir: Path, result: dict[str, Any], *, action: s
     """
     path = generation_path(state_dir, str(result["env"]))
     payload = {**result, "action": action, "ran_at": iso_z(ran_at)}
-    write_atomic(path, json.dumps(payload, default=str, ensure_ascii=False).encode("utf-8"))
+    write_atomic(path, orjson.dumps(payload, default=str))  # a result lists every candidate: megabytes
     return path
 
 

@@ -36,6 +36,7 @@ from services.router.generation.digest import (
 )
 from services.router.generation.records import record_last_generation
 from services.router.generation.run import gc_paused, generate, skipped
+from services.router.policy import BacklogPolicy
 from services.router.tools.context import ToolContext
 from services.router.tools.registry import ToolRegistry
 
@@ -73,18 +74,22 @@ def generate_from_digest(ctx: ToolContext, p: GenerateParams, *, daily: bool) ->
     switch = "daily_from_risk_digest" if daily else "weekly_from_pressure_digest"
     if not getattr(policy.generation, switch):
         return skipped(p.env, dry_run=p.dry_run, reason=f"generation.{switch} is false in {policy_file(ctx)}")
-    missing = NO_RISK_DIGEST if daily else NO_PLATFORM_DIGEST
     with gc_paused():  # the digest's models are acyclic too: half the cost of reading it otherwise
-        found = (latest_risk_digest(ctx.settings.reports_dir) if daily
-                 else latest_platform_digest(ctx.settings.reports_dir))
-        if found is None:
-            raise DigestMissing(missing, env=p.env)
-        if p.env not in found.digest.envs:
-            raise DigestMissing(missing, env=p.env, digest=found.name)
-        facts = daily_facts(found, p.env) if daily else weekly_facts(found, p.env)  # type: ignore[arg-type]
-        result = generate(ctx.store, policy, facts, today=ctx.clock.now().date(), actor=ctx.actor,
-                          dry_run=p.dry_run)
+        # in a call of its own, so the digest and its facts are freed before collection resumes
+        # (left to the collector, they are its first, largest young generation)
+        result = _read_and_generate(ctx, p, policy, daily=daily)
     return recorded(ctx, result, "auto_generate_daily" if daily else "auto_generate_weekly")
+
+
+def _read_and_generate(ctx: ToolContext, p: GenerateParams, policy: BacklogPolicy, *, daily: bool) -> dict[str, Any]:
+    missing = NO_RISK_DIGEST if daily else NO_PLATFORM_DIGEST
+    found = latest_risk_digest(ctx.settings.reports_dir) if daily else latest_platform_digest(ctx.settings.reports_dir)
+    if found is None:
+        raise DigestMissing(missing, env=p.env)
+    if p.env not in found.digest.envs:
+        raise DigestMissing(missing, env=p.env, digest=found.name)
+    facts = daily_facts(found, p.env) if daily else weekly_facts(found, p.env)  # type: ignore[arg-type]
+    return generate(ctx.store, policy, facts, today=ctx.clock.now().date(), actor=ctx.actor, dry_run=p.dry_run)
 
 
 def recorded(ctx: ToolContext, result: dict[str, Any], action: str) -> dict[str, Any]:
