@@ -22,17 +22,20 @@ from services.router.domain.models import ItemInput
 from services.router.generation.candidates import (
     SIGNAL_LABELS,
     Candidate,
+    CandidateText,
     DigestFacts,
     ServiceFacts,
     _in_rank_order,
     build_candidates,
     describe,
     relevant_evidence,
+    select,
     signed,
     triggers_of,
     weekly_facts,
 )
 from services.router.generation.digest import Evidence, Found, PlatformDigest
+from services.router.generation.plan import build_plan
 from services.router.generation.run import gc_paused
 from services.router.policy import BacklogPolicy
 from tests.generation.builders import platform, svc
@@ -193,3 +196,24 @@ def test_gc_paused_restores_the_collector() -> None:
         assert not gc.isenabled()  # it was off before: left off
     finally:
         gc.enable()
+
+
+def test_held_back_candidates_are_never_written_out() -> None:
+    """With the default cap of 50, a large digest holds back nearly every candidate: the plan
+    reports them by rank and reason, and their titles and descriptions are never built."""
+    facts = facts_of(random_digest(random.Random(5), 80))
+    candidates = build_candidates(facts, BacklogPolicy(), TODAY)
+    selection = select(candidates, 10)
+    plan = build_plan(selection, {}, [], prefix="auto")
+    assert len(selection.held_back) > 10
+    assert all(isinstance(c.text, CandidateText) for c in selection.kept)
+    assert not any(isinstance(c.text, CandidateText) for c in selection.held_back)
+    held = [e for e in plan.entries if e.action == "held_back"]
+    assert [e.summary()["rank"] for e in held] == list(range(11, len(candidates) + 1))
+    assert all("over max_items_per_run 10" in e.reason for e in held)
+    # read later, the text is what it would have been
+    c = selection.held_back[-1]
+    category = BacklogPolicy().categories[c.category]
+    s = next(s for s in facts.services if s.service == c.service)
+    triggers = triggers_of(category, s.signals)
+    assert c.description == describe(facts, s, c.category, category, triggers, relevant_evidence(s.evidence, triggers))

@@ -166,11 +166,29 @@ class Trigger:
             object.__setattr__(self, "text", f"{self.signal} {fmt(self.value)} {self.rule.split(' ', 1)[1]}")
 
 
+@dataclass(frozen=True, slots=True)
+class CandidateText:
+    """What a candidate's item says: written only for candidates that are written (see ``Candidate``)."""
+
+    title: str
+    description: str
+    evidence_refs: tuple[str, ...]
+    meta: Mapping[str, Any]
+    # True when ``build_candidates`` has checked every field the way ``ItemInput`` validates it
+    # (except meta, checked per request): ``request`` then builds the item without re-validating.
+    checked: bool = False
+
+
 # Not frozen: a run makes thousands, and a frozen dataclass costs several times more to build.
-# Nothing changes one once it is made.
-@dataclass(slots=True)
+# Nothing changes one once it is made (``text`` is written once, on first read).
+@dataclass(slots=True, eq=False)
 class Candidate:
-    """An item generation proposes; ``rank`` is its 1-based place in the run's order."""
+    """An item generation proposes; ``rank`` is its 1-based place in the run's order.
+
+    Its text (title, description, evidence refs, meta) is written when first read: ranking and
+    the cap need only priority, score and names, and with the default cap of 50 almost every
+    candidate of a large digest is held back, reported by its reason alone.
+    """
 
     rank: int
     env: str
@@ -183,17 +201,11 @@ class Candidate:
     score: float
     score_name: str
     dedupe_key: str
-    title: str
-    description: str
-    source: Source
+    source: str
     week: str
-    evidence_refs: tuple[str, ...]
     triggers: tuple[Trigger, ...]
     tags: tuple[str, ...]
-    meta: Mapping[str, Any] = field(default_factory=dict)
-    # True when ``build_candidates`` has checked every field the way ``ItemInput`` validates it
-    # (except meta, checked per request): ``request`` then builds the item without re-validating.
-    checked: bool = field(default=False, compare=False, repr=False)
+    text: CandidateText | _Draft
 
     @property
     def why(self) -> str:
@@ -201,23 +213,50 @@ class Candidate:
         triggers = self.triggers
         return triggers[0].text if len(triggers) == 1 else "; ".join([t.text for t in triggers])
 
+    def written(self) -> CandidateText:
+        text = self.text
+        if isinstance(text, _Draft):
+            text = self.text = text.write(self)
+        return text
+
+    @property
+    def title(self) -> str:
+        return self.written().title
+
+    @property
+    def description(self) -> str:
+        return self.written().description
+
+    @property
+    def evidence_refs(self) -> tuple[str, ...]:
+        return self.written().evidence_refs
+
+    @property
+    def meta(self) -> Mapping[str, Any]:
+        return self.written().meta
+
+    @property
+    def checked(self) -> bool:
+        return self.written().checked
+
     def item(self, meta: Mapping[str, Any] | None = None) -> ItemInput:
         """The upsert request: no explicit owner, so an existing item keeps its owner."""
         return self.request(dict(meta if meta is not None else self.meta))
 
     def request(self, meta: dict[str, Any]) -> ItemInput:
         """``item`` for a meta dict the caller has just made and hands over (it is not copied)."""
-        if self.checked and meta_problem(meta) is None:
+        text = self.written()
+        if text.checked and meta_problem(meta) is None:
             return ItemInput.prevalidated({
-                "env": self.env, "service": self.service, "category": self.category, "title": self.title,
-                "description": self.description, "priority": self.priority, "owner": None,
+                "env": self.env, "service": self.service, "category": self.category, "title": text.title,
+                "description": text.description, "priority": self.priority, "owner": None,
                 "due_date": self.due_date, "source": self.source, "dedupe_key": self.dedupe_key,
-                "evidence_refs": list(self.evidence_refs), "tags": list(self.tags), "meta": meta,
+                "evidence_refs": list(text.evidence_refs), "tags": list(self.tags), "meta": meta,
             }, set(REQUEST_FIELDS))
         return ItemInput(
-            env=self.env, service=self.service, category=self.category, title=self.title,
-            description=self.description, priority=self.priority, due_date=self.due_date, source=self.source,
-            dedupe_key=self.dedupe_key, evidence_refs=list(self.evidence_refs), tags=list(self.tags), meta=meta,
+            env=self.env, service=self.service, category=self.category, title=text.title,
+            description=text.description, priority=self.priority, due_date=self.due_date, source=self.source,
+            dedupe_key=self.dedupe_key, evidence_refs=list(text.evidence_refs), tags=list(self.tags), meta=meta,
         )
 
 
@@ -311,18 +350,14 @@ def build_candidates(facts: DigestFacts, policy: BacklogPolicy, today: date) -> 
     (service, category); what is the same for every service (rule texts, title and policy
     lines, due dates) is worked out once per run, and what is the same for a service's
     categories (header, context and evidence blocks) once per service: a digest has thousands.
+    The text is written when first read (``Candidate.written``), so held-back candidates never are.
     """
     categories = [_Category(name, category, facts, today)
                   for name, category in policy.categories_for(facts.kind).items()]
     prefix, env, week, score_name = policy.dedupe.key_prefix, facts.env, facts.week, facts.score_name
-    source, file = facts.source, facts.file
+    source = facts.source
     tags = (f"{facts.kind}-digest", *(("sample-data",) if facts.sample else ()))
-    head = ("SAMPLE DATA: generated from a sample digest (make run), not from real signals.\n\n"
-            if facts.sample else "") + f"Raised by the {facts.title} for "
-    day = facts.day.isoformat() if facts.day is not None else None
-    # What ``ItemInput`` would refuse or change, checked once per run (see ``Candidate.checked``).
-    run_ok = (_slug(env) and all(_slug(t) for t in tags) and today.__class__ is date
-              and _key_part(prefix) and _key_part(week) and "\x00" not in head)
+    run = _Run(facts, tags, today, prefix)
     owner_for = policy.ownership.owner_for
     key_head: str | None = None
     drafts: list[Candidate] = []
@@ -345,43 +380,14 @@ def build_candidates(facts: DigestFacts, policy: BacklogPolicy, today: date) -> 
             if not found:
                 continue
             if blocks is None:
-                blocks = _ServiceBlocks(s, f"{head}{service} in {env}, because:\n", f"{service} ({env}) — ",
-                                        run_ok and _slug(service))
+                blocks = _ServiceBlocks(s, run)
                 owner, owner_reason = owner_for(service)
             if key_head is None:  # the first candidate checks the week, as ``generated_key`` does
                 generated_key(prefix, week, env, service, cat.name)
                 key_head = f"{prefix}:{week}:{env}:"
-            if len(found) == 1:
-                t = found[0]
-                lines, kinds = f"- {t.text}{cat.rule_suffix}", SIGNAL_KINDS.get(t.signal, NO_KINDS)
-                comma, values, rules = t.text, {t.signal: t.value}, [t.rule]
-            else:
-                lines = "\n".join([f"- {t.text}{cat.rule_suffix}" for t in found])
-                kinds = frozenset().union(*[SIGNAL_KINDS.get(t.signal, NO_KINDS) for t in found])
-                comma = ", ".join([t.text for t in found])
-                values = {t.signal: t.value for t in found}
-                rules = [t.rule for t in found]
-            tail, refs, refs_ok = blocks.by_kinds.get(kinds) or blocks.evidence(kinds)
-            meta: dict[str, Any] = {
-                "digest": file, "digest_week": week, score_name: s.score, "band": s.band,
-                "signals": values, "rules": rules, "owner_reason": owner_reason, "policy_owner": owner,
-            }
-            if day is not None:
-                meta["digest_date"] = day
-            description = f"{blocks.head}{lines}{tail}{cat.policy_tail}"
-            if len(description) > MAX_TEXT:
-                description = clip(description, MAX_TEXT)
-            title = f"{cat.title_head}{blocks.title_part}{comma}"
-            if len(title) > MAX_TITLE:
-                title = clip(title, MAX_TITLE)
-            key = f"{key_head}{service}:{cat.name}"
-            # the parts were checked once (run, category, service, evidence); the trigger texts are
-            # in ``comma``, which also ends the title (unless clipped, when it ends with "…")
-            checked = (blocks.ok and refs_ok and cat.ok and len(key) <= MAX_KEY and "\x00" not in comma
-                       and not comma[-1].isspace())
             drafts.append(Candidate(
                 0, env, service, cat.name, cat.priority, cat.due_date, owner, owner_reason, s.score, score_name,
-                key, title, description, source, week, refs, found, tags, meta, checked,
+                f"{key_head}{service}:{cat.name}", source, week, found, tags, _Draft(blocks, cat),
             ))
     ranked = _in_rank_order(drafts)
     for rank, candidate in enumerate(ranked, 1):
@@ -467,19 +473,88 @@ class _Rule:
         return (Trigger(self.signal, value, self.text, f"{self.head}{fmt(value)}{self.tail}"),)
 
 
+class _Run:
+    """What every candidate's text shares in one run, checked once (see ``CandidateText.checked``)."""
+
+    __slots__ = ("day", "env", "file", "head", "ok", "score_name", "week")
+
+    def __init__(self, facts: DigestFacts, tags: tuple[str, ...], today: date, prefix: str) -> None:
+        self.env, self.file, self.week, self.score_name = facts.env, facts.file, facts.week, facts.score_name
+        self.day = facts.day.isoformat() if facts.day is not None else None
+        self.head = ("SAMPLE DATA: generated from a sample digest (make run), not from real signals.\n\n"
+                     if facts.sample else "") + f"Raised by the {facts.title} for "
+        # What ``ItemInput`` would refuse or change, checked once per run.
+        self.ok = bool(_slug(facts.env) and all(_slug(t) for t in tags) and today.__class__ is date
+                       and _key_part(prefix) and _key_part(facts.week) and "\x00" not in self.head)
+
+
+class _Draft:
+    """A candidate whose text is not written yet: the service's and the category's parts."""
+
+    __slots__ = ("blocks", "category")
+
+    def __init__(self, blocks: _ServiceBlocks, category: _Category) -> None:
+        self.blocks = blocks
+        self.category = category
+
+    def write(self, c: Candidate) -> CandidateText:
+        """The text ``describe`` gives, assembled from parts shared across services and categories."""
+        blocks, cat, found = self.blocks, self.category, c.triggers
+        if blocks.head is None:
+            blocks.prepare()
+        run, s = blocks.run, blocks.facts
+        if len(found) == 1:
+            t = found[0]
+            lines, kinds = f"- {t.text}{cat.rule_suffix}", SIGNAL_KINDS.get(t.signal, NO_KINDS)
+            comma, values, rules = t.text, {t.signal: t.value}, [t.rule]
+        else:
+            lines = "\n".join([f"- {t.text}{cat.rule_suffix}" for t in found])
+            kinds = frozenset().union(*[SIGNAL_KINDS.get(t.signal, NO_KINDS) for t in found])
+            comma = ", ".join([t.text for t in found])
+            values = {t.signal: t.value for t in found}
+            rules = [t.rule for t in found]
+        tail, refs, refs_ok = blocks.by_kinds.get(kinds) or blocks.evidence(kinds)
+        meta: dict[str, Any] = {
+            "digest": run.file, "digest_week": run.week, run.score_name: s.score, "band": s.band,
+            "signals": values, "rules": rules, "owner_reason": c.owner_reason, "policy_owner": c.owner,
+        }
+        if run.day is not None:
+            meta["digest_date"] = run.day
+        description = f"{blocks.head}{lines}{tail}{cat.policy_tail}"
+        if len(description) > MAX_TEXT:
+            description = clip(description, MAX_TEXT)
+        title = f"{cat.title_head}{blocks.title_part}{comma}"
+        if len(title) > MAX_TITLE:
+            title = clip(title, MAX_TITLE)
+        # the parts were checked once (run, category, service, evidence); the trigger texts are
+        # in ``comma``, which also ends the title (unless clipped, when it ends with "…")
+        checked = (blocks.ok and refs_ok and cat.ok and len(c.dedupe_key) <= MAX_KEY and "\x00" not in comma
+                   and not comma[-1].isspace())
+        return CandidateText(title, description, refs, meta, checked)
+
+
 class _ServiceBlocks:
-    """The parts of a service's descriptions that do not depend on the category."""
+    """The parts of a service's descriptions that do not depend on the category (made when the
+    first of its candidates is written)."""
 
-    __slots__ = ("by_kinds", "context", "facts", "head", "kinds", "ok", "title_part")
+    __slots__ = ("by_kinds", "context", "facts", "head", "kinds", "ok", "run", "title_part")
 
-    def __init__(self, facts: ServiceFacts, head: str, title_part: str, ok: bool) -> None:
+    def __init__(self, facts: ServiceFacts, run: _Run) -> None:
         self.facts = facts
-        self.head = head
-        self.title_part = title_part
-        self.context = "\n".join(["", "", *facts.context])
-        self.ok = ok and "\x00" not in head and "\x00" not in self.context
+        self.run = run
+        self.head: str | None = None
+        self.title_part = self.context = ""
+        self.ok = False
         self.kinds: frozenset[str] | None = None
         self.by_kinds: dict[frozenset[str], tuple[str, tuple[str, ...], bool]] = {}
+
+    def prepare(self) -> None:
+        service, env = self.facts.service, self.run.env
+        self.head = f"{self.run.head}{service} in {env}, because:\n"
+        self.title_part = f"{service} ({env}) — "
+        self.context = "\n".join(["", "", *self.facts.context])
+        self.ok = bool(self.run.ok and _slug(service) and "\x00" not in self.head and "\x00" not in self.context)
+
 
     def evidence(self, kinds: frozenset[str]) -> tuple[str, tuple[str, ...], bool]:
         """The context and evidence block, the evidence refs, and whether the block and refs are
