@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import importlib.util
 import stat
 from pathlib import Path
 
@@ -55,3 +57,28 @@ def test_key_file_is_private_and_sourceable(tmp_path: Path, capsys: pytest.Captu
 def test_serve_is_a_backlog_command() -> None:
     result = CliRunner().invoke(app, ["serve", "--help"])
     assert result.exit_code == 0 and "--port" in result.output and "--key-file" in result.output
+
+
+def test_serve_runs_uvicorn_on_asyncio_with_httptools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server options bench/RESULTS.md measured: asyncio's loop (uvloop held connections
+    back for hundreds of ms), httptools' parser, no access log, no server header, 127.0.0.1."""
+    import uvicorn
+
+    import services.router.cli.serve as serve_module
+
+    monkeypatch.setenv("BACKLOG_BACKEND", "jsonl")
+    monkeypatch.setenv("BACKLOG_JSONL_DIR", str(tmp_path / "backlog"))
+    monkeypatch.setenv("BACKLOG_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setattr(serve_module, "configure_logging", lambda level: None)  # leave pytest's logging be
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda asgi, **options: calls.append(options))
+    try:
+        result = CliRunner().invoke(app, ["serve", "--port", "8765"])
+    finally:
+        gc.unfreeze()  # ``warm_up`` froze this test process's heap
+    assert result.exit_code == 0, result.output
+    (options,) = calls
+    assert options["loop"] == "asyncio" and options["http"] == "httptools"
+    assert options["host"] == "127.0.0.1" and options["port"] == 8765
+    assert options["access_log"] is False and options["server_header"] is False
+    assert importlib.util.find_spec("httptools") is not None  # the parser it names is installed
