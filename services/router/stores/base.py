@@ -95,12 +95,11 @@ def cleanup_cutoff(clock: Clock, retention_days: int) -> str:
 
 
 def dedupe_batch(requests: Sequence[UpsertRequest]) -> builtins.list[UpsertRequest]:
-    """Last request wins per dedupe key, keeping first-seen order (one write per key)."""
+    """Last request wins per dedupe key, at the key's first place (one write per key): the item
+    is created where applying the requests one by one would create it, so ids follow that order."""
     latest: dict[str, UpsertRequest] = {}
     for req in requests:
-        key = dedupe_key_of(req.item)
-        latest.pop(key, None)
-        latest[key] = req
+        latest[dedupe_key_of(req.item)] = req  # a dict keeps a key where it was first set
     return list(latest.values())
 
 
