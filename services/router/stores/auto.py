@@ -9,7 +9,9 @@
 - A call that fails on Postgres because the connection dropped is served by JSONL: a write is
   journaled and accepted there, not lost. Writes through this store carry an op id that
   Postgres records with the effect, so a write whose commit landed just before the drop is
-  not applied twice by the replay.
+  not applied twice by the replay. A call Postgres refuses while up (``is_transient``: out of
+  memory, conflicts that outlasted the retries) fails with 503 instead, and the store stays on
+  Postgres: the fallback's replay would meet the same refusal, and keep the store degraded.
 - While degraded, ``status()`` says ``backend="jsonl", degraded=True``, the dashboard carries
   ``"backend"``/``"degraded"``, and ``cleanup`` is skipped (returns 0; the reason is in
   ``last_cleanup_skipped_reason``): it must not delete from a copy that is not the truth.
@@ -53,7 +55,7 @@ from services.router.stores.base import (
 from services.router.stores.fallback_journal import Journal, replay
 from services.router.stores.jsonl import JsonlBacklogStore
 from services.router.stores.pg_dsn import scrub
-from services.router.stores.postgres import OpContext, PostgresBacklogStore
+from services.router.stores.postgres import OpContext, PostgresBacklogStore, is_transient
 
 log = logging.getLogger("backlog_store")
 R = TypeVar("R")
@@ -177,6 +179,8 @@ class AutoBacklogStore:
             try:
                 return call(pg)
             except StoreUnavailable as exc:
+                if is_transient(exc):
+                    raise
                 self._lost(pg, exc)
         return call(self._fallback())
 
@@ -190,6 +194,8 @@ class AutoBacklogStore:
                 try:
                     return on_pg(pg, OpContext(op_id, kind))
                 except StoreUnavailable as exc:
+                    if is_transient(exc):
+                        raise
                     self._lost(pg, exc)
             with self._mutex:  # excludes a recovery: the op lands in the journal or in Postgres
                 if self._pg is None:

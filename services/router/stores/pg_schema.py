@@ -176,6 +176,75 @@ END $do$""",
 )
 
 
+# Step 5: counters are changed once per transaction, at COMMIT, in one sorted statement.
+# Step 4's triggers changed them statement by statement; each statement's rows were sorted, but
+# a transaction runs several (a batch's parts, a small batch's rows), so two writers could lock
+# counter rows in opposite orders across statements: "deadlock detected" between writers of
+# different keys. Now each statement only records its deltas in backlog_counts_pending (rows of
+# its own transaction, tagged with its id); the first of them also adds a "flush" marker row,
+# whose deferred constraint trigger runs at COMMIT and moves the transaction's deltas into
+# backlog_counts in one INSERT … ORDER BY (env, kind, a, b). Every transaction thus locks its
+# counter rows in one global order, as its last act. Nothing to backfill: the counters are
+# right, and a transaction still running on step 4's trigger has counted its own rows already.
+# UNLOGGED: a pending row lives within its transaction; after a crash there is nothing to keep.
+_TX = "pg_current_xact_id()"
+
+
+def _defer_counts(sources: str) -> str:
+    return f"""INSERT INTO backlog_counts_pending (tx, env, kind, a, b, n)
+        SELECT {_TX}, env, kind, a, b, sum(d) FROM ({sources}) AS x
+        GROUP BY env, kind, a, b HAVING sum(d) <> 0"""
+
+
+COUNTS_AT_COMMIT_DDL: tuple[str, ...] = (
+    """CREATE UNLOGGED TABLE IF NOT EXISTS backlog_counts_pending (
+    tx    xid8    NOT NULL,
+    env   text COLLATE "C" NOT NULL,
+    kind  text COLLATE "C" NOT NULL,
+    a     text COLLATE "C" NOT NULL,
+    b     text COLLATE "C" NOT NULL,
+    n     bigint  NOT NULL,
+    flush boolean NOT NULL DEFAULT false
+)""",
+    "CREATE INDEX IF NOT EXISTS backlog_counts_pending_tx_idx ON backlog_counts_pending (tx)",
+    # One marker per transaction (ON CONFLICT DO NOTHING queues no trigger): one flush per COMMIT.
+    "CREATE UNIQUE INDEX IF NOT EXISTS backlog_counts_pending_flush_idx ON backlog_counts_pending (tx) WHERE flush",
+    # Replaces step 4's function (step 4 re-creates its own version first on every migrate run,
+    # then this one replaces it in the same transaction); step 4's triggers call it.
+    f"""CREATE OR REPLACE FUNCTION backlog_counts_trigger() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        {_defer_counts(_COUNT_ROWS.format(sign=1, rows='new_rows'))};
+    ELSIF TG_OP = 'UPDATE' THEN
+        {_defer_counts(_COUNT_ROWS.format(sign=1, rows='new_rows') + ' UNION ALL '
+                       + _COUNT_ROWS.format(sign=-1, rows='old_rows'))};
+    ELSIF TG_OP = 'DELETE' THEN
+        {_defer_counts(_COUNT_ROWS.format(sign=-1, rows='old_rows'))};
+    ELSE
+        DELETE FROM backlog_counts;
+        DELETE FROM backlog_counts_pending WHERE tx = {_TX} AND NOT flush;
+        RETURN NULL;
+    END IF;
+    IF FOUND THEN
+        INSERT INTO backlog_counts_pending (tx, env, kind, a, b, n, flush) VALUES ({_TX}, '', '', '', '', 0, true)
+            ON CONFLICT (tx) WHERE flush DO NOTHING;
+    END IF;
+    RETURN NULL;
+END
+$fn$""",
+    f"""CREATE OR REPLACE FUNCTION backlog_counts_flush() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    WITH gone AS (DELETE FROM backlog_counts_pending WHERE tx = NEW.tx RETURNING env, kind, a, b, n)
+    {_apply_counts("SELECT env, kind, a, b, n AS d FROM gone")};
+    RETURN NULL;
+END
+$fn$""",
+    "DROP TRIGGER IF EXISTS backlog_counts_flush ON backlog_counts_pending",
+    "CREATE CONSTRAINT TRIGGER backlog_counts_flush AFTER INSERT ON backlog_counts_pending "
+    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.flush) EXECUTE FUNCTION backlog_counts_flush()",
+)
+
+
 def _split(script: str) -> tuple[str, ...]:
     """A multi-statement DDL string as single statements (DDL here has no ';' in literals)."""
     return tuple(s.strip() for s in script.split(";") if s.strip())
@@ -206,10 +275,11 @@ STEPS: tuple[Step, ...] = (
     Step(2, "signals_and_risk_snapshots", _from("services.router.signals.pg_ddl", "SIGNALS_DDL")),
     Step(3, "job_runs", _from("services.router.jobs.pg_ledger", "JOB_RUNS_DDL")),
     Step(4, "backlog_dashboard_counts", lambda: COUNTS_DDL),
+    Step(5, "backlog_counts_at_commit", lambda: COUNTS_AT_COMMIT_DDL),
 )
 LATEST_VERSION = STEPS[-1].version
 
-_OBJECT = re.compile(r"^\s*CREATE\s+(?:UNIQUE\s+)?(TABLE|INDEX)\s+IF\s+NOT\s+EXISTS\s+\"?([\w.]+)\"?", re.I)
+_OBJECT = re.compile(r"^\s*CREATE\s+(?:UNIQUE\s+|UNLOGGED\s+)?(TABLE|INDEX)\s+IF\s+NOT\s+EXISTS\s+\"?([\w.]+)\"?", re.I)
 
 
 def object_of(statement: str) -> tuple[str, str] | None:

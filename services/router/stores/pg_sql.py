@@ -72,10 +72,20 @@ INSERT INTO backlog_events (id, item_id, ts, type, actor, message, meta, item_re
 SELECT ev_id, ev_item_id, ev_ts, ev_type, ev_actor, ev_message, ev_meta, ev_item_rev FROM backlog_bulk_stage
 """
 BULK_CLEAR = "TRUNCATE backlog_bulk_stage"
-# The bulk path's locked read: rows come back in the order of the keys, numbered from 1, so each
-# part of the batch converts only its own rows, when it is planned.
-BULK_LOCKED_ROWS = (f"SELECT k.n, {ITEM_COLUMNS} FROM unnest(%s::text[]) WITH ORDINALITY AS k(key, n) "
-                    "JOIN backlog_items ON dedupe_key = k.key ORDER BY k.n FOR UPDATE OF backlog_items")
+# The bulk path's locked read. Rows are locked in id order, like every other writer (the small
+# path's ``BY_KEYS … ORDER BY id FOR UPDATE``, a status change's single row): locking in the
+# batch's order instead deadlocked against any writer taking the same rows in another order.
+# A subquery with FOR UPDATE is never flattened into its parent, so the lock order is its own
+# ORDER BY whatever join the planner picks; the columns are read there too, so a row a status
+# change updated while we waited for it comes back as it is now (EvalPlanQual), not as the
+# statement's snapshot had it. Then the rows come back in the order of the keys, numbered from
+# 1, so each part of the batch converts only its own rows, when it is planned.
+BULK_LOCKED_ROWS = (
+    "WITH k AS MATERIALIZED (SELECT key, n FROM unnest(%s::text[]) WITH ORDINALITY AS u(key, n)), "
+    f"locked AS (SELECT {ITEM_COLUMNS} FROM backlog_items WHERE dedupe_key IN (SELECT key FROM k) "
+    "ORDER BY id FOR UPDATE) "
+    "SELECT k.n, locked.* FROM locked JOIN k ON k.key = locked.dedupe_key ORDER BY k.n"
+)
 INSERT_EVENT = """
 INSERT INTO backlog_events (id, item_id, ts, type, actor, message, meta, item_rev)
 VALUES (%s, %s, %s::timestamptz, %s, %s, %s, %s::jsonb, %s)
@@ -85,13 +95,21 @@ EVENTS_OF = (
     "LEFT JOIN backlog_events e ON e.item_id = i.id WHERE i.id = %s ORDER BY e.seq"
 )
 
-# Advisory locks per dedupe key serialize writers of one key, including two that both see no
-# row yet (FOR UPDATE cannot lock a row that does not exist). Keys are sorted: no deadlocks.
+# Advisory locks serialize writers of one dedupe key, including two that both see no row yet
+# (FOR UPDATE cannot lock a row that does not exist). Keys are hashed into LOCK_BUCKETS buckets
+# and a writer locks the buckets of its keys (``lock_keys``): one lock per key ran the server's
+# shared lock table out of memory ("out of shared memory", max_locks_per_transaction x
+# max_connections slots for the whole server) from ~20k keys in one batch, or a few concurrent
+# batches of 7k. Sorted, so two writers never wait for each other's buckets in a cycle.
 LOCK_KEYS = "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k"
 OP_APPLIED = "SELECT 1 FROM backlog_applied_ops WHERE op_id = %s"
 RECORD_OP = "INSERT INTO backlog_applied_ops (op_id, kind, outcome, applied_at) VALUES (%s, %s, %s, %s)"
 
-CLEANUP = "DELETE FROM backlog_items WHERE status IN ('done', 'canceled') AND updated_at < %s"
+# SKIP LOCKED: an expired row a writer holds (it is about to change it, or to add an event under
+# it) is left for the next run instead of waited for; cleanup waits for no row lock at all, so
+# it cannot deadlock against writers that lock rows in id order.
+CLEANUP = ("DELETE FROM backlog_items WHERE id IN (SELECT id FROM backlog_items "
+           "WHERE status IN ('done', 'canceled') AND updated_at < %s FOR UPDATE SKIP LOCKED)")
 PRUNE_OPS = "DELETE FROM backlog_applied_ops WHERE applied_at < %s"
 
 # Distinct envs by walking the (env, status) index: one probe per env, not a scan of the table.
@@ -106,16 +124,31 @@ SELECT env FROM e WHERE env IS NOT NULL
 """
 
 LOCK_PREFIX = b"backlog-bridge/backlog_items/"
+# A batch holds at most this many advisory locks, whatever its size: a few large batches at once
+# fit in the default lock table (64 x 100 slots) beside everything else. Two small batches
+# share a bucket now and then (two 10-key batches: ~10% of the time) and then run one after
+# the other, never wrongly together: a key has one bucket. Every process must agree on it.
+LOCK_BUCKETS = 1024
+
+
+def _int8(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big", signed=True)
+
+
+# The int8 advisory-lock key of each bucket (own prefix: no clash with other users of advisory
+# locks in the same database).
+BUCKET_LOCKS: tuple[int, ...] = tuple(_int8(LOCK_PREFIX + b"bucket/%d" % b) for b in range(LOCK_BUCKETS))
+
+
+def lock_bucket(key: str) -> int:
+    """The bucket of a dedupe key: a stable hash (the same in every process and Python version,
+    unlike ``hash()``)."""
+    return _int8(LOCK_PREFIX + key.encode()) % LOCK_BUCKETS
 
 
 def lock_keys(keys: Sequence[str]) -> list[int]:
-    """Sorted, distinct int8 advisory-lock keys for dedupe keys (own prefix: no clash with other
-    users of advisory locks in the same database)."""
-    out = {
-        int.from_bytes(hashlib.blake2b(LOCK_PREFIX + k.encode(), digest_size=8).digest(), "big", signed=True)
-        for k in keys
-    }
-    return sorted(out)
+    """Sorted, distinct advisory-lock keys of the buckets of ``keys`` (at most LOCK_BUCKETS)."""
+    return sorted({BUCKET_LOCKS[lock_bucket(k)] for k in keys})
 
 
 def dumps(value: Any) -> str:

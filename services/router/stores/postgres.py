@@ -4,13 +4,21 @@
   plans in Python exactly as the memory store does, and writes only real changes — so
   "unchanged" means the same thing on every backend and a no-op writes nothing.
 - One transaction per change: the item row, its event (and, for the Auto store, the id of the
-  operation) commit together. Writers of one dedupe key are serialized by an advisory lock
-  taken before reading, so two processes creating the same key make one item with one event.
+  operation) commit together. Writers of one dedupe key are serialized by an advisory lock (of
+  the key's bucket, ``pg_sql.LOCK_BUCKETS``) taken before reading, so two processes creating the
+  same key make one item with one event.
+- No lock waits in a cycle: advisory locks in sorted order, then item rows in id order, then
+  (at COMMIT, schema step 5) counter rows in key order; cleanup skips locked rows. Transactions
+  run READ COMMITTED whatever the database's default, so a row read under a lock is current.
+  Should the server still report a deadlock or a serialization failure, the transaction is run
+  again from the start (``TX_ATTEMPTS``): it rolled back, so planning it again writes once.
 - Round trips are constant per call, not per item: a batch locks its keys and reads them in one
   pipeline, then writes every changed row and event with ``executemany`` in a second one.
 - The dashboard is SQL aggregates over indexes; cleanup is one ``DELETE`` (events cascade).
 - Connection trouble is ``StoreUnavailable`` (the Auto store falls back on it); messages carry
-  the DSN only as ``redact_dsn`` prints it.
+  the DSN only as ``redact_dsn`` prints it. A server that answers but refuses this transaction
+  for now (out of memory, conflicts still there after the retries) is ``StoreUnavailable`` with
+  ``reason="transient"``: the client retries later, and the Auto store does not fall back.
 """
 
 from __future__ import annotations
@@ -18,16 +26,18 @@ from __future__ import annotations
 import builtins
 import itertools
 import logging
+import random
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import psycopg
+from psycopg import IsolationLevel
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
@@ -62,7 +72,14 @@ CHECK_IDLE_SECONDS = 1.0
 BULK_MIN = 200
 # A bulk upsert is planned and merged in this many parts (see ``bulk_parts``).
 BULK_PARTS = 5
+# A transaction the server rolled back for a deadlock or a serialization failure is run this many
+# times in all before the error reaches the caller (as ``TRANSIENT``).
+TX_ATTEMPTS = 4
+RETRY_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
+# Postgres is there but cannot run this transaction now: not an outage, so no fallback.
+TRANSIENT = "transient"
 Conn = psycopg.Connection[Any]
+R = TypeVar("R")
 
 
 def schema_missing() -> StoreUnavailable:
@@ -91,6 +108,15 @@ class OpContext:
     always_record: bool = False
 
 
+def is_transient(exc: StoreUnavailable) -> bool:
+    """A refusal by a server that is up (see ``TRANSIENT``): retry later, no need to fall back.
+
+    Falling back would not help anyway: a write accepted on the fallback is replayed into the
+    same server, which refused it for the same reason — and would keep the Auto store degraded.
+    """
+    return exc.details.get("reason") == TRANSIENT
+
+
 class OpAlreadyApplied(Exception):
     """Internal: the op id is recorded; the caller skips it."""
 
@@ -109,6 +135,10 @@ def probe(dsn: str, timeout: float) -> str | None:
 
 def _configure(conn: Conn) -> None:
     set_json_loads(orjson.loads, conn)
+    # ``conn.transaction()`` begins READ COMMITTED even where the database's default is stricter:
+    # the store's writers read under locks, and need the rows as they are once the lock is
+    # granted, not as a snapshot taken before it (REPEATABLE READ would fail them with 40001).
+    conn.isolation_level = IsolationLevel.READ_COMMITTED
 
 
 class PostgresBacklogStore:
@@ -166,6 +196,10 @@ class PostgresBacklogStore:
             raise
         except psycopg.errors.UndefinedTable as exc:
             raise schema_missing() from exc
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure,
+                psycopg.errors.OutOfMemory) as exc:
+            raise StoreUnavailable(f"Postgres refused the transaction for now ({self.dsn_redacted}): "
+                                   f"{describe_error(exc, self._dsn)}", reason=TRANSIENT) from exc
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise StoreUnavailable(f"Postgres unavailable ({self.dsn_redacted}): "
                                    f"{describe_error(exc, self._dsn)}") from exc
@@ -177,12 +211,13 @@ class PostgresBacklogStore:
         """One pipelined transaction: statements queue up and travel together until a fetch.
 
         BEGIN and COMMIT are queued like any statement (``conn.transaction()`` would wait for
-        each), so a write costs two round trips: lock + read, then write + commit.
+        each), so a write costs two round trips: lock + read, then write + commit. READ
+        COMMITTED explicitly, as in ``_configure``.
         """
         with self._conn() as conn:
             try:
                 with conn.pipeline():
-                    conn.execute("BEGIN")
+                    conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
                     yield conn
                     conn.execute("COMMIT")
             except BaseException:
@@ -190,6 +225,29 @@ class PostgresBacklogStore:
                     with suppress(psycopg.Error):
                         conn.execute("ROLLBACK")
                 raise
+
+    @staticmethod
+    def _retrying(work: Callable[[], R]) -> R:
+        """``work`` (one whole transaction: lock, read, plan, write), run again when the server
+        rolled it back for a deadlock or a serialization failure.
+
+        Lock order makes these rare (see the module docstring), but a database shared with other
+        clients, or one on an older schema step, can still produce them; they say nothing about
+        the server's health, so they must not reach the Auto store as an outage. Planning again
+        from scratch is what makes a retry safe: nothing of the failed attempt was committed.
+        """
+        for attempt in itertools.count(1):
+            try:
+                return work()
+            except StoreUnavailable as exc:
+                cause = exc.__cause__
+                if attempt >= TX_ATTEMPTS or not (isinstance(cause, psycopg.Error)
+                                                  and cause.sqlstate in RETRY_SQLSTATES):
+                    raise
+                log.info("Postgres rolled the transaction back (%s, attempt %d of %d); running it again",
+                         cause.sqlstate, attempt, TX_ATTEMPTS)
+                time.sleep(random.uniform(0, 0.005 * 2**attempt))  # jitter: two retried writers drift apart
+        raise AssertionError("unreachable")
 
     def _read(self, sql: str, params: Any = None) -> builtins.list[dict[str, Any]]:
         """A single-statement read: one round trip on an autocommit connection."""
@@ -292,19 +350,25 @@ class PostgresBacklogStore:
             return []
         keys = [dedupe_key_of(r.item) for r in unique]
         if len(unique) >= BULK_MIN:
-            changes = self._upsert_bulk(unique, keys, actor=actor, op=op)
+            changes = self._retrying(lambda: self._upsert_bulk(unique, keys, actor=actor, op=op))
         else:
-            with self._tx() as conn:
-                self._begin_op(conn, keys, op)
-                existing = self._locked_rows(conn, keys)
-                now = op.now if op is not None and op.now is not None else self.clock.now()
-                changes = [self._plan(existing.get(k), r, now, actor, op) for k, r in zip(keys, unique, strict=True)]
-                real = [c for c in changes if c.event is not None]
-                self._write(conn, real, [c.event for c in real if c.event is not None], op)
+            changes = self._retrying(lambda: self._upsert_small(unique, keys, actor=actor, op=op))
         if len(unique) == len(requests):  # no key twice: the changes are in request order
             return [_result(c) for c in changes]
         by_key = dict(zip(keys, changes, strict=True))
         return [_result(by_key[dedupe_key_of(r.item)]) for r in requests]
+
+    def _upsert_small(self, unique: Sequence[UpsertRequest], keys: Sequence[str], *, actor: str,
+                      op: OpContext | None) -> builtins.list[Change]:
+        """A small batch: one pipelined transaction (``_tx``), one statement per changed row."""
+        with self._tx() as conn:
+            self._begin_op(conn, keys, op)
+            existing = self._locked_rows(conn, keys)
+            now = self._op_now(op)
+            changes = [self._plan(existing.get(k), r, now, actor, op) for k, r in zip(keys, unique, strict=True)]
+            real = [c for c in changes if c.event is not None]
+            self._write(conn, real, [c.event for c in real if c.event is not None], op)
+        return changes
 
     @staticmethod
     def _locked_rows(conn: Conn, keys: Sequence[str]) -> dict[str, Record]:
@@ -324,11 +388,12 @@ class PostgresBacklogStore:
         """A large batch: the same locks, read and planners as the small path, written by COPY
         into a temp table and one merge statement per part of the batch (``bulk_parts``).
 
-        One plain transaction (COPY cannot run in pipeline mode), but each merge is sent in a
-        short pipeline and the next part is planned while the server runs it: the server's
-        work (the merge, its index, trigger and FK work) overlaps the planning, instead of
-        starting only once the whole batch is planned. Likewise the locked rows are converted
-        to records part by part, as each part is planned.
+        One plain transaction (COPY cannot run in pipeline mode; READ COMMITTED, as
+        ``_configure`` sets), but each merge is sent in a short pipeline and the next part is
+        planned while the server runs it: the server's work (the merge, its index, trigger and
+        FK work) overlaps the planning, instead of starting only once the whole batch is
+        planned. Likewise the locked rows are converted to records part by part, as each part
+        is planned.
         """
         with self._conn() as conn, conn.transaction(), conn.cursor(row_factory=_numbered_record) as found:
             with conn.pipeline():  # one round trip: locks, the stage, the locked read
@@ -374,30 +439,41 @@ class PostgresBacklogStore:
 
     def set_status(self, item_id: str, status: Status, *, actor: str, message: str = "",
                    op: OpContext | None = None) -> WriteResult:
-        with self._tx() as conn:
-            self._begin_op(conn, [], op)
-            row = _locked_row(conn, item_id, "FOR UPDATE")
-            change = plan_status(row, status, now=self._op_now(op), actor=actor, message=message)
-            if change.event is not None:
-                self._write(conn, [change], [change.event], op)
-        return _result(change)
+        def work() -> WriteResult:
+            with self._tx() as conn:
+                self._begin_op(conn, [], op)
+                row = _locked_row(conn, item_id, "FOR UPDATE")
+                change = plan_status(row, status, now=self._op_now(op), actor=actor, message=message)
+                if change.event is not None:
+                    self._write(conn, [change], [change.event], op)
+            return _result(change)
+
+        return self._retrying(work)
 
     def add_comment(self, item_id: str, message: str, *, actor: str, op: OpContext | None = None) -> Record:
-        with self._tx() as conn:
-            self._begin_op(conn, [], op)
-            # KEY SHARE: a concurrent cleanup cannot delete the item under the new event.
-            row = _locked_row(conn, item_id, "FOR KEY SHARE")
-            event = plan_comment(row, message, now=self._op_now(op), actor=actor)
-            self._write(conn, [], [event], op)
-        return event
+        def work() -> Record:
+            with self._tx() as conn:
+                self._begin_op(conn, [], op)
+                # KEY SHARE: a concurrent cleanup cannot delete the item under the new event.
+                row = _locked_row(conn, item_id, "FOR KEY SHARE")
+                event = plan_comment(row, message, now=self._op_now(op), actor=actor)
+                self._write(conn, [], [event], op)
+            return event
+
+        return self._retrying(work)
 
     def cleanup(self, retention_days: int) -> int:
+        """Expired closed items, except those a writer holds right now (``q.CLEANUP``)."""
         cutoff = parse_utc(cleanup_cutoff(self.clock, retention_days))
         ops_cutoff = self.clock.now() - timedelta(days=max(retention_days, APPLIED_OPS_MIN_DAYS))
-        with self._conn() as conn, conn.transaction():  # not pipelined: rowcount is needed
-            removed = conn.execute(q.CLEANUP, (cutoff,)).rowcount
-            conn.execute(q.PRUNE_OPS, (ops_cutoff,))
-        return max(removed, 0)
+
+        def work() -> int:
+            with self._conn() as conn, conn.transaction():  # not pipelined: rowcount is needed
+                removed = conn.execute(q.CLEANUP, (cutoff,)).rowcount
+                conn.execute(q.PRUNE_OPS, (ops_cutoff,))
+            return max(removed, 0)
+
+        return self._retrying(work)
 
     def close(self) -> None:
         self._pool.close()
@@ -416,26 +492,30 @@ class PostgresBacklogStore:
         the item that holds ``key`` here. A move the current state refuses, or an item that is
         gone, is recorded as the op's outcome (and logged) rather than blocking the replay."""
         try:
-            with self._tx() as conn:
-                self._begin_op(conn, [key], op)
-                with conn.cursor(row_factory=dict_row) as cur:
-                    row = cur.execute(q.SELECT_ITEM + " WHERE dedupe_key = %s FOR UPDATE", (key,)).fetchone()
-                if row is None:
-                    self._write(conn, [], [], op, outcome="skipped: no item with this dedupe key")
-                    return "skipped: no item"
-                now = op.now or self.clock.now()
-                if status is None:
-                    self._write(conn, [], [plan_comment(row, message, now=now, actor=actor)], op)
-                    return "commented"
-                try:
-                    change = plan_status(row, status, now=now, actor=actor, message=message)
-                except BacklogError as exc:
-                    self._write(conn, [], [], op, outcome=f"refused: {exc.message}")
-                    return f"refused: {exc.message}"
-                self._write(conn, [change] if change.event else [], [change.event] if change.event else [], op)
-                return change.action
+            return self._retrying(lambda: self._replay_by_key(key, actor=actor, op=op, status=status, message=message))
         except OpAlreadyApplied:
             return "already applied"
+
+    def _replay_by_key(self, key: str, *, actor: str, op: OpContext, status: Status | None, message: str) -> str:
+        """One attempt of ``replay_by_key``: one transaction."""
+        with self._tx() as conn:
+            self._begin_op(conn, [key], op)
+            with conn.cursor(row_factory=dict_row) as cur:
+                row = cur.execute(q.SELECT_ITEM + " WHERE dedupe_key = %s FOR UPDATE", (key,)).fetchone()
+            if row is None:
+                self._write(conn, [], [], op, outcome="skipped: no item with this dedupe key")
+                return "skipped: no item"
+            now = op.now or self.clock.now()
+            if status is None:
+                self._write(conn, [], [plan_comment(row, message, now=now, actor=actor)], op)
+                return "commented"
+            try:
+                change = plan_status(row, status, now=now, actor=actor, message=message)
+            except BacklogError as exc:
+                self._write(conn, [], [], op, outcome=f"refused: {exc.message}")
+                return f"refused: {exc.message}"
+            self._write(conn, [change] if change.event else [], [change.event] if change.event else [], op)
+            return change.action
 
 
 def _numbered_record(cursor: Any) -> Callable[[Sequence[Any]], tuple[int, Record]]:
