@@ -37,25 +37,13 @@ from services.router.stores.base import UpsertRequest
 from services.router.stores.fallback_journal import JOURNAL_FILE
 from services.router.stores.postgres import BULK_MIN, TRANSIENT, PostgresBacklogStore
 from tests.factories import item
-from tests.pg_support import fresh_database, truncate
+from tests.pg_support import fresh_database
 from tests.stores.test_postgres_specific import counters_match
 
 pytestmark = pytest.mark.postgres
 
 RETRIED = "running it again"  # what the store logs when it runs a rolled-back transaction again
 D0, D1, D2 = date(2030, 1, 1), date(2030, 1, 2), date(2030, 1, 3)
-
-
-@pytest.fixture(scope="module")
-def module_dsn() -> Iterator[str]:
-    with fresh_database("bb_pgconc") as dsn:
-        yield dsn
-
-
-@pytest.fixture
-def dsn(module_dsn: str) -> str:
-    truncate(module_dsn)
-    return module_dsn
 
 
 @pytest.fixture

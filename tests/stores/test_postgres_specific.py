@@ -34,18 +34,6 @@ pytestmark = pytest.mark.postgres
 CANARY = f"canary-{uuid.uuid4().hex[:16]}"
 
 
-@pytest.fixture(scope="module")
-def module_dsn() -> Iterator[str]:
-    with fresh_database("bb_pgspecific") as dsn:
-        yield dsn
-
-
-@pytest.fixture
-def dsn(module_dsn: str) -> str:
-    truncate(module_dsn)
-    return module_dsn
-
-
 class Traced:
     """A store on one pooled connection whose client/server messages libpq writes to a file."""
 

@@ -122,6 +122,19 @@ def _apply_counts(sources: str) -> str:
         ON CONFLICT (env, kind, a, b) DO UPDATE SET n = c.n + EXCLUDED.n"""
 
 
+def _per_operation(write: Callable[[str], str]) -> str:
+    """The count triggers' INSERT/UPDATE/DELETE branches: ``write`` of the changed rows' signed
+    counts (step 4 applies them at once, step 5 defers them to COMMIT); TRUNCATE is left to the
+    caller's ``ELSE``."""
+    return f"""IF TG_OP = 'INSERT' THEN
+        {write(_COUNT_ROWS.format(sign=1, rows='new_rows'))};
+    ELSIF TG_OP = 'UPDATE' THEN
+        {write(_COUNT_ROWS.format(sign=1, rows='new_rows') + ' UNION ALL '
+               + _COUNT_ROWS.format(sign=-1, rows='old_rows'))};
+    ELSIF TG_OP = 'DELETE' THEN
+        {write(_COUNT_ROWS.format(sign=-1, rows='old_rows'))};"""
+
+
 COUNTS_DDL: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS backlog_counts (
     env  text COLLATE "C" NOT NULL,
@@ -139,13 +152,7 @@ COUNTS_DDL: tuple[str, ...] = (
     f"WHERE status IN {ACTIVE}",
     f"""CREATE OR REPLACE FUNCTION backlog_counts_trigger() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        {_apply_counts(_COUNT_ROWS.format(sign=1, rows='new_rows'))};
-    ELSIF TG_OP = 'UPDATE' THEN
-        {_apply_counts(_COUNT_ROWS.format(sign=1, rows='new_rows') + ' UNION ALL '
-                       + _COUNT_ROWS.format(sign=-1, rows='old_rows'))};
-    ELSIF TG_OP = 'DELETE' THEN
-        {_apply_counts(_COUNT_ROWS.format(sign=-1, rows='old_rows'))};
+    {_per_operation(_apply_counts)}
     ELSE
         DELETE FROM backlog_counts;
     END IF;
@@ -213,13 +220,7 @@ COUNTS_AT_COMMIT_DDL: tuple[str, ...] = (
     # then this one replaces it in the same transaction); step 4's triggers call it.
     f"""CREATE OR REPLACE FUNCTION backlog_counts_trigger() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        {_defer_counts(_COUNT_ROWS.format(sign=1, rows='new_rows'))};
-    ELSIF TG_OP = 'UPDATE' THEN
-        {_defer_counts(_COUNT_ROWS.format(sign=1, rows='new_rows') + ' UNION ALL '
-                       + _COUNT_ROWS.format(sign=-1, rows='old_rows'))};
-    ELSIF TG_OP = 'DELETE' THEN
-        {_defer_counts(_COUNT_ROWS.format(sign=-1, rows='old_rows'))};
+    {_per_operation(_defer_counts)}
     ELSE
         DELETE FROM backlog_counts;
         DELETE FROM backlog_counts_pending WHERE tx = {_TX} AND NOT flush;
