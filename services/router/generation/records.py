@@ -10,7 +10,6 @@ back by the cap must stay visible somewhere a person looks. A missing or damaged
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -95,7 +94,8 @@ def last_generation(state_dir: Path, env: str) -> GenerationRecord | None:
     """The env's last recorded generation run; None when there is none (or it cannot be read)."""
     try:
         path = generation_path(state_dir, env)
-        return parse_generation(env, json.loads(path.read_text(encoding="utf-8")))
+        # orjson, as it was written: /metrics reads it on every scrape, and a run lists every candidate
+        return parse_generation(env, orjson.loads(path.read_bytes()))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
