@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import math
 import random
+from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -18,30 +19,69 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from services.router.domain.models import ItemInput
+from services.router.domain.models import MAX_TEXT, ItemInput
 from services.router.generation.candidates import (
+    SIGNAL_EVIDENCE,
     SIGNAL_LABELS,
     Candidate,
     CandidateText,
     DigestFacts,
     ServiceFacts,
+    Trigger,
     _in_rank_order,
     build_candidates,
-    describe,
-    relevant_evidence,
+    clip,
+    evidence_lines,
+    rule_text,
     select,
     signed,
-    triggers_of,
     weekly_facts,
 )
 from services.router.generation.digest import Evidence, Found, PlatformDigest
 from services.router.generation.plan import build_plan
 from services.router.generation.run import gc_paused
-from services.router.policy import BacklogPolicy
+from services.router.policy import BacklogPolicy, Category
 from tests.generation.builders import platform, svc
 
 TODAY = date(2026, 11, 26)
 KINDS = ["incident", "slo_breach", "followup", "vulnerability", "deploy", "other"]
+
+
+# -- the plain definitions the shortcuts must agree with ---------------------------------------
+def triggers_of(category: Category, signals: Mapping[str, Any]) -> tuple[Trigger, ...]:
+    return tuple(
+        Trigger(rule.signal, signals.get(rule.signal), rule_text(rule))
+        for rule in category.rules if rule.holds(signals.get(rule.signal))
+    )
+
+
+def relevant_evidence(evidence: Sequence[Evidence], triggers: Sequence[Trigger]) -> list[Evidence]:
+    """Evidence of the kinds the triggering signals count first, then the rest."""
+    kinds = {k for t in triggers for k in SIGNAL_EVIDENCE.get(t.signal, ())}
+    if not kinds:
+        return list(evidence)
+    return [e for e in evidence if e.kind in kinds] + [e for e in evidence if e.kind not in kinds]
+
+
+def describe(
+    facts: DigestFacts, s: ServiceFacts, name: str, category: Category, triggers: Sequence[Trigger],
+    evidence: Sequence[Evidence],
+) -> str:
+    """A candidate's description, written out plainly (``build_candidates`` assembles the same
+    text from parts it reuses across services and categories)."""
+    lines = []
+    if facts.sample:
+        lines += ["SAMPLE DATA: generated from a sample digest (make run), not from real signals.", ""]
+    lines.append(f"Raised by the {facts.title} for {s.service} in {facts.env}, because:")
+    lines += [f"- {t.text} (rule of categories.{name})" for t in triggers]
+    lines += ["", *s.context]
+    if evidence:
+        lines += ["", *evidence_lines(evidence)]
+    lines += ["", f"Policy: categories.{name} → priority {category.priority.value}, "
+                  f"due {category.due_days} days after the item is created."]
+    return clip("\n".join(lines), MAX_TEXT)
+
+
 
 
 def random_digest(rng: random.Random, services: int, *, sample: bool = False) -> PlatformDigest:

@@ -289,46 +289,12 @@ def rule_text(rule: Rule) -> str:
     return f"{rule.signal} {SYMBOLS[rule.operator]} {fmt(rule.threshold)}"
 
 
-def triggers_of(category: Category, signals: Mapping[str, Any]) -> tuple[Trigger, ...]:
-    return tuple(
-        Trigger(rule.signal, signals.get(rule.signal), rule_text(rule))
-        for rule in category.rules if rule.holds(signals.get(rule.signal))
-    )
-
-
 def category_title(name: str) -> str:
     return CATEGORY_TITLES.get(name) or name.replace("_", " ").replace("-", " ").capitalize()
 
 
-def relevant_evidence(evidence: Sequence[Evidence], triggers: Sequence[Trigger]) -> list[Evidence]:
-    """Evidence of the kinds the triggering signals count first, then the rest."""
-    kinds = {k for t in triggers for k in SIGNAL_EVIDENCE.get(t.signal, ())}
-    if not kinds:
-        return list(evidence)
-    return [e for e in evidence if e.kind in kinds] + [e for e in evidence if e.kind not in kinds]
-
-
 def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def describe(
-    facts: DigestFacts, s: ServiceFacts, name: str, category: Category, triggers: Sequence[Trigger],
-    evidence: Sequence[Evidence],
-) -> str:
-    """A candidate's description (``build_candidates`` assembles the same text from parts it
-    reuses across services and categories)."""
-    lines = []
-    if facts.sample:
-        lines += ["SAMPLE DATA: generated from a sample digest (make run), not from real signals.", ""]
-    lines.append(f"Raised by the {facts.title} for {s.service} in {facts.env}, because:")
-    lines += [f"- {t.text} (rule of categories.{name})" for t in triggers]
-    lines += ["", *s.context]
-    if evidence:
-        lines += ["", *evidence_lines(evidence)]
-    lines += ["", f"Policy: categories.{name} → priority {category.priority.value}, "
-                  f"due {category.due_days} days after the item is created."]
-    return clip("\n".join(lines), MAX_TEXT)
 
 
 def evidence_lines(evidence: Sequence[Evidence]) -> list[str]:
@@ -346,8 +312,8 @@ def evidence_lines(evidence: Sequence[Evidence]) -> list[str]:
 def build_candidates(facts: DigestFacts, policy: BacklogPolicy, today: date) -> list[Candidate]:
     """Every (service, category) whose rules hold, ranked by priority then score.
 
-    Each candidate is what ``triggers_of``, ``relevant_evidence`` and ``describe`` give for its
-    (service, category); what is the same for every service (rule texts, title and policy
+    Each candidate's text is the plain one (``tests/generation/test_fast_paths.py`` spells it out
+    and compares); what is the same for every service (rule texts, title and policy
     lines, due dates) is worked out once per run, and what is the same for a service's
     categories (header, context and evidence blocks) once per service: a digest has thousands.
     The text is written when first read (``Candidate.written``), so held-back candidates never are.
@@ -366,7 +332,7 @@ def build_candidates(facts: DigestFacts, policy: BacklogPolicy, today: date) -> 
         blocks: _ServiceBlocks | None = None
         owner = owner_reason = ""
         for cat in categories:
-            found: tuple[Trigger, ...] = ()  # ``triggers_of(category, signals)``
+            found: tuple[Trigger, ...] = ()  # the rules that hold, in the policy's order
             for rule in cat.rules:
                 value = signals.get(rule.signal)
                 if value is None:
@@ -464,7 +430,7 @@ class _Rule:
         self.seen: dict[int, tuple[Trigger]] = {}
 
     def trigger(self, value: Any) -> tuple[Trigger]:
-        """A one-trigger tuple: ``triggers_of`` adds them up."""
+        """A one-trigger tuple: ``build_candidates`` adds them up."""
         if value.__class__ is int:
             known = self.seen.get(value)
             if known is None:
@@ -498,7 +464,7 @@ class _Draft:
         self.category = category
 
     def write(self, c: Candidate) -> CandidateText:
-        """The text ``describe`` gives, assembled from parts shared across services and categories."""
+        """The candidate's text, assembled from parts shared across services and categories."""
         blocks, cat, found = self.blocks, self.category, c.triggers
         if blocks.head is None:
             blocks.prepare()
@@ -586,7 +552,7 @@ class _ServiceBlocks:
 
 
 def _ordered(evidence: Sequence[Evidence], kinds: frozenset[str]) -> list[Evidence]:
-    """``relevant_evidence`` given the kinds its triggers count."""
+    """Evidence of the kinds the triggering signals count first, then the rest."""
     if not kinds:
         return list(evidence)
     return [e for e in evidence if e.kind in kinds] + [e for e in evidence if e.kind not in kinds]
