@@ -5,7 +5,9 @@ latest digest, read and validate it, take the env's facts, build and rank candid
 the backlog holds (this week's keys, last week's active items for carry-over), plan, apply with
 one ``upsert_many``, record the run). The floor: that same ``upsert_many`` of the very requests the
 plan produced, on a copy of the same backlog. Both start from a JSONL backlog (the default
-backend) holding last week's generation, so carry-over is planned against real items.
+backend) holding last week's generation, so carry-over is planned against real items; with
+``--gen-backend postgres`` from a Postgres one (each round a scratch database made from the
+seeded one as its template).
 """
 
 from __future__ import annotations
@@ -14,21 +16,27 @@ import gc
 import random
 import shutil
 import tempfile
+from contextlib import ExitStack
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
+from psycopg import sql
 
 from bench.common import Report, interleaved, ratio_row
+from bench.pg_bench import ADMIN_DSN, scratch_database
 from services.router.clock import FixedClock
 from services.router.generation.candidates import weekly_facts
 from services.router.generation.digest import Found, PlatformDigest, load_platform_digest
 from services.router.generation.run import gc_paused, generate, make_plan
 from services.router.policy import BacklogPolicy, load_policy
 from services.router.settings import Settings
-from services.router.stores.base import UpsertRequest
+from services.router.stores.base import BacklogStore, UpsertRequest
 from services.router.stores.jsonl import JsonlBacklogStore
+from services.router.stores.pg_schema import migrate
+from services.router.stores.postgres import PostgresBacklogStore
 from services.router.tools.backlog_generate import GenerateParams, generate_from_digest
 from services.router.tools.context import ToolContext
 
@@ -36,6 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 ENV = "prod"
 WEEK, LAST_WEEK = "2026-W48", "2026-W47"
 TODAY = date(2026, 11, 23)
+SCRATCH_PREFIX = "backlog_bench_gen"
 
 
 def digest(week: str, services: int, seed: int) -> dict[str, Any]:
@@ -71,11 +80,72 @@ def found(path: Path) -> Found[PlatformDigest]:
     return Found(path, name, name, load_platform_digest(path, name))
 
 
-def run(report: Report, *, services: int, cap: int, repeat: int) -> None:
+class JsonlCopies:
+    """Each round's backlog: a copy of the seeded JSONL folder, opened and indexed (untimed)."""
+
+    name = "JSONL"
+
+    def __init__(self, work: Path, clock: FixedClock) -> None:
+        self.work, self.clock, self.base, self.rounds = work, clock, work / "base", 0
+
+    def seeded(self) -> BacklogStore:
+        return JsonlBacklogStore(self.base, clock=self.clock)
+
+    def settle(self) -> None:
+        pass
+
+    def fresh(self) -> BacklogStore:
+        self.rounds += 1
+        target = self.work / f"run{self.rounds}"
+        shutil.copytree(self.base, target)
+        store = JsonlBacklogStore(target, clock=self.clock)
+        store.get("bl_0")
+        return store
+
+    def close(self) -> None:
+        pass
+
+
+class PostgresCopies:
+    """Each round's backlog: a scratch database made from the seeded one as its template. The
+    seeded one is analyzed first, as autovacuum would have done after last week's run."""
+
+    name = "Postgres"
+
+    def __init__(self, clock: FixedClock) -> None:
+        self.clock = clock
+        self.stack = ExitStack()
+        self.base_dsn = self.stack.enter_context(scratch_database(name=f"{SCRATCH_PREFIX}_base"))
+        self.run_dsn = self.stack.enter_context(scratch_database(name=f"{SCRATCH_PREFIX}_run"))
+        with psycopg.connect(self.base_dsn, autocommit=True) as conn:
+            migrate(conn)
+
+    def seeded(self) -> BacklogStore:
+        return PostgresBacklogStore(self.base_dsn, clock=self.clock)
+
+    def settle(self) -> None:
+        with psycopg.connect(self.base_dsn, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+
+    def fresh(self) -> BacklogStore:
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+            run, base = sql.Identifier(f"{SCRATCH_PREFIX}_run"), sql.Identifier(f"{SCRATCH_PREFIX}_base")
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(run))
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(run, base))
+        store = PostgresBacklogStore(self.run_dsn, clock=self.clock)
+        store.get("bl_0")
+        return store
+
+    def close(self) -> None:
+        self.stack.close()
+
+
+def run(report: Report, *, services: int, cap: int, repeat: int, backend: str = "jsonl") -> None:
     policy: BacklogPolicy = load_policy(REPO / "config" / "backlog_policy.yml")
     policy = policy.model_copy(update={"defaults": policy.defaults.model_copy(update={"max_items_per_run": cap})})
     clock = FixedClock(datetime(2026, 11, 23, 7, 0, tzinfo=UTC))
     work = Path(tempfile.mkdtemp(prefix="bench-gen-"))
+    copies: JsonlCopies | PostgresCopies = PostgresCopies(clock) if backend == "postgres" else JsonlCopies(work, clock)
     try:
         reports = work / "reports"
         (reports / "platform").mkdir(parents=True)
@@ -83,28 +153,23 @@ def run(report: Report, *, services: int, cap: int, repeat: int) -> None:
         last_week = write_digest(work, LAST_WEEK, services, seed=47)
         settings = Settings(REPO_ROOT=REPO, BACKLOG_REPORTS_DIR=reports,  # type: ignore[call-arg]
                             BACKLOG_STATE_DIR=work / "state")
-        base = work / "base"
-        seed_store = JsonlBacklogStore(base, clock=clock)
+        seed_store = copies.seeded()
         seeded = generate(seed_store, policy, weekly_facts(found(last_week), ENV), today=TODAY, actor="bench",
                           dry_run=False)
         seed_store.close()
+        copies.settle()
         # The floor's requests: exactly what the plan asks the store to write.
-        probe = JsonlBacklogStore(base, clock=clock)
+        probe = copies.seeded()
         plan = make_plan(probe, policy, weekly_facts(found(this_week), ENV), today=TODAY)
         probe.close()
         requests = [UpsertRequest(e.item, e.candidate.owner) for e in plan.entries if e.item is not None]
         state: dict[str, Any] = {}
-        rounds = iter(range(2 * repeat))
 
-        def setup() -> None:  # a fresh copy of last week's backlog, opened and indexed (untimed)
+        def setup() -> None:  # a fresh copy of last week's backlog, opened (untimed)
             old = state.pop("store", None)
             if old is not None:
                 old.close()
-            target = work / f"run{next(rounds)}"
-            shutil.copytree(base, target)
-            store = JsonlBacklogStore(target, clock=clock)
-            store.get("bl_0")
-            state["store"] = store
+            state["store"] = copies.fresh()
             gc.collect()  # neither side inherits collection work from the setup or the other side
 
         def ours() -> None:
@@ -122,10 +187,11 @@ def run(report: Report, *, services: int, cap: int, repeat: int) -> None:
         ours_s, floor_s = interleaved(ours, floor, repeat=repeat, setup=setup, budget_s=120)
         if "store" in state:
             state["store"].close()
-        label = (f"Weekly generation end to end, {services} services, cap {cap} "
+        on = "" if backend == "jsonl" else f" ({copies.name})"
+        label = (f"Weekly generation end to end{on}, {services} services, cap {cap} "
                  f"({len(requests)} written, {seeded['created']} last week)")
         report.add(ratio_row(label, ours_s, floor_s, goal_ratio=1.5,
-                             note="floor: the store's upsert_many of the plan's requests (JSONL)"))
+                             note=f"floor: the store's upsert_many of the plan's requests ({copies.name})"))
     finally:
+        copies.close()
         shutil.rmtree(work, ignore_errors=True)
-

@@ -27,6 +27,8 @@ def main() -> int:
     parser.add_argument("--pg-batch", type=int, help="Postgres upsert batch (default 10000, quick 4000)")
     parser.add_argument("--services", type=int, help="digest services for generation (default 5000, quick 300)")
     parser.add_argument("--cap", type=int, help="generation cap, max_items_per_run (default 10000, quick 600)")
+    parser.add_argument("--gen-backend", choices=["jsonl", "postgres"], default="jsonl",
+                        help="the backlog generation runs against (default jsonl, the default backend)")
     parser.add_argument("--http-items", type=int, help="JSONL items behind the HTTP server (default 100000, "
                                                        "quick 20000)")
     parser.add_argument("--http-seconds", type=float, help="wrk duration per run (default 10, quick 5)")
@@ -55,7 +57,7 @@ def main() -> int:
         from bench import gen_bench
 
         gen_bench.run(report, services=args.services or (300 if quick else 5_000),
-                      cap=args.cap or (600 if quick else 10_000), repeat=repeat)
+                      cap=args.cap or (600 if quick else 10_000), repeat=repeat, backend=args.gen_backend)
     if "http" in groups:
         from bench import http_bench
 

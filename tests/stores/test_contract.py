@@ -220,6 +220,23 @@ class TestList:
         assert len(seen) == len(set(seen))
 
 
+    def test_fields_narrow_the_records_not_the_page(self, store: BacklogStore) -> None:
+        self.seed(store)
+        wanted = ("status", "meta", "dedupe_key")
+        for query in (ItemQuery(env="prod", limit=2), ItemQuery(env="prod", active=True, limit=500)):
+            whole = store.list(query)
+            narrow = store.list(query, fields=wanted)
+            assert [r["id"] for r in narrow.items] == [r["id"] for r in whole.items]
+            assert narrow.next_cursor == whole.next_cursor
+            for full, part in zip(whole.items, narrow.items, strict=True):
+                assert {k: part[k] for k in ("id", *wanted)} == {k: full[k] for k in ("id", *wanted)}
+
+    def test_unknown_fields_are_refused_on_every_backend(self, store: BacklogStore) -> None:
+        self.seed(store)
+        with pytest.raises(ValueError, match="not item record fields: \\['colour'\\]"):
+            store.list(ItemQuery(), fields=("status", "colour"))
+
+
 class TestDashboard:
     def test_numbers_match_an_independent_count(self, store: BacklogStore) -> None:
         today = date(2026, 11, 26)

@@ -220,6 +220,19 @@ def test_records_have_the_memory_store_shape(dsn: str, clock: FixedClock) -> Non
         pg.close()
 
 
+def test_a_list_with_fields_fetches_only_those_columns(traced: Traced) -> None:
+    """Carry-over and the weeks-open gauge page through every active item of an env: the texts,
+    most of each row, must not travel (a 10k-item env took 0.75 s whole, 0.06 s narrow)."""
+    traced.store.upsert(item("narrow", description="d" * 2000, meta={"weeks_open": 2}), actor="gen")
+    whole = traced.store.list(ItemQuery())
+    narrow = traced.store.list(ItemQuery(), fields=("status", "meta"))
+    assert list(narrow.items[0]) == ["id", "status", "meta"]
+    assert narrow.items[0] == {k: whole.items[0][k] for k in ("id", "status", "meta")}
+    sent = [m for m in traced.messages(lambda: traced.store.list(ItemQuery(), fields=("meta",)))
+            if "\tDataRow\t" in m]
+    assert len(sent) == 1 and "dddd" not in sent[0]
+
+
 def test_cleanup_is_one_delete_and_events_cascade(dsn: str, clock: FixedClock) -> None:
     store = PostgresBacklogStore(dsn, clock=clock)
     try:

@@ -19,6 +19,11 @@ from services.router.domain.models import ItemInput, new_id
 from services.router.domain.transitions import check_transition
 
 Record = dict[str, Any]
+# An item record's fields, in the order every backend writes them.
+RECORD_FIELDS: tuple[str, ...] = (
+    "id", "env", "service", "category", "title", "description", "priority", "status", "owner", "due_date",
+    "created_at", "updated_at", "source", "dedupe_key", "evidence_refs", "tags", "meta", "rev",
+)
 Action = Literal["created", "updated", "unchanged"]
 
 # Fields an upsert may change on an existing item (DESIGN §4); everything else is kept.

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.router.domain.changes import RECORD_FIELDS
 from services.router.domain.enums import ACTIVE_STATUSES, Priority, Status
 from services.router.domain.models import Slug
 from services.router.domain.transitions import is_overdue
@@ -46,6 +48,14 @@ class ItemQuery(BaseModel):
         if self.overdue is not None and is_overdue(record["status"], record["due_date"], today) != self.overdue:
             return False
         return not (self.cursor is not None and record["id"] <= self.cursor)
+
+
+def check_fields(fields: Collection[str] | None) -> None:
+    """``BacklogStore.list(fields=…)`` names record fields only: the same mistake fails the same
+    way on every backend (Postgres would otherwise fail in SQL, the others not at all)."""
+    unknown = set(fields or ()) - set(RECORD_FIELDS)
+    if unknown:
+        raise ValueError(f"not item record fields: {sorted(unknown)}")
 
 
 class Page(BaseModel):

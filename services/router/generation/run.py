@@ -39,6 +39,9 @@ from services.router.stores.base import BacklogStore, UpsertRequest
 # How far back a closed item can end a streak that an older active item would continue.
 MAX_GAP_WEEKS = 106
 STORE_ACTIONS: dict[str, Action] = {"created": "create", "updated": "update", "unchanged": "unchanged"}
+# What carry-over reads of an earlier item (``generated_week``, ``plan.streak_from``): on Postgres
+# the env's active items are fetched with these columns only, not their texts.
+EARLIER_ITEM_FIELDS = ("id", "env", "service", "category", "status", "dedupe_key", "meta")
 
 
 def is_stale(facts: DigestFacts, today: date) -> bool:
@@ -68,7 +71,7 @@ def earlier_history(
     latest: dict[tuple[str, str], tuple[int, int]] = {}
     cursor: str | None = None
     while True:
-        page = store.list(ItemQuery(env=env, active=True, limit=MAX_PAGE, cursor=cursor))
+        page = store.list(ItemQuery(env=env, active=True, limit=MAX_PAGE, cursor=cursor), fields=EARLIER_ITEM_FIELDS)
         for r in page.items:
             service, category = r["service"], r["category"]
             categories = problems.get(service)

@@ -33,7 +33,7 @@ import builtins
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -243,8 +243,8 @@ class AutoBacklogStore:
     def get_many_by_dedupe_key(self, keys: Sequence[str]) -> dict[str, Record]:
         return self._read(lambda s: s.get_many_by_dedupe_key(keys))
 
-    def list(self, query: ItemQuery) -> Page:
-        return self._read(lambda s: s.list(query))
+    def list(self, query: ItemQuery, *, fields: Collection[str] | None = None) -> Page:
+        return self._read(lambda s: s.list(query, fields=fields))
 
     def events(self, item_id: str) -> builtins.list[Record]:
         return self._read(lambda s: s.events(item_id))

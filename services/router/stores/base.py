@@ -14,7 +14,7 @@ import functools
 import itertools
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -32,7 +32,7 @@ from services.router.domain.changes import (
 )
 from services.router.domain.enums import CLOSED_STATUSES, Status
 from services.router.domain.models import ItemInput
-from services.router.domain.queries import ItemQuery, OverdueIds, Page
+from services.router.domain.queries import ItemQuery, OverdueIds, Page, check_fields
 from services.router.errors import NotFound, ValidationFailed
 
 DEFAULT_OWNER = "oncall"
@@ -73,7 +73,11 @@ class BacklogStore(Protocol):
     def get(self, item_id: str) -> Record | None: ...
     def get_by_dedupe_key(self, key: str) -> Record | None: ...
     def get_many_by_dedupe_key(self, keys: Sequence[str]) -> dict[str, Record]: ...
-    def list(self, query: ItemQuery) -> Page: ...
+    def list(self, query: ItemQuery, *, fields: Collection[str] | None = None) -> Page:
+        """One page of ``query``. ``fields``: the only fields the caller reads; each record then
+        holds at least those and ``id`` (a backend that must fetch rows fetches only those)."""
+        ...
+
     def upsert(self, item: ItemInput, *, actor: str, fallback_owner: str = DEFAULT_OWNER) -> WriteResult: ...
     def upsert_many(self, requests: Sequence[UpsertRequest], *, actor: str) -> builtins.list[WriteResult]: ...
     def set_status(self, item_id: str, status: Status, *, actor: str, message: str = "") -> WriteResult: ...
@@ -311,7 +315,8 @@ class IndexedStore:
         return {k: v for k, v in found.items() if v is not None}
 
     @reading
-    def list(self, query: ItemQuery) -> Page:
+    def list(self, query: ItemQuery, *, fields: Collection[str] | None = None) -> Page:
+        check_fields(fields)  # otherwise ignored: the records are in memory, and copied either way
         today = self.clock.now().date()
         if query.overdue is True:
             # Only overdue items can match: walk those (the aggregates know them), not every item.

@@ -8,25 +8,30 @@ lists/dicts — so a record read from Postgres compares equal to the one the mem
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import orjson
 
-from services.router.domain.changes import Record
+from services.router.domain.changes import RECORD_FIELDS, Record
 from services.router.domain.enums import ACTIVE_STATUSES, ALL_PRIORITIES
-from services.router.domain.queries import ItemQuery
+from services.router.domain.queries import ItemQuery, check_fields
 
 TS = """'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'"""
 ACTIVE_SQL = "(" + ", ".join(f"'{s}'" for s in sorted(ACTIVE_STATUSES)) + ")"
 
-ITEM_COLUMNS = (
-    "id, env, service, category, title, description, priority, status, owner, "
-    "to_char(due_date, 'YYYY-MM-DD') AS due_date, "
-    f"to_char(created_at AT TIME ZONE 'UTC', {TS}) AS created_at, "
-    f"to_char(updated_at AT TIME ZONE 'UTC', {TS}) AS updated_at, "
-    "source, dedupe_key, evidence_refs, tags, meta, rev"
-)
+# A record's fields, each as the SQL that reads it in canonical form, in record order.
+ITEM_FIELDS: dict[str, str] = {
+    "id": "id", "env": "env", "service": "service", "category": "category", "title": "title",
+    "description": "description", "priority": "priority", "status": "status", "owner": "owner",
+    "due_date": "to_char(due_date, 'YYYY-MM-DD') AS due_date",
+    "created_at": f"to_char(created_at AT TIME ZONE 'UTC', {TS}) AS created_at",
+    "updated_at": f"to_char(updated_at AT TIME ZONE 'UTC', {TS}) AS updated_at",
+    "source": "source", "dedupe_key": "dedupe_key", "evidence_refs": "evidence_refs", "tags": "tags",
+    "meta": "meta", "rev": "rev",
+}
+ITEM_COLUMNS = ", ".join(ITEM_FIELDS.values())
+assert tuple(ITEM_FIELDS) == RECORD_FIELDS, "the select list must read every record field"
 EVENT_COLUMNS = (
     f"e.id, e.item_id, to_char(e.ts AT TIME ZONE 'UTC', {TS}) AS ts, e.type, e.actor, e.message, e.meta, e.item_rev"
 )
@@ -176,8 +181,17 @@ def event_record(row: dict[str, Any]) -> Record:
     return {k: row[k] for k in ("id", "item_id", "ts", "type", "actor", "message", "meta", "item_rev")}
 
 
-def list_query(query: ItemQuery, today: Any) -> tuple[str, list[Any]]:
-    """``ItemQuery.matches`` as SQL: the same filters, ordered by id, keyset-paged."""
+def item_columns(fields: Collection[str] | None) -> str:
+    """The select list for records holding ``fields`` and ``id`` (the paging cursor); None: whole."""
+    if fields is None:
+        return ITEM_COLUMNS
+    check_fields(fields)
+    return ", ".join(sql for name, sql in ITEM_FIELDS.items() if name == "id" or name in fields)
+
+
+def list_query(query: ItemQuery, today: Any, fields: Collection[str] | None = None) -> tuple[str, list[Any]]:
+    """``ItemQuery.matches`` as SQL: the same filters, ordered by id, keyset-paged; the columns of
+    ``fields`` only, when given (``item_columns``)."""
     where: list[str] = []
     params: list[Any] = []
     for name in ("env", "service", "owner", "category"):
@@ -201,7 +215,7 @@ def list_query(query: ItemQuery, today: Any) -> tuple[str, list[Any]]:
         params.append(query.cursor)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     params.append(query.limit + 1)
-    return f"{SELECT_ITEM}{clause} ORDER BY id LIMIT %s", params
+    return f"SELECT {item_columns(fields)} FROM backlog_items{clause} ORDER BY id LIMIT %s", params
 
 
 def overdue_ids_query(env: str | None, priority: str | None) -> str:
