@@ -8,6 +8,7 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 import yaml
 from fastapi.testclient import TestClient
@@ -153,6 +154,24 @@ def test_generation_record_round_trip_and_tolerance(tmp_path: Path) -> None:
     assert last_generation(tmp_path, "prod") is None
     with pytest.raises(ValueError):
         generation_path(tmp_path, "../etc")
+
+
+def test_generation_record_is_parsed_again_only_after_a_new_run(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """/metrics reads it on every scrape; a large run's record is megabytes."""
+    record_last_generation(tmp_path, {"env": "prod", "held_back": 3, "items": []}, action="auto_generate_weekly",
+                           ran_at=NOW)
+    parsed: list[bytes] = []
+    real = orjson.loads
+    monkeypatch.setattr(orjson, "loads", lambda data: parsed.append(data) or real(data))
+    for _ in range(3):
+        record = last_generation(tmp_path, "prod")
+        assert record is not None and record.held_back_count == 3
+    assert len(parsed) == 1
+    record_last_generation(tmp_path, {"env": "prod", "held_back": 5, "items": []}, action="auto_generate_weekly",
+                           ran_at=NOW)
+    record = last_generation(tmp_path, "prod")
+    assert record is not None and record.held_back_count == 5 and len(parsed) == 2
 
 
 def test_weeks_open_buckets_and_overdue_start() -> None:

@@ -11,7 +11,7 @@ Two sources, each small and read-only here:
   through ``run_governance_job.py`` are not recorded there; their last success is unknown here.
 
 Both are files or rows written by other processes, so reads are tolerant (a torn line is
-skipped) and cached on the file's size and mtime (JSONL) or for a minute (Postgres), so a
+skipped) and cached until the file changes (JSONL, ``file_cache``) or for a minute (Postgres), so a
 scrape every 15 s costs a ``stat``.
 """
 
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from services.router.errors import StoreUnavailable
+from services.router.file_cache import ChangedFileCache
 from services.router.jobs.registry import TaskRegistry, default_registry_path, load_registry
 from services.router.jobs.runs import RunRecord
 from services.router.jobs.scheduler import state_dir as scheduler_state_dir
@@ -69,27 +70,25 @@ class JsonlJobLedgerReader:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._cache: tuple[tuple[int, int], dict[str, JobRuns]] | None = None
+        self._cache = ChangedFileCache(read_ledger)
 
     def runs(self) -> dict[str, JobRuns]:
         try:
-            stat = self.path.stat()
+            return self._cache.get(self.path)
         except FileNotFoundError:
             return {}
-        key = (stat.st_size, stat.st_mtime_ns)
-        if self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
-        latest: dict[tuple[str, datetime], RunRecord] = {}
-        with self.path.open(encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                try:
-                    record = RunRecord.from_json(json.loads(line))
-                except (ValueError, TypeError, KeyError, AttributeError):
-                    continue  # a torn last line, or a line from a newer format
-                latest[(record.job, record.slot)] = record
-        summary = summarize_runs(list(latest.values()))
-        self._cache = (key, summary)
-        return summary
+
+
+def read_ledger(path: Path) -> dict[str, JobRuns]:
+    latest: dict[tuple[str, datetime], RunRecord] = {}
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            try:
+                record = RunRecord.from_json(json.loads(line))
+            except (ValueError, TypeError, KeyError, AttributeError):
+                continue  # a torn last line, or a line from a newer format
+            latest[(record.job, record.slot)] = record
+    return summarize_runs(list(latest.values()))
 
 
 PG_RUNS_SQL = (

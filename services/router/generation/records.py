@@ -21,6 +21,7 @@ import orjson
 
 from services.router.clock import iso_z, parse_utc
 from services.router.durable import write_atomic
+from services.router.file_cache import ChangedFileCache
 
 log = logging.getLogger("backlog.generation")
 
@@ -90,12 +91,21 @@ def parse_generation(env: str, data: Any) -> GenerationRecord | None:
     )
 
 
+def _read_record(path: Path) -> GenerationRecord | None:
+    env = path.name[len("last_"):-len(".json")]
+    # orjson, as it was written: a run lists every candidate
+    return parse_generation(env, orjson.loads(path.read_bytes()))
+
+
+# /metrics and the dashboard read the records on every scrape or page; runs rewrite them weekly.
+_records: ChangedFileCache[GenerationRecord | None] = ChangedFileCache(_read_record)
+
+
 def last_generation(state_dir: Path, env: str) -> GenerationRecord | None:
-    """The env's last recorded generation run; None when there is none (or it cannot be read)."""
+    """The env's last recorded generation run; None when there is none (or it cannot be read).
+    Shared between callers (read-only): parsed again only when the file changed."""
     try:
-        path = generation_path(state_dir, env)
-        # orjson, as it was written: /metrics reads it on every scrape, and a run lists every candidate
-        return parse_generation(env, orjson.loads(path.read_bytes()))
+        return _records.get(generation_path(state_dir, env))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
