@@ -51,9 +51,12 @@ def build_runtime(
     settings: Settings | None = None, *, clock: Clock | None = None, store: BacklogStore | None = None,
     policy_path: Path | None = None,
 ) -> Runtime:
+    from services.router.signals.backend import attach_outage_replay
+
     settings = settings or load_settings()
     clock = clock or default_clock()
     store = store or open_store(settings, clock=clock)
+    attach_outage_replay(store, settings)  # the Auto store's recovery replays signals too
     return Runtime(settings, clock, store, build_registry(), policy_path)
 
 

@@ -3,7 +3,9 @@
 Signals are keyed by (``kind``, ``id``): a resend replaces the stored version only when
 something changed, so a webhook retried ten times writes once. Snapshots are keyed by
 (``env``, ``service``, ``slot``) where ``slot`` is the hour the score describes: a re-run in the
-same hour replaces it, and a re-run that computes the same score writes nothing.
+same hour replaces it, and a re-run that computes the same score writes nothing. A replay of
+snapshots computed earlier (``keep_newer``: the Auto store's outage journal) never replaces one
+computed later.
 
 ``IndexedSignalStore`` is the whole memory backend (dicts under a lock, as simple as a mock);
 the JSONL backend adds a file log under the same planning code, so both behave identically.
@@ -12,7 +14,7 @@ the JSONL backend adds a file log under the same planning code, so both behave i
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -83,7 +85,7 @@ class SignalStore(Protocol):
         since: datetime | None = None, until: datetime | None = None,
     ) -> list[AnySignal]: ...
     def services(self, env: str | None = None) -> list[tuple[str, str]]: ...
-    def put_snapshots(self, snapshots: Sequence[RiskSnapshot]) -> int: ...
+    def put_snapshots(self, snapshots: Sequence[RiskSnapshot], *, keep_newer: bool = False) -> int: ...
     def snapshots(
         self, *, env: str | None = None, service: str | None = None,
         since: datetime | None = None, until: datetime | None = None,
@@ -133,6 +135,27 @@ def is_stale(old: AnySignal, new: AnySignal) -> bool:
     )
 
 
+SnapshotKey = tuple[str, str, datetime]
+
+
+def plan_snapshots(
+    existing: Mapping[SnapshotKey, RiskSnapshot], snapshots: Sequence[RiskSnapshot], *, keep_newer: bool = False
+) -> list[RiskSnapshot]:
+    """Which snapshots to write: new slots and changed scores; the last of a slot in a batch wins.
+
+    ``keep_newer`` is for snapshots computed a while ago and written only now (replaying what
+    was accepted on JSONL during a Postgres outage): a stored snapshot computed later is the
+    newer re-run of that hour, so the replayed one is older news and must not replace it.
+    """
+    writes: list[RiskSnapshot] = []
+    for key, snap in {s.key: s for s in snapshots}.items():
+        old = existing.get(key)
+        if old is not None and (old.same_score(snap) or (keep_newer and old.computed_at > snap.computed_at)):
+            continue
+        writes.append(snap)
+    return writes
+
+
 def matches(
     signal: AnySignal, env: str | None, service: str | None, kinds: frozenset[str] | None,
     since: datetime | None, until: datetime | None,
@@ -158,7 +181,7 @@ class IndexedSignalStore:
 
     def __init__(self) -> None:
         self.signals: dict[tuple[str, str], AnySignal] = {}
-        self.snaps: dict[tuple[str, str, datetime], RiskSnapshot] = {}
+        self.snaps: dict[SnapshotKey, RiskSnapshot] = {}
         self._mutex = threading.RLock()
 
     # -- hooks (JSONL overrides) ---------------------------------------------------------
@@ -216,10 +239,9 @@ class IndexedSignalStore:
         return sorted(pairs)
 
     # -- snapshots -----------------------------------------------------------------------
-    def put_snapshots(self, snapshots: Sequence[RiskSnapshot]) -> int:
-        latest = {s.key: s for s in snapshots}
+    def put_snapshots(self, snapshots: Sequence[RiskSnapshot], *, keep_newer: bool = False) -> int:
         with self._locked_snapshots():
-            writes = [s for k, s in latest.items() if k not in self.snaps or not self.snaps[k].same_score(s)]
+            writes = plan_snapshots(self.snaps, snapshots, keep_newer=keep_newer)
             if writes:
                 self._persist_snapshots(writes)
         return len(writes)

@@ -23,7 +23,7 @@ from psycopg_pool import ConnectionPool
 
 from services.router.errors import StoreUnavailable
 from services.router.signals.models import AnySignal, parse_signal
-from services.router.signals.store import RiskSnapshot, UpsertOutcome, plan_upsert
+from services.router.signals.store import RiskSnapshot, UpsertOutcome, plan_snapshots, plan_upsert
 
 UPSERT_SIGNAL = """
 INSERT INTO signals (kind, id, env, service, occurred_at, data, updated_at)
@@ -45,8 +45,11 @@ class PostgresSignalStore:
     backend = "postgres"
 
     def __init__(self, dsn: str, *, connect_timeout_seconds: float = 3.0, max_size: int = 4) -> None:
+        # ``check``: the pool outlives outages, and a restarted server leaves its connections dead;
+        # unchecked, the first call after one (the replay of what the outage journaled) would fail.
         self._pool = ConnectionPool(
             dsn, min_size=1, max_size=max_size, open=False, name="signal-store",
+            check=ConnectionPool.check_connection,
             kwargs={"connect_timeout": max(1, int(connect_timeout_seconds))},
         )
         try:
@@ -107,11 +110,11 @@ class PostgresSignalStore:
             return [(r[0], r[1]) for r in conn.execute(query, params).fetchall()]
 
     # -- snapshots -----------------------------------------------------------------------
-    def put_snapshots(self, snapshots: Sequence[RiskSnapshot]) -> int:
-        latest = {s.key: s for s in snapshots}
-        if not latest:
+    def put_snapshots(self, snapshots: Sequence[RiskSnapshot], *, keep_newer: bool = False) -> int:
+        keys = list(dict.fromkeys(s.key for s in snapshots))
+        if not keys:
             return 0
-        envs, services, slots = zip(*latest, strict=True)
+        envs, services, slots = zip(*keys, strict=True)
         query = (
             f"SELECT {SNAPSHOT_COLUMNS} FROM risk_snapshots WHERE (env, service, slot) IN "
             "(SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[])) FOR UPDATE"
@@ -119,7 +122,7 @@ class PostgresSignalStore:
         with self._transaction() as conn:
             rows = conn.execute(query, (list(envs), list(services), list(slots))).fetchall()
             existing = {s.key: s for s in map(snapshot_of, rows)}
-            writes = [s for k, s in latest.items() if k not in existing or not existing[k].same_score(s)]
+            writes = plan_snapshots(existing, snapshots, keep_newer=keep_newer)
             if writes:
                 with conn.cursor() as cur:
                     cur.executemany(UPSERT_SNAPSHOT, [

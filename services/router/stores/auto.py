@@ -16,6 +16,11 @@
   ``"backend"``/``"degraded"``, and ``cleanup`` is skipped (returns 0; the reason is in
   ``last_cleanup_skipped_reason``): it must not delete from a copy that is not the truth.
 - Without any DSN there is nothing to fall back from: plain JSONL, not degraded, no journal.
+- Other data served from JSONL while degraded (signals and risk snapshots) is replayed by
+  *recovery hooks* its own layer registers (``add_recovery_hook``): run after the journal's
+  replay on every switch back, and on each periodic check while on Postgres. This store knows
+  nothing of what they replay; a hook that fails is logged and retried at the next check, and
+  does not keep the backlog degraded (its layer must not serve an incomplete Postgres meanwhile).
 
 Reads on the fallback see what the JSONL files hold (items written there, now or in an earlier
 outage), not Postgres' copy. A status change or comment is accepted on the fallback only for an
@@ -59,6 +64,7 @@ from services.router.stores.postgres import OpContext, PostgresBacklogStore, is_
 
 log = logging.getLogger("backlog_store")
 R = TypeVar("R")
+RecoveryHook = Callable[[], None]
 NO_DSN = "no Postgres DSN configured (BACKLOG_POSTGRES_DSN / POSTGRES_DSN)"
 
 
@@ -84,6 +90,7 @@ class AutoBacklogStore:
         self._mutex = threading.RLock()
         self._next_check = 0.0
         self._created_on_fallback: set[str] = set()  # ids the fallback created in this outage
+        self._recovery_hooks: dict[str, RecoveryHook] = {}
         with self._mutex:
             if self._dsn:
                 self._connect()
@@ -117,6 +124,7 @@ class AutoBacklogStore:
         except BaseException:
             store.close()
             raise
+        self._run_recovery_hooks()
         self._pg, self.backend, self.reason = store, "postgres", None
         self._created_on_fallback.clear()  # replayed: the fallback's copies are history now
         log.info("using PostgresBacklogStore")
@@ -132,6 +140,25 @@ class AutoBacklogStore:
             log.warning("using JsonlBacklogStore")
         else:
             log.info("still no Postgres (%s); next retry in %ss", reason, self._retry)
+
+    def add_recovery_hook(self, name: str, hook: RecoveryHook) -> None:
+        """Have ``hook`` replay its own layer's fallback writes whenever Postgres is back.
+
+        Registered by name, so wiring the same layer twice (two runtimes on one store) replaces
+        rather than doubles it. Hooks must be idempotent and cheap when there is nothing to do.
+        """
+        with self._mutex:
+            self._recovery_hooks[name] = hook
+
+    def _run_recovery_hooks(self) -> None:
+        """Caller holds the mutex. A failure is logged, never raised: see the module docstring."""
+        for name, hook in list(self._recovery_hooks.items()):
+            try:
+                hook()
+            except Exception as exc:
+                detail = exc.message if isinstance(exc, StoreUnavailable) else f"{type(exc).__name__}: {exc}"
+                log.warning("replay of %s accepted on the fallback failed (%s); retrying at the next check",
+                            name, scrub(detail, self._dsn))
 
     def _lost(self, pg: PostgresBacklogStore, exc: StoreUnavailable) -> None:
         """A call on Postgres failed for want of Postgres: switch to the fallback."""
@@ -165,6 +192,8 @@ class AutoBacklogStore:
                         replay(self._journal, pg)
                 except StoreUnavailable as exc:
                     self._lost(pg, exc)
+                    return
+            self._run_recovery_hooks()
 
     def _fallback(self) -> JsonlBacklogStore:
         with self._mutex:

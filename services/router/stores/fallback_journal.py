@@ -18,36 +18,33 @@ run again applies every op exactly once. The journal is emptied only after a com
 An op Postgres refuses for good (not an outage) goes to ``fallback_journal.failed.jsonl`` for
 an operator instead of blocking the switch back. Writers and the replayer of one directory —
 threads or processes — are serialized by a lock (mutex + ``flock``).
+
+The file itself (fsynced appends, the lock, the in-place clear) is ``journal_file.JournalFile``.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
-import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from services.router.clock import parse_utc
 from services.router.domain.enums import Status
 from services.router.domain.models import ItemInput
 from services.router.errors import StoreUnavailable
 from services.router.stores.base import UpsertRequest
+from services.router.stores.journal_file import JournalFile
 from services.router.stores.jsonl_log import checkpoint
 from services.router.stores.postgres import OpContext, PostgresBacklogStore
 
 log = logging.getLogger("backlog_store")
 
-JOURNAL_FILE = "fallback_journal.jsonl"
-FAILED_FILE = "fallback_journal.failed.jsonl"
-LOCK_FILE = ".fallback_journal.lock"
+JOURNAL_NAME = "fallback_journal"
+JOURNAL_FILE = f"{JOURNAL_NAME}.jsonl"
+FAILED_FILE = f"{JOURNAL_NAME}.failed.jsonl"
+LOCK_FILE = f".{JOURNAL_NAME}.lock"
 INTENTS = ("upsert", "status", "comment")
 
 
@@ -59,65 +56,17 @@ class JournalOp:
     ids: dict[str, str] = field(default_factory=dict)
 
 
-class Journal:
+class Journal(JournalFile):
+    """The backlog's journal, ``fallback_journal.jsonl`` beside the JSONL store."""
+
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.path = directory / JOURNAL_FILE
-        self.failed_path = directory / FAILED_FILE
-        self._mutex = threading.RLock()
-        self._lock_fd: int | None = None
-
-    @contextmanager
-    def locked(self) -> Iterator[None]:
-        with self._mutex:
-            if self._lock_fd is None:
-                self.directory.mkdir(parents=True, exist_ok=True)
-                self._lock_fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-
-    def append(self, record: dict[str, Any], *, sync: bool = True, path: Path | None = None) -> None:
-        """One line; ``sync`` makes it durable before the caller acknowledges anything."""
-        target = path or self.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, orjson.dumps(record) + b"\n")
-            if sync:
-                os.fsync(fd)
-        except OSError as exc:
-            raise StoreUnavailable(f"fallback journal write failed: {exc.strerror or exc}") from exc
-        finally:
-            os.close(fd)
-
-    def has_pending(self) -> bool:
-        try:
-            return self.path.stat().st_size > 0
-        except FileNotFoundError:
-            return False
+        super().__init__(directory, JOURNAL_NAME)
 
     def read(self) -> list[JournalOp]:
-        """Intents in order, with their ``done`` ids folded in and aborted ones dropped.
-
-        A torn last line (a crash mid-append) is skipped: its write was never acknowledged.
-        """
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return []
+        """Intents in order, with their ``done`` ids folded in and aborted ones dropped."""
         ops: dict[str, JournalOp] = {}
-        for number, raw in enumerate(data.split(b"\n"), 1):
-            if not raw.strip():
-                continue
-            try:
-                record = orjson.loads(raw)
-                op_id, kind = record["op_id"], record["kind"]
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                log.warning("fallback journal: skipping unreadable line %d", number)
-                continue
+        for record in self.records():
+            op_id, kind = record["op_id"], record["kind"]
             if kind in INTENTS:
                 ops.setdefault(op_id, JournalOp(op_id, kind, record))
             elif kind == "done" and op_id in ops:
@@ -125,24 +74,6 @@ class Journal:
             elif kind == "abort":
                 ops.pop(op_id, None)
         return list(ops.values())
-
-    def clear(self) -> None:
-        """Empty the journal in place (same inode: other processes keep appending to it)."""
-        try:
-            fd = os.open(self.path, os.O_WRONLY)
-        except FileNotFoundError:
-            return
-        try:
-            os.ftruncate(fd, 0)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def close(self) -> None:
-        with self._mutex:
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)
-                self._lock_fd = None
 
 
 def apply_op(pg: PostgresBacklogStore, op: JournalOp) -> str:

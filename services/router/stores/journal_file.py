@@ -1,0 +1,118 @@
+"""A journal of writes accepted on a fallback, as a file: what every such journal needs.
+
+Why separate from what is journaled: the backlog's ``fallback_journal`` and the signals layer's
+``outage_journal`` record different requests and replay them differently, but must make them
+durable the same way — one JSON object a line, fsynced before the caller acknowledges anything;
+a torn last line (a crash mid-append) skipped, since its write was never acknowledged; writers
+and the replayer of one folder (threads or processes) serialized by a mutex + ``flock``; the
+file emptied in place after a complete replay, so other processes keep appending to the same
+inode. Kept free of driver imports: the signals layer loads it in every process.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from services.router.errors import StoreUnavailable
+
+log = logging.getLogger("backlog_store")
+
+
+class JournalFile:
+    """``<name>.jsonl``, ``<name>.failed.jsonl`` and ``.<name>.lock`` in ``directory``."""
+
+    def __init__(self, directory: Path, name: str) -> None:
+        self.directory = directory
+        self.path = directory / f"{name}.jsonl"
+        self.failed_path = directory / f"{name}.failed.jsonl"
+        self._lock_name = f".{name}.lock"
+        self._mutex = threading.RLock()
+        self._lock_fd: int | None = None
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        with self._mutex:
+            if self._lock_fd is None:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                self._lock_fd = os.open(self.directory / self._lock_name, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def append(self, record: dict[str, Any], *, sync: bool = True, path: Path | None = None) -> None:
+        """One line; ``sync`` makes it durable before the caller acknowledges anything.
+
+        After a torn last line the record starts a new line: glued to the fragment, an
+        acknowledged record would be unreadable too. Callers hold ``locked()``.
+        """
+        target = path or self.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            end = os.fstat(fd).st_size
+            torn = end > 0 and os.pread(fd, 1, end - 1) != b"\n"
+            os.write(fd, (b"\n" if torn else b"") + orjson.dumps(record) + b"\n")
+            if sync:
+                os.fsync(fd)
+        except OSError as exc:
+            raise StoreUnavailable(f"fallback journal write failed: {exc.strerror or exc}") from exc
+        finally:
+            os.close(fd)
+
+    def has_pending(self) -> bool:
+        try:
+            return self.path.stat().st_size > 0
+        except FileNotFoundError:
+            return False
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every line that is an object with an ``op_id`` and a ``kind``, in order.
+
+        A torn last line (a crash mid-append) is skipped: its write was never acknowledged.
+        """
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        out: list[dict[str, Any]] = []
+        for number, raw in enumerate(data.split(b"\n"), 1):
+            if not raw.strip():
+                continue
+            try:
+                record = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                record = None
+            if not isinstance(record, dict) or "op_id" not in record or "kind" not in record:
+                log.warning("%s: skipping unreadable line %d", self.path.name, number)
+                continue
+            out.append(record)
+        return out
+
+    def clear(self) -> None:
+        """Empty the journal in place (same inode: other processes keep appending to it)."""
+        try:
+            fd = os.open(self.path, os.O_WRONLY)
+        except FileNotFoundError:
+            return
+        try:
+            os.ftruncate(fd, 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
