@@ -16,6 +16,7 @@ from services.router.clock import FixedClock
 from services.router.stores.base import BacklogStore
 from services.router.stores.jsonl import JsonlBacklogStore
 from services.router.stores.memory import MemoryBacklogStore
+from tests.pg_support import ThrowawayCluster, session_cluster
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 BACKENDS = ["memory", "jsonl", "postgres"]
@@ -62,3 +63,9 @@ def make_store(
 @pytest.fixture
 def store(make_store: StoreFactory) -> BacklogStore:
     return make_store()
+
+
+@pytest.fixture
+def cluster(request: pytest.FixtureRequest) -> ThrowawayCluster:
+    """The session's throwaway Postgres cluster (started on first use; tests may stop it)."""
+    return session_cluster(request)

@@ -250,3 +250,27 @@ def session_cluster(request: pytest.FixtureRequest) -> ThrowawayCluster:
     if not cluster.running:
         cluster.start()
     return cluster
+
+
+def app_database(cluster: ThrowawayCluster, user: str, password: str, dbname: str, *, empty: str) -> str:
+    """The DSN of a test module's database on the throwaway cluster: created and migrated the first
+    time, and its ``empty`` tables (a comma-separated list) truncated every time."""
+    import psycopg
+
+    url = cluster.dsn(user, password, dbname)
+    if not cluster.admin(f"SELECT 1 FROM pg_database WHERE datname = '{dbname}'")[0]:
+        cluster.create_app_database(user, password, dbname)
+        migrate(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {empty} CASCADE")
+    return url
+
+
+class FakeMonotonic:
+    """A monotonic clock a test moves by hand (the Auto store's retry interval)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now

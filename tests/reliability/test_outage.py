@@ -17,16 +17,11 @@ from services.router.errors import StoreUnavailable
 from services.router.settings import Settings
 from services.router.stores.auto import AutoBacklogStore
 from tests.factories import item
-from tests.pg_support import ThrowawayCluster, migrate, session_cluster
+from tests.pg_support import ThrowawayCluster, migrate
 from tests.reliability import outage
 
 pytestmark = pytest.mark.postgres
 SEED = int(os.environ.get("RELIABILITY_SEED", "20261126"))
-
-
-@pytest.fixture
-def cluster(request: pytest.FixtureRequest) -> ThrowawayCluster:
-    return session_cluster(request)
 
 
 def test_outage_under_http_load_loses_nothing(cluster: ThrowawayCluster, tmp_path: Path) -> None:

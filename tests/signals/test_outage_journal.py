@@ -32,7 +32,7 @@ from services.router.signals.store_postgres import PostgresSignalStore
 from services.router.stores.auto import AutoBacklogStore
 from tests.api.conftest import KEYS, make_rbac
 from tests.factories import item
-from tests.pg_support import ThrowawayCluster, migrate, session_cluster
+from tests.pg_support import FakeMonotonic, ThrowawayCluster, app_database
 from tests.signals.builders import alert, deploy, incident
 from tests.signals.test_alertmanager import FIRING
 
@@ -45,29 +45,11 @@ REPO = Path(__file__).resolve().parents[2]
 Run = Callable[..., Any]
 
 
-class FakeMonotonic:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def cluster(request: pytest.FixtureRequest) -> ThrowawayCluster:
-    return session_cluster(request)
-
-
 @pytest.fixture
 def dsn(cluster: ThrowawayCluster) -> str:
     """This module's database on the throwaway cluster, migrated and empty."""
-    url = cluster.dsn(APP_USER, PASSWORD, DB)
-    if not cluster.admin(f"SELECT 1 FROM pg_database WHERE datname = '{DB}'")[0]:
-        cluster.create_app_database(APP_USER, PASSWORD, DB)
-        migrate(url)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE backlog_items, backlog_events, backlog_applied_ops, signals, risk_snapshots CASCADE")
-    return url
+    return app_database(cluster, APP_USER, PASSWORD, DB,
+                        empty="backlog_items, backlog_events, backlog_applied_ops, signals, risk_snapshots")
 
 
 def auto_settings(root: Path, dsn: str | None) -> Settings:

@@ -27,7 +27,7 @@ from services.router.settings import Settings
 from services.router.stores.auto import AutoBacklogStore
 from services.router.stores.fallback_journal import JOURNAL_FILE
 from tests.factories import item
-from tests.pg_support import ThrowawayCluster, migrate, session_cluster
+from tests.pg_support import FakeMonotonic, ThrowawayCluster, app_database
 
 pytestmark = pytest.mark.postgres
 
@@ -38,30 +38,10 @@ RETRY = 300.0
 REPO = Path(__file__).resolve().parents[2]
 
 
-class FakeMonotonic:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def cluster(request: pytest.FixtureRequest) -> ThrowawayCluster:
-    return session_cluster(request)
-
-
 @pytest.fixture
 def dsn(cluster: ThrowawayCluster) -> str:
     """The app database, migrated and empty."""
-    exists = cluster.admin(f"SELECT 1 FROM pg_database WHERE datname = '{DB}'")[0]
-    url = cluster.dsn(APP_USER, CANARY, DB)
-    if not exists:
-        cluster.create_app_database(APP_USER, CANARY, DB)
-        migrate(url)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE backlog_items, backlog_events, backlog_applied_ops CASCADE")
-    return url
+    return app_database(cluster, APP_USER, CANARY, DB, empty="backlog_items, backlog_events, backlog_applied_ops")
 
 
 @pytest.fixture(autouse=True)

@@ -28,6 +28,7 @@ outage) goes to ``signals_journal.failed.jsonl`` for an operator instead of bloc
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -36,11 +37,10 @@ from typing import Any
 
 from services.router.clock import Clock, iso_z
 from services.router.domain.models import new_id
-from services.router.errors import StoreUnavailable
 from services.router.signals.models import AnySignal, parse_signal
 from services.router.signals.store import RiskSnapshot, SignalStore, UpsertOutcome
-from services.router.stores.journal_file import JournalFile
-from services.router.stores.jsonl_log import checkpoint
+from services.router.stores.journal_file import Entry, JournalFile
+from services.router.stores.journal_file import replay as replay_entries
 
 log = logging.getLogger("signal_store")
 
@@ -118,29 +118,17 @@ def apply_request(target: SignalStore, record: dict[str, Any]) -> str:
 
 
 def replay(journal: JournalFile, target: SignalStore) -> Counter[str]:
-    """Apply every journaled request to ``target`` and empty the journal; raises StoreUnavailable
-    (and keeps the journal) when Postgres goes away mid-way. Caller holds ``journal.locked()``."""
-    records = journal.records()
-    outcomes: Counter[str] = Counter()
-    if records:
-        log.info("replaying %d signal write(s) accepted on the JSONL fallback", len(records))
-    for record in records:
-        try:
-            done = apply_request(target, record)
-            log.debug("replayed %s %s: %s", record["kind"], record["op_id"], done)
-            outcomes[record["kind"]] += 1
-        except StoreUnavailable:
-            raise
-        except Exception as exc:  # refused for good: keep it for an operator, do not block
-            outcomes["failed"] += 1
-            log.error("signals journal: %s %s could not be applied: %s: %s; kept in %s", record["kind"],
-                      record["op_id"], type(exc).__name__, exc, journal.failed_path.name)
-            journal.append({**record, "error": f"{type(exc).__name__}: {exc}"}, path=journal.failed_path)
-        checkpoint("signals_replay:after_op")
-    journal.clear()
-    if records:
-        log.info("signals replay done: %s", ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
-    return outcomes
+    """Apply every journaled request to ``target`` and empty the journal (``journal_file.replay``):
+    outcomes by request kind, and ``failed``. Caller holds ``journal.locked()``."""
+    entries = [Entry(f"{r['kind']} {r['op_id']}", r, functools.partial(_outcome, target, r)) for r in journal.records()]
+    return replay_entries(journal, entries, what="signal write(s)", stage="signals_replay:after_op",
+                          logger=log)
+
+
+def _outcome(target: SignalStore, record: dict[str, Any]) -> str:
+    done = apply_request(target, record)
+    log.debug("replayed %s %s: %s", record["kind"], record["op_id"], done)
+    return str(record["kind"])
 
 
 def catch_up(journal: JournalFile, target: SignalStore) -> None:

@@ -24,6 +24,7 @@ The file itself (fsynced appends, the lock, the in-place clear) is ``journal_fil
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,10 +34,9 @@ from typing import Any
 from services.router.clock import parse_utc
 from services.router.domain.enums import Status
 from services.router.domain.models import ItemInput
-from services.router.errors import StoreUnavailable
 from services.router.stores.base import UpsertRequest
-from services.router.stores.journal_file import JournalFile
-from services.router.stores.jsonl_log import checkpoint
+from services.router.stores.journal_file import Entry, JournalFile
+from services.router.stores.journal_file import replay as replay_entries
 from services.router.stores.postgres import OpContext, PostgresBacklogStore
 
 log = logging.getLogger("backlog_store")
@@ -88,26 +88,12 @@ def apply_op(pg: PostgresBacklogStore, op: JournalOp) -> str:
 
 
 def replay(journal: Journal, pg: PostgresBacklogStore) -> Counter[str]:
-    """Apply every journaled op to ``pg`` and empty the journal; raises StoreUnavailable (and
-    keeps the journal) when Postgres goes away mid-way. Caller holds ``journal.locked()``."""
-    ops = journal.read()
-    outcomes: Counter[str] = Counter()
-    if ops:
-        log.info("replaying %d operation(s) accepted on the JSONL fallback", len(ops))
-    for op in ops:
-        try:
-            outcome = apply_op(pg, op)
-        except StoreUnavailable:
-            raise
-        except Exception as exc:  # refused for good: keep it for an operator, do not block
-            outcome = "failed"
-            log.error("fallback journal: op %s (%s) could not be applied: %s: %s; kept in %s", op.op_id, op.kind,
-                      type(exc).__name__, exc, journal.failed_path.name)
-            journal.append({**op.record, "ids": op.ids, "error": f"{type(exc).__name__}: {exc}"},
-                           path=journal.failed_path)
-        outcomes[outcome.split(":")[0]] += 1
-        checkpoint("replay:after_op")
-    journal.clear()
-    if ops:
-        log.info("replay done: %s", ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
-    return outcomes
+    """Apply every journaled op to ``pg`` and empty the journal (``journal_file.replay``): outcomes
+    by kind (``applied``, ``merged``, …, ``failed``). Caller holds ``journal.locked()``."""
+    entries = [Entry(f"op {op.op_id} ({op.kind})", {**op.record, "ids": op.ids},
+                     functools.partial(_outcome, pg, op)) for op in journal.read()]
+    return replay_entries(journal, entries, what="operation(s)", stage="replay:after_op")
+
+
+def _outcome(pg: PostgresBacklogStore, op: JournalOp) -> str:
+    return apply_op(pg, op).split(":")[0]

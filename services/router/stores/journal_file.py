@@ -15,14 +15,17 @@ import fcntl
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from services.router.errors import StoreUnavailable
+from services.router.stores.jsonl_log import checkpoint
 
 log = logging.getLogger("backlog_store")
 
@@ -116,3 +119,43 @@ class JournalFile:
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
                 self._lock_fd = None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One journaled request, ready to re-apply: ``apply`` returns the outcome it is counted as."""
+
+    name: str  # ``op 1f3a… (upsert)``: how the logs name it
+    record: dict[str, Any]  # what the failed file keeps for an operator
+    apply: Callable[[], str]
+
+
+def replay(journal: JournalFile, entries: Sequence[Entry], *, what: str, stage: str,
+           logger: logging.Logger = log) -> Counter[str]:
+    """Apply ``entries`` in order, then empty the journal; the outcomes, counted.
+
+    ``StoreUnavailable`` (Postgres gone again mid-way) propagates and keeps the journal, so the
+    next attempt starts over (each journal's apply is idempotent). Any other error is a refusal
+    for good: the entry goes to the failed file for an operator and the replay goes on, rather
+    than keeping the store degraded forever. ``stage`` names the crash-test checkpoint after each
+    entry; ``logger`` is the journaling layer's. Caller holds ``journal.locked()``.
+    """
+    outcomes: Counter[str] = Counter()
+    if entries:
+        logger.info("replaying %d %s accepted on the JSONL fallback", len(entries), what)
+    for entry in entries:
+        try:
+            outcome = entry.apply()
+        except StoreUnavailable:
+            raise
+        except Exception as exc:  # refused for good: keep it for an operator, do not block
+            outcome = "failed"
+            logger.error("%s: %s could not be applied: %s: %s; kept in %s", journal.path.name, entry.name,
+                         type(exc).__name__, exc, journal.failed_path.name)
+            journal.append({**entry.record, "error": f"{type(exc).__name__}: {exc}"}, path=journal.failed_path)
+        outcomes[outcome] += 1
+        checkpoint(stage)
+    journal.clear()
+    if entries:
+        logger.info("replay of %s done: %s", what, ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
+    return outcomes
