@@ -193,6 +193,6 @@ def run(report: Report, *, rows: int, batch: int, repeat: int) -> None:
         store = PostgresBacklogStore(dsn, clock=FixedClock(NOW))
         try:
             bench_dashboard(report, store, dsn, rows=rows, repeat=max(repeat, 5))
-            bench_upsert(report, store, dsn, rows=rows, batch=batch, repeat=repeat)
+            bench_upsert(report, store, dsn, rows=rows, batch=batch, repeat=max(repeat, 5))
         finally:
             store.close()
