@@ -88,7 +88,9 @@ def signal_store_for(ctx: ToolContext) -> SignalStore:
         except StoreUnavailable as exc:
             if ctx.settings.backlog_backend != "auto":
                 raise
-            log.warning("signal store: %s; using JSONL", exc.message)
+            # the store's messages already say "signal store: …"
+            log.warning("%s; using JSONL", exc.message if exc.message.startswith("signal store") else
+                        f"signal store: {exc.message}")
             backend = "jsonl"
     store = open_signal_store(ctx.settings, backend)
     if backend == "jsonl" and replays_outages(ctx.settings):
