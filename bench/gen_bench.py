@@ -30,7 +30,7 @@ from bench.pg_bench import ADMIN_DSN, scratch_database
 from services.router.clock import FixedClock
 from services.router.generation.candidates import weekly_facts
 from services.router.generation.digest import Found, PlatformDigest, load_platform_digest
-from services.router.generation.run import gc_paused, generate, make_plan
+from services.router.generation.run import gc_paused, generate, make_plan, plan_requests
 from services.router.policy import BacklogPolicy, load_policy
 from services.router.settings import Settings
 from services.router.stores.base import BacklogStore, UpsertRequest
@@ -73,6 +73,17 @@ def write_digest(folder: Path, week: str, services: int, seed: int) -> Path:
     path = folder / f"{week}.json"
     path.write_bytes(orjson.dumps(digest(week, services, seed)))
     return path
+
+
+def capped_policy(cap: int) -> BacklogPolicy:
+    """The repository's policy with ``max_items_per_run`` set to ``cap``."""
+    policy = load_policy(REPO / "config" / "backlog_policy.yml")
+    return policy.model_copy(update={"defaults": policy.defaults.model_copy(update={"max_items_per_run": cap})})
+
+
+def probe_requests(store: BacklogStore, policy: BacklogPolicy, digest_path: Path) -> list[UpsertRequest]:
+    """The floor's requests: exactly what the plan for this digest asks ``store`` to write."""
+    return plan_requests(make_plan(store, policy, weekly_facts(found(digest_path), ENV), today=TODAY))
 
 
 def found(path: Path) -> Found[PlatformDigest]:
@@ -141,8 +152,7 @@ class PostgresCopies:
 
 
 def run(report: Report, *, services: int, cap: int, repeat: int, backend: str = "jsonl") -> None:
-    policy: BacklogPolicy = load_policy(REPO / "config" / "backlog_policy.yml")
-    policy = policy.model_copy(update={"defaults": policy.defaults.model_copy(update={"max_items_per_run": cap})})
+    policy = capped_policy(cap)
     clock = FixedClock(datetime(2026, 11, 23, 7, 0, tzinfo=UTC))
     work = Path(tempfile.mkdtemp(prefix="bench-gen-"))
     copies: JsonlCopies | PostgresCopies = PostgresCopies(clock) if backend == "postgres" else JsonlCopies(work, clock)
@@ -158,11 +168,9 @@ def run(report: Report, *, services: int, cap: int, repeat: int, backend: str = 
                           dry_run=False)
         seed_store.close()
         copies.settle()
-        # The floor's requests: exactly what the plan asks the store to write.
         probe = copies.seeded()
-        plan = make_plan(probe, policy, weekly_facts(found(this_week), ENV), today=TODAY)
+        requests = probe_requests(probe, policy, this_week)
         probe.close()
-        requests = [UpsertRequest(e.item, e.candidate.owner) for e in plan.entries if e.item is not None]
         state: dict[str, Any] = {}
 
         def setup() -> None:  # a fresh copy of last week's backlog, opened (untimed)

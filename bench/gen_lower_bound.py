@@ -32,13 +32,13 @@ from typing import Any
 
 import orjson
 
-from bench.gen_bench import ENV, LAST_WEEK, REPO, TODAY, WEEK, found, write_digest
+from bench.gen_bench import ENV, LAST_WEEK, TODAY, WEEK, capped_policy, found, probe_requests, write_digest
 from services.router.clock import FixedClock
 from services.router.domain.enums import ACTIVE_STATUSES, Source
 from services.router.domain.models import ItemInput
 from services.router.generation.candidates import PRIORITY_RANK, weekly_facts
-from services.router.generation.run import gc_paused, generate, make_plan
-from services.router.policy import BacklogPolicy, load_policy
+from services.router.generation.run import gc_paused, generate
+from services.router.policy import BacklogPolicy
 from services.router.stores.base import UpsertRequest
 from services.router.stores.jsonl import JsonlBacklogStore
 
@@ -111,9 +111,7 @@ def main() -> None:
     parser.add_argument("--cap", type=int, default=10000, help="the product's cap for the floor's requests")
     parser.add_argument("--repeat", type=int, default=4)
     args = parser.parse_args()
-    policy = load_policy(REPO / "config" / "backlog_policy.yml")
-    policy = policy.model_copy(update={"defaults": policy.defaults.model_copy(
-        update={"max_items_per_run": args.cap})})
+    policy = capped_policy(args.cap)
     clock = FixedClock(datetime(2026, 11, 23, 7, 0, tzinfo=UTC))
     work = Path(tempfile.mkdtemp(prefix="bench-lean-"))
     try:
@@ -124,9 +122,8 @@ def main() -> None:
         generate(seed_store, policy, weekly_facts(found(last_week), ENV), today=TODAY, actor="bench", dry_run=False)
         seed_store.close()
         probe = JsonlBacklogStore(base, clock=clock)  # the row's floor: the product plan's requests
-        plan = make_plan(probe, policy, weekly_facts(found(this_week), ENV), today=TODAY)
+        requests = probe_requests(probe, policy, this_week)
         probe.close()
-        requests = [UpsertRequest(e.item, e.candidate.owner) for e in plan.entries if e.item is not None]
         samples: dict[str, list[float]] = {"lean": [], "floor": []}
         written = 0
         for n in range(args.repeat):

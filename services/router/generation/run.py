@@ -121,9 +121,15 @@ def make_plan(store: BacklogStore, policy: BacklogPolicy, facts: DigestFacts, *,
     return build_plan(selection, existing, earlier, prefix=prefix, history=history)
 
 
+def plan_requests(plan: Plan) -> list[UpsertRequest]:
+    """What applying ``plan`` asks the store to write: every entry not held back, in rank order
+    (the candidate's owner only as the fallback: an existing item keeps its owner)."""
+    return [UpsertRequest(e.item, e.candidate.owner) for e in plan.entries if e.item is not None]
+
+
 def apply_plan(store: BacklogStore, plan: Plan, *, actor: str) -> list[tuple[PlanEntry, Record | None]]:
     """One ``upsert_many`` for everything not held back; entries carry the store's actions."""
-    requests = [UpsertRequest(e.item, e.candidate.owner) for e in plan.entries if e.item is not None]
+    requests = plan_requests(plan)
     results = iter(store.upsert_many(requests, actor=actor) if requests else [])
     out: list[tuple[PlanEntry, Record | None]] = []
     for entry in plan.entries:

@@ -88,9 +88,7 @@ def signal_store_for(ctx: ToolContext) -> SignalStore:
         except StoreUnavailable as exc:
             if ctx.settings.backlog_backend != "auto":
                 raise
-            # the store's messages already say "signal store: …"
-            log.warning("%s; using JSONL", exc.message if exc.message.startswith("signal store") else
-                        f"signal store: {exc.message}")
+            log.warning("%s; signals go to JSONL", exc.message)  # the message names the signal store
             backend = "jsonl"
     store = open_signal_store(ctx.settings, backend)
     if backend == "jsonl" and replays_outages(ctx.settings):

@@ -43,8 +43,6 @@ log = logging.getLogger("backlog_store")
 
 JOURNAL_NAME = "fallback_journal"
 JOURNAL_FILE = f"{JOURNAL_NAME}.jsonl"
-FAILED_FILE = f"{JOURNAL_NAME}.failed.jsonl"
-LOCK_FILE = f".{JOURNAL_NAME}.lock"
 INTENTS = ("upsert", "status", "comment")
 
 

@@ -69,7 +69,7 @@ class JournalFile:
             if sync:
                 os.fsync(fd)
         except OSError as exc:
-            raise StoreUnavailable(f"fallback journal write failed: {exc.strerror or exc}") from exc
+            raise StoreUnavailable(f"{target.name} write failed: {exc.strerror or exc}") from exc
         finally:
             os.close(fd)
 
