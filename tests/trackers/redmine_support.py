@@ -193,7 +193,7 @@ class RedmineServer:
         log.close()
         self.admin = httpx.Client(base_url=self.url, headers={"X-Redmine-API-Key": self.token}, timeout=30)
         self.started_seconds = self._wait_ready()
-        self.alice_id = self._create_user(ALICE)
+        self.alice_id, self.alice_token = self._create_user(ALICE)
 
     def _wait_ready(self) -> float:
         started = time.monotonic()
@@ -211,12 +211,14 @@ class RedmineServer:
     def log_tail(self) -> str:
         return (self.root / "server.log").read_text(errors="replace")[-3000:]
 
-    def _create_user(self, login: str) -> int:
+    def _create_user(self, login: str) -> tuple[int, str]:
+        """A user (id, API key) who is not an admin: Redmine's workflows apply to them."""
         response = self.admin.post("/users.json", json={"user": {
             "login": login, "firstname": login.title(), "lastname": "Example", "mail": f"{login}@example.invalid",
             "password": secrets.token_urlsafe(16)}})
         response.raise_for_status()
-        return int(response.json()["user"]["id"])
+        user = response.json()["user"]
+        return int(user["id"]), str(user["api_key"])
 
     def new_project(self) -> str:
         """A fresh project (Bug, Feature, Support trackers) where alice is a Developer."""

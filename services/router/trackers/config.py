@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from services.router.domain.enums import ACTIVE_STATUSES, CLOSED_STATUSES, Priority, Source, Status
 from services.router.domain.models import Slug
@@ -65,7 +65,7 @@ class TrackerConfig(BaseModel):
     url: Annotated[str, Field(min_length=1, max_length=2000)]
     token_env: EnvName
     project: Annotated[str, Field(min_length=1, max_length=255)] | None = None
-    status_map: dict[Status, TrackerValue] | None = None
+    status_map: dict[Status, TrackerValue] | None = Field(default=None, validate_default=True)
     priority_map: dict[Priority, TrackerValue] = Field(default_factory=dict)
     labels: list[Label] = Field(default_factory=list, max_length=20)
     assignees: dict[Slug, UserName] = Field(default_factory=dict)
@@ -76,7 +76,7 @@ class TrackerConfig(BaseModel):
 
     @field_validator("url")
     @classmethod
-    def _url(cls, value: str) -> str:
+    def _url(cls, value: str, info: ValidationInfo) -> str:
         from urllib.parse import urlsplit
 
         parts = urlsplit(value)
@@ -86,49 +86,67 @@ class TrackerConfig(BaseModel):
             raise ValueError("must not hold credentials; put the token in the variable named by token_env")
         if parts.query or parts.fragment:
             raise ValueError("must be a base URL without query or fragment")
-        return value.rstrip("/")
+        value = value.rstrip("/")
+        if _kind(info) == "github" and not (value.endswith("://api.github.com") or value.endswith("/api/v3")):
+            raise ValueError("GitHub's API is https://api.github.com (Enterprise: https://HOST/api/v3)")
+        return value
 
-    @model_validator(mode="after")
-    def _coherent(self) -> TrackerConfig:
-        if self.project is not None:
-            check_project_template(self.kind, self.project)
-        self._check_status_map()
-        if self.kind in OPEN_CLOSED_KINDS and self.issue_type is not None:
-            raise ValueError(f"issue_type is for redmine and jira; {self.kind} has no issue types to choose")
-        if self.kind == "redmine" and self.webhook_secret_env is not None:
-            raise ValueError("Redmine sends no webhooks; remove webhook_secret_env (pull runs on the cursor)")
-        if self.kind == "jira":
-            spaced = [label for label in self.labels if any(ch.isspace() for ch in label)]
-            if spaced:
-                raise ValueError(f"Jira labels cannot contain spaces: {spaced}")
-        if self.kind == "github" and not (
-            self.url.endswith("://api.github.com") or self.url.endswith("/api/v3")
-        ):
-            raise ValueError(f"url: GitHub's API is https://api.github.com (Enterprise: https://HOST/api/v3); "
-                             f"got {self.url}")
-        return self
+    @field_validator("project")
+    @classmethod
+    def _project(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and _kind(info) is not None:
+            check_project_template(_kind(info) or "", value)
+        return value
 
-    def _check_status_map(self) -> None:
-        if self.status_map is None:
-            if self.kind not in OPEN_CLOSED_KINDS:
-                raise ValueError(f"status_map is required for {self.kind}: map every backlog status "
-                                 f"({', '.join(s.value for s in Status)}) to a {self.kind} status")
-            return
-        missing = [s.value for s in Status if s not in self.status_map]
+    @field_validator("status_map")
+    @classmethod
+    def _status_map(cls, value: dict[Status, str] | None, info: ValidationInfo) -> dict[Status, str] | None:
+        kind = _kind(info)
+        if kind is None:
+            return value
+        if value is None:
+            if kind not in OPEN_CLOSED_KINDS:
+                raise ValueError(f"required for {kind}: map every backlog status "
+                                 f"({', '.join(s.value for s in Status)}) to a {kind} status")
+            return value
+        missing = [s.value for s in Status if s not in value]
         if missing:
-            raise ValueError(f"status_map misses {', '.join(missing)}; every backlog status needs a tracker status")
-        if self.kind in OPEN_CLOSED_KINDS:
-            wrong = {s.value: v for s, v in self.status_map.items() if v != DEFAULT_OPEN_CLOSED_MAP[s]}
+            raise ValueError(f"misses {', '.join(missing)}; every backlog status needs a tracker status")
+        if kind in OPEN_CLOSED_KINDS:
+            wrong = {s.value: v for s, v in value.items() if v != DEFAULT_OPEN_CLOSED_MAP[s]}
             if wrong:
-                raise ValueError(f"{self.kind} issues are only open or closed: open, in_progress and blocked map "
+                raise ValueError(f"{kind} issues are only open or closed: open, in_progress and blocked map "
                                  f"to open, done and canceled to closed (got {wrong})")
-            return
-        active = {self.status_map[s]: s.value for s in Status if s in ACTIVE_STATUSES}
+            return value
+        active = {value[s]: s.value for s in Status if s in ACTIVE_STATUSES}
         for closed in (s for s in Status if s in CLOSED_STATUSES):
-            value = self.status_map[closed]
-            if value in active:
-                raise ValueError(f"status_map: {active[value]} and {closed.value} both map to {value!r}; an active "
-                                 f"status and a closed one need different tracker statuses")
+            if value[closed] in active:
+                raise ValueError(f"{active[value[closed]]} and {closed.value} both map to {value[closed]!r}; an "
+                                 f"active status and a closed one need different tracker statuses")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        spaced = [label for label in value if any(ch.isspace() for ch in label)]
+        if _kind(info) == "jira" and spaced:
+            raise ValueError(f"Jira labels cannot contain spaces: {spaced}")
+        return value
+
+    @field_validator("webhook_secret_env")
+    @classmethod
+    def _webhook(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and _kind(info) == "redmine":
+            raise ValueError("Redmine sends no webhooks; remove it (pull runs on the cursor)")
+        return value
+
+    @field_validator("issue_type")
+    @classmethod
+    def _issue_type(cls, value: str | None, info: ValidationInfo) -> str | None:
+        kind = _kind(info)
+        if value is not None and kind in OPEN_CLOSED_KINDS:
+            raise ValueError(f"is for redmine and jira; {kind} has no issue types to choose")
+        return value
 
     @property
     def statuses(self) -> dict[Status, str]:
@@ -153,6 +171,12 @@ class TrackerConfig(BaseModel):
         if closed:
             return Status.DONE.value if current not in CLOSED_STATUSES else current
         return Status.OPEN.value if current in CLOSED_STATUSES else current
+
+
+def _kind(info: ValidationInfo) -> str | None:
+    """The tracker's kind while its other fields validate (None when the kind itself failed)."""
+    kind = info.data.get("kind")
+    return str(kind) if kind is not None else None
 
 
 class RouteMatch(BaseModel):
