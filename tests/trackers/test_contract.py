@@ -35,7 +35,7 @@ def test_create_maps_priority_labels_and_assignee_and_get_reads_it_back(
         harness: Harness, adapter: TrackerAdapter) -> None:
     wanted = draft(labels=("svc-gateway",))
     created = adapter.create(harness.project, wanted)
-    for issue in (created, adapter.get(created.key)):
+    for issue in (created, harness.adapter().get(created.key)):  # read back by a fresh adapter (process)
         assert issue.key == created.key
         assert issue.title == "Gateway: recurring 5xx"
         assert issue.description == "Three incidents in 30 days.\n\nOwner: team-edge"

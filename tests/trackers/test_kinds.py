@@ -50,8 +50,9 @@ def test_github_lists_skip_pull_requests_and_keep_labels_people_added() -> None:
 
     page = adapter.list_changed_since("acme/platform", Cursor.start(fake.clock.now() - timedelta(hours=1)))
     assert [i.key for i in page.issues] == [issue.key]  # the pull request (#1) is not an issue
-    with pytest.raises(ValueError, match="pull request"):
+    with pytest.raises(TrackerPermanent, match="is a pull request") as pull:
         adapter.get("acme/platform#1")
+    assert pull.value.kind == "not_found"
 
 
 def test_github_enterprise_urls_and_keys() -> None:

@@ -27,7 +27,7 @@ from services.router.clock import Clock, parse_utc
 from services.router.domain.enums import Priority, Status
 from services.router.trackers import marker
 from services.router.trackers.config import TrackerConfig
-from services.router.trackers.errors import TrackerError
+from services.router.trackers.errors import TrackerError, TrackerPermanent
 from services.router.trackers.http import DEFAULT_TIMEOUT_SECONDS, MAX_PAGES, HttpAdapter, iso_seconds
 from services.router.trackers.model import (
     DEFAULT_PAGE_LIMIT,
@@ -96,7 +96,7 @@ class GitHubAdapter(HttpAdapter):
         repo, number = _split(key)
         raw = self.json("GET", f"/repos/{repo}/issues/{number}")
         if "pull_request" in raw:
-            raise ValueError(f"{key} is a pull request, not an issue")
+            raise TrackerPermanent(self.name, f"{key} is a pull request, not an issue", kind="not_found")
         return self._issue(raw)
 
     def find_by_marker(self, project: str, item_id: str, *,

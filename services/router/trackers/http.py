@@ -116,7 +116,7 @@ class HttpAdapter:
             raise
         except httpx.TimeoutException as exc:
             raise TrackerRetryable(self.name, f"{what}: timed out ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:  # connection, protocol, decoding: the request may not have landed
             raise TrackerRetryable(self.name, f"{what}: {type(exc).__name__}: {self._scrub(str(exc))}") from None
         if response.is_success:
             return response

@@ -55,6 +55,7 @@ class RedmineAdapter(HttpAdapter):
         self._trackers: dict[str, int] | None = None
         self._user_ids: dict[str, int] = {}
         self._logins: dict[int, str] = {}
+        self._resolved_logins = False
 
     # -- the interface ----------------------------------------------------------------------
 
@@ -142,8 +143,8 @@ class RedmineAdapter(HttpAdapter):
         closed = status.get("is_closed")
         if closed is None:  # Redmine < 5.1 leaves it out of some answers
             closed = self._statuses_by_name().get(status["name"].casefold(), (0, "", False))[2]
-        assigned = raw.get("assigned_to") or {}
-        assignee = self._logins.get(assigned["id"], assigned.get("name")) if assigned else None
+        assigned = raw.get("assigned_to")
+        assignee = self._login_of(assigned) if assigned else None
         return RemoteIssue(
             key=str(raw["id"]), url=f"{self.config.url}/issues/{raw['id']}", title=raw["subject"],
             description=parsed.body, status=status["name"], closed=bool(closed),
@@ -183,8 +184,22 @@ class RedmineAdapter(HttpAdapter):
             return {"assigned_to_id": ""} if unassign else {}
         return {"assigned_to_id": self._user_id(user, owner or "")}
 
+    def _login_of(self, assigned: dict[str, Any]) -> str:
+        """The login of an assignee (Redmine answers with id and display name): the configured
+        logins are looked up once, so a fresh adapter reads back what another one assigned."""
+        user_id = int(assigned["id"])
+        if user_id not in self._logins and not self._resolved_logins:
+            self._resolved_logins = True
+            for owner, login in self.config.assignees.items():
+                try:
+                    self._user_id(login, owner)
+                except TrackerPermanent:
+                    continue  # no admin token or no such user: show the display name
+        return self._logins.get(user_id) or str(assigned.get("name") or user_id)
+
     def _user_id(self, login: str, owner: str) -> int:
         if login.isdigit():
+            self._logins[int(login)] = login
             return int(login)
         if login not in self._user_ids:
             try:
