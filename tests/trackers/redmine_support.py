@@ -192,8 +192,12 @@ class RedmineServer:
              "config.ru"], cwd=REDMINE_ROOT, env=redmine_env(name, root), stdout=log, stderr=subprocess.STDOUT)
         log.close()
         self.admin = httpx.Client(base_url=self.url, headers={"X-Redmine-API-Key": self.token}, timeout=30)
-        self.started_seconds = self._wait_ready()
-        self.alice_id, self.alice_token = self._create_user(ALICE)
+        try:
+            self.started_seconds = self._wait_ready()
+            self.alice_id, self.alice_token = self._create_user(ALICE)
+        except BaseException:
+            self.stop()  # no server or instance link left behind by a failed start
+            raise
 
     def _wait_ready(self) -> float:
         started = time.monotonic()
