@@ -51,8 +51,8 @@ class MigrationError(Exception):
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z][a-z0-9_]*)\.sql$")
 _DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z_0-9]*)?\$")
 _NOT_IN_A_TRANSACTION = re.compile(
-    r"^(?:BEGIN|COMMIT|ROLLBACK|END|START\s+TRANSACTION|VACUUM)\b|^(?:CREATE|DROP|REINDEX)\b[^;]*?\bCONCURRENTLY\b",
-    re.I)
+    r"^(?:BEGIN|COMMIT|ROLLBACK|END|START\s+TRANSACTION|VACUUM)\b"
+    r"|^(?:CREATE\s+(?:UNIQUE\s+)?INDEX|DROP\s+INDEX|REINDEX\s+(?:\(.*?\)\s*)?\w+)\s+CONCURRENTLY\b", re.I)
 
 
 def _skip_quoted(script: str, at: int, quote: str, backslashes: bool) -> int:
