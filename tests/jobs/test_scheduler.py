@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from services.router.cli import app
 from services.router.clock import FixedClock
 from services.router.errors import Conflict
-from services.router.jobs.runs import JsonlRunLedger, RunRecord
+from services.router.jobs.ledger import JsonlRunLedger, RunRecord
 from services.router.jobs.scheduler import Scheduler
 from tests.jobs.probe import NO_DIGEST, Probe, job, registry
 from tests.jobs.support import REPO

@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
+from services.router import files
 from services.router.clock import FixedClock
 from services.router.errors import DigestMissing, StoreUnavailable, ValidationFailed
 from services.router.generation.digest import load_platform_digest, load_risk_digest
-from services.router.signals import digest_files
 from tests.signals.builders import deploy, followup, incident, slo_breach, vulnerability
 from tests.signals.conftest import NOW, Call
 
@@ -133,7 +133,7 @@ def test_writes_are_atomic(call: Call, root: Path, monkeypatch: pytest.MonkeyPat
     def crash(src: Any, dst: Any) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(digest_files.os, "replace", crash)  # type: ignore[attr-defined]
+    monkeypatch.setattr(files.os, "replace", crash)
     with pytest.raises(StoreUnavailable, match="No space left"):
         call("architecture_pressure_tool", "digest", env="staging")
     assert path.read_bytes() == before, "a failed write leaves the old digest whole"

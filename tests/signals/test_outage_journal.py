@@ -206,14 +206,14 @@ import os, signal, sys
 from services.router.clock import FixedClock, parse_utc
 from services.router.runtime import build_runtime
 from services.router.settings import Settings
-from services.router.stores import jsonl_log
+from services.router import files
 hits = [0]
 def hook(name):
     if name == "signals_replay:after_op":
         hits[0] += 1
         if hits[0] == int(sys.argv[2]):
             os.kill(os.getpid(), signal.SIGKILL)
-jsonl_log.crash_hook = hook
+files.crash_hook = hook
 settings = Settings(REPO_ROOT=sys.argv[1], BACKLOG_BACKEND="auto", BACKLOG_POSTGRES_DSN=os.environ["AUTO_DSN"],
                     POSTGRES_DSN=None)
 rt = build_runtime(settings, clock=FixedClock(parse_utc("2026-11-26T14:00:00Z")))

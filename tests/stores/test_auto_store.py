@@ -239,7 +239,7 @@ CHILD = """
 import os, signal, sys
 from services.router.clock import FixedClock, parse_utc
 from services.router.settings import Settings
-from services.router.stores import jsonl_log
+from services.router import files
 from services.router.stores.auto import AutoBacklogStore
 hits = [0]
 def hook(name):
@@ -247,7 +247,7 @@ def hook(name):
         hits[0] += 1
         if hits[0] == int(sys.argv[2]):
             os.kill(os.getpid(), signal.SIGKILL)
-jsonl_log.crash_hook = hook
+files.crash_hook = hook
 AutoBacklogStore(Settings(BACKLOG_POSTGRES_DSN=os.environ["AUTO_DSN"], BACKLOG_JSONL_DIR=sys.argv[1]),
                  clock=FixedClock(parse_utc("2026-11-26T12:00:00Z")))
 """

@@ -23,8 +23,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.router.config_file import validate_config
 from services.router.errors import PolicyInvalid
-from services.router.policy import validate_config
 
 Level = Literal["read", "write", "admin"]
 LEVELS: tuple[Level, ...] = ("read", "write", "admin")

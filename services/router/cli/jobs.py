@@ -22,6 +22,7 @@ from services.router.cli.app import app, console, fail, print_json
 from services.router.errors import BacklogError, NotFound
 from services.router.jobs.cron import compare, render
 from services.router.jobs.cron_syntax import check_file, errors_of
+from services.router.jobs.ledger import JsonlRunLedger, RunRecord, open_ledger
 from services.router.jobs.registry import (
     SCHEDULER_ACTOR,
     TaskRegistry,
@@ -30,8 +31,7 @@ from services.router.jobs.registry import (
     grants,
     load_registry,
 )
-from services.router.jobs.runs import JsonlRunLedger, RunRecord
-from services.router.jobs.scheduler import DEFAULT_POLL_SECONDS, Scheduler, open_ledger
+from services.router.jobs.scheduler import DEFAULT_POLL_SECONDS, Scheduler
 from services.router.runtime import Runtime, build_runtime, configure_logging
 from services.router.settings import Settings, load_settings
 

@@ -23,8 +23,8 @@ from typing import Any, Literal
 
 from services.router.clock import Clock
 from services.router.errors import BacklogError
+from services.router.jobs.ledger import RunLedger, RunRecord, open_ledger, summarize
 from services.router.jobs.registry import Job, TaskRegistry, default_registry_path, load_registry
-from services.router.jobs.runs import RunLedger, RunRecord, summarize
 from services.router.jobs.slots import latest_slot_at_or_before
 from services.router.settings import Settings
 
@@ -97,8 +97,6 @@ class CronRunRecorder:
 
     def _open(self) -> RunLedger | None:
         if self._ledger is None:
-            from services.router.jobs.scheduler import open_ledger
-
             try:
                 self._ledger = open_ledger(self.settings)
             except BacklogError as exc:

@@ -23,7 +23,8 @@ The ``job_runs`` table is migration step 3 (``stores/migrations/0003_job_runs.sq
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from services.router.clock import ensure_utc
 from services.router.errors import StoreUnavailable
-from services.router.jobs.runs import Claim, RunRecord, Status, result_json
+from services.router.jobs.ledger import Claim, JobRuns, RunRecord, Status, result_json
 
 if TYPE_CHECKING:  # psycopg is imported when a ledger connects
     import psycopg
@@ -46,6 +47,11 @@ COLUMNS = "job, slot, status, tool, action, attempts, host, pid, started_at, fin
 # Advisory lock keys share one 64-bit space with every other user of the database; a hash of the
 # (job, slot) pair under our own prefix keeps collisions out of reach.
 LOCK_PREFIX = b"backlog-bridge/job_runs/"
+JOB_RUNS_SQL = (
+    "SELECT job, min(slot) AS first_slot, max(finished_at) FILTER (WHERE status = 'succeeded') AS last_success "
+    "FROM job_runs GROUP BY job"
+)
+JOB_RUNS_CACHE_SECONDS = 60.0  # /metrics is scraped every 15 s; one short query a minute is plenty
 
 
 def slot_lock_key(job: str, slot: datetime) -> int:
@@ -65,10 +71,13 @@ def _record(row: dict[str, Any]) -> RunRecord:
 class PgRunLedger:
     mode = "postgres"
 
-    def __init__(self, dsn: str, *, connect_timeout_seconds: float = 3.0) -> None:
+    def __init__(self, dsn: str, *, connect_timeout_seconds: float = 3.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._dsn = dsn
         self._timeout = max(1, int(connect_timeout_seconds))
         self._conn: psycopg.Connection[dict[str, Any]] | None = None
+        self._monotonic = monotonic
+        self._job_runs: tuple[float, dict[str, JobRuns]] | None = None
 
     def describe(self) -> str:
         return "multi-process mode (Postgres job_runs ledger with advisory locks)"
@@ -179,6 +188,27 @@ class PgRunLedger:
             )
             locked.conn.commit()
             return True
+
+    def job_runs(self) -> dict[str, JobRuns]:
+        """Each job's last success and first slot, at most one query a minute; no table yet means no runs.
+
+        On its own short connection: the router's metrics scrapes must not queue behind a job run."""
+        now = self._monotonic()
+        if self._job_runs is not None and now - self._job_runs[0] < JOB_RUNS_CACHE_SECONDS:
+            return self._job_runs[1]
+        import psycopg
+
+        try:
+            with self._connect(autocommit=True) as conn:
+                rows = conn.execute(JOB_RUNS_SQL).fetchall()
+        except psycopg.errors.UndefinedTable:
+            rows = []
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"job ledger: cannot read job_runs ({exc.sqlstate or 'no answer'})",
+                                   backend="postgres") from None
+        summary = {str(r["job"]): JobRuns(r["last_success"], r["first_slot"]) for r in rows}
+        self._job_runs = (now, summary)
+        return summary
 
     def reload(self) -> None:
         """Nothing to do: every question is a query."""

@@ -17,8 +17,8 @@ import yaml
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
+from services.router.config_file import load_config_file, parse_config_text
 from services.router.errors import BacklogError
-from services.router.policy import load_config_file, parse_config_text
 from services.router.settings import Settings
 from services.router.tools.registry import ToolRegistry
 

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.router.policy import load_config_file
+from services.router.config_file import load_config_file
 from services.router.settings import Settings
 
 RISK_POLICY_FILE = "risk_policy.yml"

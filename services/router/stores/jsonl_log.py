@@ -21,17 +21,9 @@ from typing import Any
 
 import orjson
 
+from services.router.files import checkpoint, fsync_dir, truncate, write_all, write_durably
+
 log = logging.getLogger("backlog_store")
-
-# Test-only crash points (issue: reliability suite); ``None`` in production.
-CrashHook = Callable[[str], None]
-crash_hook: CrashHook | None = None
-
-
-def checkpoint(name: str) -> None:
-    if crash_hook is not None:
-        crash_hook(name)
-
 
 TAIL_CHUNK = 8 * 1024
 BATCH_PARSE_BYTES = 4 * 1024 * 1024
@@ -332,7 +324,7 @@ class JsonlLog:
         data = b"".join(lines)
         fd, ino, start = self._append_fd()
         try:
-            _write_all(fd, data, stage)
+            write_all(fd, data, stage)
             checkpoint(f"{stage}:before_fsync")
             if sync:
                 os.fsync(fd)
@@ -406,19 +398,6 @@ def _read_exactly(fd: int, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _write_all(fd: int, data: bytes, stage: str) -> None:
-    view = memoryview(data)
-    half = len(data) // 2
-    if crash_hook is not None and half:
-        # Crash point "mid-line": the write reaches the file in two parts.
-        written = os.write(fd, view[:half])
-        view = view[written:]
-        checkpoint(f"{stage}:mid_line")
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
 def _restore(fd: int, size: int) -> None:
     """Best effort: take back a write that was not acknowledged."""
     try:
@@ -427,30 +406,6 @@ def _restore(fd: int, size: int) -> None:
         log.warning("could not cut back a failed write: %s", exc)
 
 
-def truncate(path: Path, size: int) -> None:
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.ftruncate(fd, size)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_file_durably(path: Path, records: list[dict[str, Any]], stage: str) -> None:
-    """Write a whole file and fsync it (the temp half of an atomic replace)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        _write_all(fd, b"".join(orjson.dumps(r) + b"\n" for r in records), stage)
-        checkpoint(f"{stage}:temp_written")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    checkpoint(f"{stage}:temp_fsynced")
+    """Write a whole file of records and fsync it (the temp half of an atomic replace)."""
+    write_durably(path, b"".join(orjson.dumps(r) + b"\n" for r in records), stage)

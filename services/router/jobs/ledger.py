@@ -1,29 +1,33 @@
-"""The run ledger: one record per (job, scheduled slot), and the single-host JSONL ledger.
+"""The run ledger — the one module that writes and reads governance job runs.
 
-A ledger answers the scheduler's questions — which slot did any process record last, which slots
-are still marked running, what happened to a prerequisite's slot — and hands out *claims*: the
-right to run one slot. ``claim()`` yields ``None`` when another process holds the slot or it is
-already finished; a claim that is never finished (the process died) leaves the record ``running``,
-which the next claimant treats as stale and runs again.
+One record per (job, scheduled slot). A ledger answers the scheduler's questions — which slot did
+any process record last, which slots are still marked running, what happened to a prerequisite's
+slot — and hands out *claims*: the right to run one slot. ``claim()`` yields ``None`` when another
+process holds the slot or it is already finished; a claim that is never finished (the process
+died) leaves the record ``running``, which the next claimant treats as stale and runs again.
+
+It also answers what ``/metrics`` asks (``job_runs()``: each job's last success and first slot).
 
 Backends: ``pg_ledger.PgRunLedger`` (several processes on one Postgres) and ``JsonlRunLedger``
-here (one process per host, enforced with a flock; records in ``ops/state/job_runs.jsonl``).
+here (one process per host, enforced with a lock; records in ``ops/state/job_runs.jsonl``);
+``open_ledger`` is the one place that chooses between them.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from services.router.clock import iso_z, parse_utc
-from services.router.errors import Conflict
+from services.router.errors import Conflict, ValidationFailed
+from services.router.files import ChangedFileCache, FileLock
+from services.router.settings import Settings
 
 Status = Literal["running", "succeeded", "failed", "skipped"]
 FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "skipped"})
@@ -70,6 +74,27 @@ class RunRecord:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class JobRuns:
+    """Per job: when it last succeeded, and the first slot the ledger knows (how long it is tracked)."""
+
+    last_success: datetime | None
+    first_slot: datetime | None
+
+
+def summarize_runs(records: Iterable[RunRecord]) -> dict[str, JobRuns]:
+    out: dict[str, JobRuns] = {}
+    for record in records:
+        known = out.get(record.job, JobRuns(None, None))
+        success = known.last_success
+        if record.status == "succeeded":
+            done = record.finished_at or record.slot
+            success = done if success is None or done > success else success
+        first = record.slot if known.first_slot is None or record.slot < known.first_slot else known.first_slot
+        out[record.job] = JobRuns(success, first)
+    return out
+
+
 class Claim(Protocol):
     record: RunRecord
 
@@ -87,6 +112,7 @@ class RunLedger(Protocol):
     def claim(self, record: RunRecord) -> AbstractContextManager[Claim | None]: ...
     def skip(self, record: RunRecord) -> bool: ...
     def history(self, job: str | None = None, limit: int = 20) -> list[RunRecord]: ...
+    def job_runs(self) -> dict[str, JobRuns]: ...
     def reload(self) -> None: ...
     def close(self) -> None: ...
 
@@ -124,45 +150,33 @@ class JsonlRunLedger:
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
-        self.path = state_dir / "job_runs.jsonl"
+        self.path = state_dir / LEDGER_FILE
         self.lock_path = state_dir / "scheduler.lock"
-        self._lock_fd: int | None = None
+        self._host_lock: FileLock | None = None
         self._records: dict[tuple[str, datetime], RunRecord] = {}
+        self._summaries: ChangedFileCache[dict[str, JobRuns]] = ChangedFileCache(_summarize_file)
 
     def describe(self) -> str:
         return f"single-process mode (JSONL ledger {self.path}, lock {self.lock_path})"
 
     def acquire_single_instance(self) -> None:
         """Refuse a second scheduler on this host: without Postgres, two would run every slot twice."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-            os.close(fd)
+        lock = FileLock(self.lock_path)
+        if not lock.try_acquire(f"{os.getpid()}\n"):
+            holder = lock.holder()
+            lock.close()
             raise Conflict(
                 f"another scheduler is already running on this host (pid {holder}, lock {self.lock_path}); "
                 "without Postgres only one may run — use BACKLOG_BACKEND=postgres to run several",
                 lock=str(self.lock_path),
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._lock_fd = fd
+            )
+        self._host_lock = lock
         self._load()
 
     def _load(self) -> None:
         self._records.clear()
-        try:
-            with self.path.open(encoding="utf-8") as handle:
-                for line in handle:
-                    try:
-                        record = RunRecord.from_json(json.loads(line))
-                    except (ValueError, TypeError, KeyError):
-                        continue  # a torn last line from a crash
-                    self._records[(record.job, record.slot)] = record
-        except FileNotFoundError:
-            pass
+        with suppress(FileNotFoundError):
+            self._records.update(read_records(self.path.read_bytes()))
 
     def _append(self, record: RunRecord, result: Any = None) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -211,19 +225,67 @@ class JsonlRunLedger:
 
     def reload(self) -> None:
         """Re-read the file when another process may have written (the router, without the host lock)."""
-        if self._lock_fd is None:
+        if self._host_lock is None:
             self._load()
 
     def history(self, job: str | None = None, limit: int = 20) -> list[RunRecord]:
-        if self._lock_fd is None:
+        if self._host_lock is None:
             self._load()  # `backlog jobs history` reads without taking the scheduler's lock
         rows = [r for r in self._records.values() if job is None or r.job == job]
         return sorted(rows, key=lambda r: (r.slot, r.job), reverse=True)[:limit]
 
+    def job_runs(self) -> dict[str, JobRuns]:
+        """What ``/metrics`` shows, from the file as any process left it (parsed again only when it changed)."""
+        try:
+            return self._summaries.get(self.path)
+        except FileNotFoundError:
+            return {}
+
     def close(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._host_lock is not None:
+            self._host_lock.close()
+            self._host_lock = None
+
+
+LEDGER_FILE = "job_runs.jsonl"
+
+
+def read_records(data: bytes) -> dict[tuple[str, datetime], RunRecord]:
+    """The last record per (job, slot); torn or foreign lines are skipped (a crash, a newer format)."""
+    records: dict[tuple[str, datetime], RunRecord] = {}
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        try:
+            record = RunRecord.from_json(json.loads(line))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            continue
+        records[(record.job, record.slot)] = record
+    return records
+
+
+def _summarize_file(_: Path, data: bytes) -> dict[str, JobRuns]:
+    return summarize_runs(read_records(data).values())
+
+
+def open_ledger(settings: Settings, *, state: Path | None = None, check_schema: bool = True) -> RunLedger:
+    """The one choice of ledger: Postgres when configured (several processes), else JSONL (one per host).
+
+    With ``BACKLOG_BACKEND=auto`` and a DSN the scheduler insists on Postgres and does not fall back
+    to JSONL as the stores do: a host quietly scheduling on its own would run slots twice. Readers
+    that must not fail while the table is missing (``/metrics``) pass ``check_schema=False``.
+    """
+    dsn = settings.postgres_dsn_value
+    backend = settings.backlog_backend
+    if backend == "postgres" or (backend == "auto" and dsn):
+        if not dsn:
+            raise ValidationFailed("BACKLOG_BACKEND=postgres needs BACKLOG_POSTGRES_DSN (or POSTGRES_DSN)",
+                                   field="BACKLOG_POSTGRES_DSN")
+        from services.router.jobs.pg_ledger import PgRunLedger
+
+        ledger = PgRunLedger(dsn, connect_timeout_seconds=settings.backlog_pg_connect_timeout_seconds)
+        if check_schema:
+            ledger.check_schema()
+        return ledger
+    return JsonlRunLedger(state or settings.state_dir)
 
 
 @dataclass
