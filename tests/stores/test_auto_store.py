@@ -226,7 +226,7 @@ def test_an_op_committed_before_the_drop_is_not_applied_twice(dsn: str, tmp_path
         journal.write_text(json.dumps({"op_id": row[0], "kind": "comment", "ts": "2026-11-26T12:00:00.000000Z",
                                        "actor": "bob", "item_id": created["id"], "dedupe_key": "k1",
                                        "message": "once"}) + "\n")
-        store._next_check = 0.0  # the periodic journal check, now
+        store.failover.check()  # the periodic journal check, now
         store.status()
         assert [e["message"] for e in store.events(created["id"])] == ["created: Review gateway architecture",
                                                                       "once"]
@@ -290,7 +290,7 @@ def test_a_replay_killed_midway_then_run_again_gives_the_same_result(
                                 ("updated", "updated title")]
         # and the whole journal once more: still the same
         shutil.copy(backup, tmp_path / "backlog" / JOURNAL_FILE)
-        store._next_check = 0.0
+        store.failover.check()
         store.status()
         assert pg_state(dsn) == (items, events)
     finally:

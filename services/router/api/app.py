@@ -72,9 +72,12 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         log_accounts(config)
+        rt.start_background()  # the router returns to Postgres on its own timer, with no request needed
         try:
             yield
         finally:
+            if rt.failover is not None:
+                rt.failover.stop()
             if owns_runtime:
                 rt.close()
 

@@ -258,6 +258,7 @@ def scheduler_cmd(
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+        runtime.start_background()  # Postgres retried and the journals replayed on a timer, not per job
         scheduler.serve(poll_seconds=poll_seconds, stop=stop)
         typer.echo("scheduler: stopped")
     except BacklogError as exc:

@@ -14,7 +14,6 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.router.config_file import load_config_file
-from services.router.settings import Settings
 
 RISK_POLICY_FILE = "risk_policy.yml"
 Points = Annotated[float, Field(ge=0, le=100)]
@@ -145,11 +144,6 @@ class RiskPolicy(BaseModel):
     pressure: Pressure = Field(default_factory=Pressure)
     snapshots: Snapshots = Field(default_factory=Snapshots)
     alertmanager: AlertmanagerLabels = Field(default_factory=AlertmanagerLabels)
-
-
-def risk_policy_path(settings: Settings) -> Path:
-    """``$BACKLOG_RISK_POLICY_PATH`` when settings carry it, else ``config/risk_policy.yml``."""
-    return settings.risk_policy_path
 
 
 def load_risk_policy(path: Path) -> RiskPolicy:

@@ -67,7 +67,9 @@ class StoreStatus:
 class BacklogStore(Protocol):
     """What every backend offers; the contract tests run against each one."""
 
-    backend: str
+    @property
+    def backend(self) -> str:
+        """``memory``, ``jsonl`` or ``postgres``: what serves the calls now (Auto: either of the last two)."""
     clock: Clock
 
     def get(self, item_id: str) -> Record | None: ...

@@ -17,12 +17,12 @@ from services.router.domain.models import Slug
 from services.router.domain.weeks import iso_week
 from services.router.errors import DigestMissing
 from services.router.generation.digest import NO_PLATFORM_DIGEST, PlatformDigest, validate_digest, week_files
-from services.router.signals.access import moment, store_and_policy
 from services.router.signals.digest_files import folder_lock, read_json, write_json_and_md
 from services.router.signals.digests import build_pressure_sections, pressure_digest
 from services.router.signals.reports import render_pressure_md
 from services.router.tools.context import ToolContext
 from services.router.tools.registry import ToolRegistry
+from services.router.tools.signal_access import moment, store_and_policy
 
 TOOL = "architecture_pressure_tool"
 AREA = "pressure"

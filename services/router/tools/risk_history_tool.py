@@ -17,13 +17,13 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from services.router.clock import iso_z
 from services.router.domain.models import Slug
 from services.router.generation.digest import RiskDigest, validate_digest
-from services.router.signals.access import moment, store_and_policy
 from services.router.signals.digest_files import folder_lock, read_json, write_json_and_md
 from services.router.signals.digests import build_risk_digest, build_snapshots, risk_digest
 from services.router.signals.reports import render_risk_md
 from services.router.signals.store import hour_slot
 from services.router.tools.context import ToolContext
 from services.router.tools.registry import ToolRegistry
+from services.router.tools.signal_access import moment, store_and_policy
 
 TOOL = "risk_history_tool"
 AREA = "risk"

@@ -17,12 +17,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from services.router.clock import iso_z
 from services.router.domain.models import Slug
 from services.router.errors import ValidationFailed
-from services.router.signals.access import risk_policy_for, signal_store_for
 from services.router.signals.alertmanager import AmPayload, convert
 from services.router.signals.models import MAX_BATCH, AnySignal, Rejection, validate_batch
 from services.router.signals.store import UpsertOutcome
 from services.router.tools.context import ToolContext
 from services.router.tools.registry import ToolRegistry, validation_error
+from services.router.tools.signal_access import risk_policy_for, signal_store_for
 
 TOOL = "signals_tool"
 AREA = "signals"

@@ -1,4 +1,4 @@
-"""What the signal tools share: the store and the risk policy of a tool context, and ``as_of``.
+"""What the signal tools share: the context's signal store and risk policy, and ``as_of``.
 
 ``as_of`` lets a run describe a past moment (backfilling snapshots, rebuilding a digest);
 without it the moment is the context's clock, the one clock every tool reads.
@@ -10,16 +10,22 @@ from datetime import datetime
 
 from services.router.clock import ensure_utc
 from services.router.errors import ValidationFailed
-from services.router.signals.backend import signal_store_for
-from services.router.signals.risk_policy import RiskPolicy, load_risk_policy, risk_policy_path
+from services.router.signals.risk_policy import RiskPolicy, load_risk_policy
 from services.router.signals.store import SignalStore
 from services.router.tools.context import ToolContext
 
 __all__ = ["moment", "risk_policy_for", "signal_store_for", "store_and_policy"]
 
 
+def signal_store_for(ctx: ToolContext) -> SignalStore:
+    """The runtime's signal store (opened once, beside the backlog store, and passed in)."""
+    if ctx.signals is None:
+        raise RuntimeError("this tool context carries no signal store; build it with runtime.build_runtime")
+    return ctx.signals
+
+
 def risk_policy_for(ctx: ToolContext) -> RiskPolicy:
-    return load_risk_policy(risk_policy_path(ctx.settings))
+    return load_risk_policy(ctx.settings.risk_policy_path)
 
 
 def store_and_policy(ctx: ToolContext) -> tuple[SignalStore, RiskPolicy]:
