@@ -27,8 +27,11 @@ demo: install
 ## test: lint, type-check and the whole test suite (Postgres tests use 127.0.0.1:5432)
 test: install lint typecheck unit
 
+## lint: ruff; import-linter (layers, no cycles between packages: .importlinter); vulture (dead code)
 lint: install
 	$(BIN)/ruff check services tests ops bench
+	$(BIN)/lint-imports
+	$(BIN)/vulture
 
 typecheck: install
 	$(BIN)/mypy

@@ -1,7 +1,8 @@
 """The one exception tree of Backlog Bridge.
 
-Every layer raises these; only ``api/errors.py`` (HTTP) and ``cli.py`` (exit codes) translate
-them, so a status code or an exit code is decided in exactly one place::
+Every layer raises these; only ``api/errors.py`` (HTTP statuses, for the API and the web pages
+alike) and ``cli/app.py`` (``EXIT_CODES``) translate them, so a status code or an exit code is
+decided in exactly one place::
 
     BacklogError
     ├── ValidationFailed      bad input: names the field            → 422

@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Query
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
@@ -83,6 +82,3 @@ def register(app: FastAPI, *, responses: dict[int | str, dict[str, Any]]) -> Non
         app.add_api_route(path, endpoint, methods=["POST"], response_model=IntakeResult, summary=summary,
                           tags=["signals"], responses={**responses, **error_docs(413)})
 
-
-def signal_routes(app: FastAPI) -> list[APIRoute]:
-    return [r for r in app.routes if isinstance(r, APIRoute) and r.path.startswith("/v1/signals")]

@@ -142,19 +142,6 @@ def meta_problem(value: dict[str, Any]) -> str | None:
     return None
 
 
-class StatusChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    status: Status
-    message: Text = ""
-
-
-class CommentInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    message: CommentText
-
-
 class BacklogItem(BaseModel):
     """An item as stored and returned."""
 
@@ -178,10 +165,6 @@ class BacklogItem(BaseModel):
     tags: list[str]
     meta: dict[str, Any]
     rev: int = 1
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> BacklogItem:
-        return cls.model_validate(record)
 
 
 class BacklogEvent(BaseModel):

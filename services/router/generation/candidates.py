@@ -22,8 +22,9 @@ from datetime import date, timedelta
 from typing import Any, Literal
 
 from services.router.domain.dedupe import generated_key
-from services.router.domain.enums import ALL_PRIORITIES, Priority, Source
+from services.router.domain.enums import PRIORITY_RANK, Priority, Source
 from services.router.domain.models import MAX_TEXT, MAX_TITLE, ItemInput, meta_problem
+from services.router.domain.text import signed
 from services.router.domain.weeks import iso_week
 from services.router.generation.digest import Evidence, Found, PlatformDigest, PlatformSignals, RiskDigest
 from services.router.policy import COMPARISONS, BacklogPolicy, Category, Rule
@@ -55,7 +56,6 @@ SIGNAL_LABELS = {
 SYMBOLS = {"gte": "≥", "gt": ">", "lte": "≤", "lt": "<", "eq": "=", "in": "in"}
 MAX_EVIDENCE_REFS = 20
 MAX_EVIDENCE_LINES = 10
-PRIORITY_RANK = {p: i for i, p in enumerate(ALL_PRIORITIES)}  # by value: Priority members hash as theirs
 
 
 # -- what generation reads from a digest -----------------------------------------------------
@@ -98,10 +98,6 @@ class DigestFacts:
         return f"daily risk digest {self.day} ({self.file})"
 
 
-def signed(value: float | None) -> str:
-    return "unknown" if value is None else f"{value:+g}"
-
-
 def weekly_facts(found: Found[PlatformDigest], env: str) -> DigestFacts:
     """The env's section of a platform digest; the caller has checked the env is there."""
     digest = found.digest
@@ -113,8 +109,9 @@ def weekly_facts(found: Found[PlatformDigest], env: str) -> DigestFacts:
                 raise ValueError("not the fields of a validated PlatformSignals")
             shown = SIGNAL_FORMAT[1].format(*figures.values())
         except (TypeError, ValueError):  # each field as it comes
-            shown = ", ".join([f"{SIGNAL_LABELS[k]} {signed(v) if k == 'risk_delta_7d' else f'{v:g}'}"
-                               for k, v in figures.items()])
+            shown = ", ".join([
+                f"{SIGNAL_LABELS[k]} {signed(v, missing='unknown') if k == 'risk_delta_7d' else f'{v:g}'}"
+                for k, v in figures.items()])
         figures["pressure_score"] = s.pressure_score
         figures["band"] = s.band
         services.append(ServiceFacts(
@@ -141,8 +138,8 @@ def daily_facts(found: Found[RiskDigest], env: str) -> DigestFacts:
     services = []
     for s in digest.envs[env].services:
         parts = ", ".join(f"{k} {v:g}" for k, v in sorted(s.parts.items(), key=lambda kv: -kv[1]) if v)
-        context = [f"Risk {s.score:g} (band {s.band}); change 24h {signed(s.delta_24h)}, "
-                   f"7d {signed(s.delta_7d)}. Parts: {parts or 'none'}."]
+        context = [f"Risk {s.score:g} (band {s.band}); change 24h {signed(s.delta_24h, missing='unknown')}, "
+                   f"7d {signed(s.delta_7d, missing='unknown')}. Parts: {parts or 'none'}."]
         context += [f"- {line}" for line in s.why[:MAX_EVIDENCE_LINES]]
         services.append(ServiceFacts(
             service=s.service, score=s.score, band=s.band, context=tuple(context),

@@ -240,11 +240,6 @@ def week_files(folder: Path) -> list[tuple[tuple[int, int], Path]]:
     return [f for f in _week_names(folder) if _inside(folder, f[1])]
 
 
-def date_files(folder: Path) -> list[tuple[date, Path]]:
-    """``YYYY-MM-DD.json`` files of real dates, oldest first; other names are ignored."""
-    return [f for f in _date_names(folder) if _inside(folder, f[1])]
-
-
 def _newest(reports_dir: Path, sub: str, names: list[tuple[Any, Path]]) -> Path | None:
     """The newest digest-named file, refused with a clear error when it is not one to read."""
     if not names:

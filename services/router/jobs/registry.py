@@ -17,7 +17,7 @@ import yaml
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
-from services.router.config_file import load_config_file, parse_config_text
+from services.router.config_file import load_config_file
 from services.router.errors import BacklogError
 from services.router.settings import Settings
 from services.router.tools.registry import ToolRegistry
@@ -191,11 +191,11 @@ def default_registry_path(settings: Settings) -> Path:
 REGISTRY_SHAPE = "a mapping with version, cron and jobs"
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML keeps the last of two equal keys silently; a registry must not."""
 
 
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+def _construct_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     keys: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
@@ -207,16 +207,12 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
     return loader.construct_mapping(node, deep=deep)
 
 
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def parse_registry(text: str, path: Path) -> TaskRegistry:
-    return parse_config_text(TaskRegistry, text, path, loader=_UniqueKeyLoader, shape=REGISTRY_SHAPE)
+UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def load_registry(path: Path) -> TaskRegistry:
     """Read and validate the registry; a missing file is an error, never an empty schedule."""
-    return load_config_file(TaskRegistry, path, "task registry", loader=_UniqueKeyLoader, shape=REGISTRY_SHAPE)
+    return load_config_file(TaskRegistry, path, "task registry", loader=UniqueKeyLoader, shape=REGISTRY_SHAPE)
 
 
 def grants(held: str, needed: str) -> bool:

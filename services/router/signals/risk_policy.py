@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.router.config_file import load_config_file
 
-RISK_POLICY_FILE = "risk_policy.yml"
 Points = Annotated[float, Field(ge=0, le=100)]
 Weight = Annotated[float, Field(ge=0, le=100)]
 LabelName = Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=128)]
@@ -150,6 +149,3 @@ def load_risk_policy(path: Path) -> RiskPolicy:
     """Read and validate the file (cached until it changes); a missing file is an error, not defaults."""
     return load_config_file(RiskPolicy, path, "risk policy file")
 
-
-def parse_risk_policy(path: Path) -> RiskPolicy:
-    return load_config_file(RiskPolicy, path, "risk policy file")

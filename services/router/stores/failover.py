@@ -80,10 +80,6 @@ class Failover:
 
     # -- state -----------------------------------------------------------------------------
     @property
-    def up(self) -> bool:
-        return self._up
-
-    @property
     def degraded(self) -> bool:
         return bool(self.dsn) and not self._up
 

@@ -31,6 +31,3 @@ class ToolContext:
         if self._policy is None:
             self._policy = load_policy(self.policy_path or self.settings.policy_path)
         return self._policy
-
-    def for_actor(self, actor: str) -> ToolContext:
-        return ToolContext(self.store, self.settings, self.clock, actor, self.policy_path, self.signals)

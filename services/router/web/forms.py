@@ -23,7 +23,7 @@ from starlette.responses import RedirectResponse, Response
 from services.router.api.auth import MAX_KEY_LENGTH
 from services.router.api.errors import status_for
 from services.router.api.rbac import RbacConfig
-from services.router.errors import Conflict, Forbidden, ValidationFailed
+from services.router.errors import AuthError, BacklogError, Conflict, Forbidden, ValidationFailed
 from services.router.web.pages import TOOL, item_page
 from services.router.web.rendering import Page, Web, html
 from services.router.web.sessions import (
@@ -127,6 +127,10 @@ class SignIn:
                    "insecure": not transport_allows_sign_in(request.scope), "tls_needed": TLS_NEEDED}
         return html(self.web.templates, "login.html", context, status=status)
 
+    def refused(self, request: Request, exc: BacklogError, next_path: str) -> Response:
+        """The form again with the error, its status from the one error map like every other page's."""
+        return self.form(request, status=status_for(exc), error=exc.message, next_path=next_path)
+
     async def get(self, request: Request) -> Response:
         session_id = session_id_of(request.scope)
         if session_id and self.sessions.get(session_id) is not None:
@@ -140,12 +144,12 @@ class SignIn:
             return self.form(request, status=status_for(exc), error=exc.message)
         target = safe_next(form.get("next"))
         if not transport_allows_sign_in(request.scope):
-            return self.form(request, status=403, error=TLS_NEEDED, next_path=target)
+            return self.refused(request, Forbidden(TLS_NEEDED), target)
         key = form.get("api_key", "").strip()
         account = self.rbac.identify(key) if 0 < len(key) <= MAX_KEY_LENGTH else None
         if account is None:
             log.info("web sign-in refused: unknown key")
-            return self.form(request, status=401, error=UNKNOWN_KEY, next_path=target)
+            return self.refused(request, AuthError(UNKNOWN_KEY), target)
         old = session_id_of(request.scope)
         if old:
             self.sessions.revoke(old)  # never keep a session id from before sign-in (fixation)

@@ -37,7 +37,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Scope
 
 from services.router.api.auth import Principal, path_kind
+from services.router.api.errors import status_for
 from services.router.api.rbac import ServiceAccount
+from services.router.errors import AuthError
 
 COOKIE = "backlog_session"
 SECURE_COOKIE = "__Host-backlog_session"
@@ -46,6 +48,7 @@ ABSOLUTE_SECONDS = 7 * 24 * 3600
 MAX_SESSIONS = 10_000
 SESSION_STATE = "web_session"
 LOOPBACK_NAMES = frozenset({"localhost"})
+SESSION_EXPIRED = "Your session has expired or you are not signed in. Sign in again at /login."
 
 
 @dataclass
@@ -194,8 +197,8 @@ class WebSessions:
         back = quote(f"{path}?{query}" if query else path, safe="")
         if scope.get("method") in ("GET", "HEAD"):
             return RedirectResponse(f"/login?next={back}", status_code=303)
-        return Response("Your session has expired or you are not signed in. Sign in again at /login.",
-                        status_code=401, media_type="text/plain; charset=utf-8")
+        expired = AuthError(SESSION_EXPIRED)
+        return Response(expired.message, status_code=status_for(expired), media_type="text/plain; charset=utf-8")
 
 
 def current_session(scope: Scope) -> Session:
