@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from services.router.errors import ValidationFailed
-from services.router.generation.candidates import DigestFacts, build_candidates, select, weekly_facts
+from services.router.generation.candidates import build_candidates, select
 from services.router.generation.digest import (
     Found,
     PlatformDigest,
@@ -19,6 +19,7 @@ from services.router.generation.digest import (
     latest_risk_digest,
     load_platform_digest,
 )
+from services.router.generation.facts import DigestFacts, weekly_facts
 from services.router.policy import BacklogPolicy
 from tests.generation.builders import platform, risk, risk_svc, svc, write_json
 

@@ -35,7 +35,7 @@ from services.router.api.errors import error_response
 from services.router.api.rbac import RbacConfig, grants
 from services.router.errors import AuthError, BacklogError, Forbidden
 from services.router.runtime import Runtime
-from services.router.stores.base import hold_if_free
+from services.router.stores.indexed import hold_if_free
 from services.router.tools.registry import ActionSpec
 
 PUBLIC_PATHS: frozenset[str] = frozenset({

@@ -29,7 +29,8 @@ from services.router.clock import Clock
 from services.router.domain.changes import Change, Record
 from services.router.errors import StoreUnavailable
 from services.router.files import FileLock, checkpoint, remove_temp_files, replace_durably, temp_path
-from services.router.stores.base import IndexedStore, StoreStatus
+from services.router.stores.base import StoreStatus
+from services.router.stores.indexed import IndexedStore
 from services.router.stores.jsonl_log import JsonlLog, write_file_durably
 
 log = logging.getLogger("backlog_store")

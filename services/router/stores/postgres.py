@@ -15,10 +15,9 @@
 - Round trips are constant per call, not per item: a batch locks its keys and reads them in one
   pipeline, then writes every changed row and event with ``executemany`` in a second one.
 - The dashboard is SQL aggregates over indexes; cleanup is one ``DELETE`` (events cascade).
-- Connection trouble is ``StoreUnavailable`` (the Auto store falls back on it); messages carry
-  the DSN only as ``redact_dsn`` prints it. A server that answers but refuses this transaction
-  for now (out of memory, conflicts still there after the retries) is ``StoreUnavailable`` with
-  ``reason="transient"``: the client retries later, and the Auto store does not fall back.
+- The pool, transactions, driver errors and retries are ``pg_conn``'s; the replay of the Auto
+  store's journal is ``fallback_journal``'s (through ``transaction``, ``begin_op`` and
+  ``write_change``, so a replayed op is recorded in the same transaction as its effect).
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ import builtins
 import itertools
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,7 +39,7 @@ from services.router.domain.changes import Change, Record, dedupe_key_of, plan_c
 from services.router.domain.enums import ALL_PRIORITIES, Status
 from services.router.domain.models import ItemInput
 from services.router.domain.queries import ItemQuery, OverdueIds, Page
-from services.router.errors import BacklogError, NotFound
+from services.router.errors import NotFound
 from services.router.stores import pg_sql as q
 from services.router.stores.base import (
     DEFAULT_OWNER,
@@ -79,7 +79,7 @@ class OpContext:
 
 
 class OpAlreadyApplied(Exception):
-    """Internal: the op id is recorded; the caller skips it."""
+    """The op id is recorded already (a replay run again); the replay skips it."""
 
 
 class PostgresBacklogStore:
@@ -102,14 +102,14 @@ class PostgresBacklogStore:
         """The database this store writes to (a secret: never log it; ``dsn_redacted`` is for that)."""
         return self._db.dsn
 
-    def _begin_op(self, conn: Conn, keys: Sequence[str], op: OpContext | None) -> None:
+    def begin_op(self, conn: Conn, keys: Sequence[str], op: OpContext | None) -> None:
         """Lock the keys and, for a replayed op, refuse one already applied."""
         if keys:
             conn.execute(q.LOCK_KEYS, (q.lock_keys(keys),))
         if op is not None and op.always_record and conn.execute(q.OP_APPLIED, (op.op_id,)).fetchone():
             raise OpAlreadyApplied(op.op_id)
 
-    def _write(self, conn: Conn, changes: Sequence[Change], events: Sequence[Record],
+    def write_change(self, conn: Conn, changes: Sequence[Change], events: Sequence[Record],
                op: OpContext | None, outcome: str = "applied") -> None:
         with conn.cursor() as cur:
             if changes:
@@ -208,12 +208,12 @@ class PostgresBacklogStore:
                       op: OpContext | None) -> builtins.list[Change]:
         """A small batch: one pipelined transaction (``_tx``), one statement per changed row."""
         with self._db.tx() as conn:
-            self._begin_op(conn, keys, op)
+            self.begin_op(conn, keys, op)
             existing = self._locked_rows(conn, keys)
             now = self._op_now(op)
             changes = [self._plan(existing.get(k), r, now, actor, op) for k, r in zip(keys, unique, strict=True)]
             real = [c for c in changes if c.event is not None]
-            self._write(conn, real, [c.event for c in real if c.event is not None], op)
+            self.write_change(conn, real, [c.event for c in real if c.event is not None], op)
         return changes
 
     @staticmethod
@@ -243,7 +243,7 @@ class PostgresBacklogStore:
         """
         with self._db.conn() as conn, conn.transaction(), conn.cursor(row_factory=_numbered_record) as found:
             with conn.pipeline():  # one round trip: locks, the stage, the locked read
-                self._begin_op(conn, keys, op)
+                self.begin_op(conn, keys, op)
                 conn.execute(q.BULK_STAGE)
                 found.execute(q.BULK_LOCKED_ROWS, (keys,))
             now = self._op_now(op)
@@ -287,11 +287,11 @@ class PostgresBacklogStore:
                    op: OpContext | None = None) -> WriteResult:
         def work() -> WriteResult:
             with self._db.tx() as conn:
-                self._begin_op(conn, [], op)
+                self.begin_op(conn, [], op)
                 row = _locked_row(conn, item_id, "FOR UPDATE")
                 change = plan_status(row, status, now=self._op_now(op), actor=actor, message=message)
                 if change.event is not None:
-                    self._write(conn, [change], [change.event], op)
+                    self.write_change(conn, [change], [change.event], op)
             return _result(change)
 
         return retrying(work)
@@ -299,11 +299,11 @@ class PostgresBacklogStore:
     def add_comment(self, item_id: str, message: str, *, actor: str, op: OpContext | None = None) -> Record:
         def work() -> Record:
             with self._db.tx() as conn:
-                self._begin_op(conn, [], op)
+                self.begin_op(conn, [], op)
                 # KEY SHARE: a concurrent cleanup cannot delete the item under the new event.
                 row = _locked_row(conn, item_id, "FOR KEY SHARE")
                 event = plan_comment(row, message, now=self._op_now(op), actor=actor)
-                self._write(conn, [], [event], op)
+                self.write_change(conn, [], [event], op)
             return event
 
         return retrying(work)
@@ -324,44 +324,9 @@ class PostgresBacklogStore:
     def close(self) -> None:
         self._db.close()
 
-    # -- replay of the Auto store's journal (by dedupe key: ids differ between backends) ---
-    def replay_upsert(self, requests: Sequence[UpsertRequest], *, actor: str, op: OpContext) -> str:
-        try:
-            results = self.upsert_many(requests, actor=actor, op=op)
-        except OpAlreadyApplied:
-            return "already applied"
-        return ", ".join(sorted({r.action for r in results})) or "empty"
-
-    def replay_by_key(self, key: str, *, actor: str, op: OpContext, status: Status | None = None,
-                      message: str = "") -> str:
-        """A status change (``status``) or a comment (no status) made on the fallback, applied to
-        the item that holds ``key`` here. A move the current state refuses, or an item that is
-        gone, is recorded as the op's outcome (and logged) rather than blocking the replay."""
-        try:
-            return retrying(lambda: self._replay_by_key(key, actor=actor, op=op, status=status, message=message))
-        except OpAlreadyApplied:
-            return "already applied"
-
-    def _replay_by_key(self, key: str, *, actor: str, op: OpContext, status: Status | None, message: str) -> str:
-        """One attempt of ``replay_by_key``: one transaction."""
-        with self._db.tx() as conn:
-            self._begin_op(conn, [key], op)
-            with conn.cursor(row_factory=dict_row) as cur:
-                row = cur.execute(q.SELECT_ITEM + " WHERE dedupe_key = %s FOR UPDATE", (key,)).fetchone()
-            if row is None:
-                self._write(conn, [], [], op, outcome="skipped: no item with this dedupe key")
-                return "skipped: no item"
-            now = op.now or self.clock.now()
-            if status is None:
-                self._write(conn, [], [plan_comment(row, message, now=now, actor=actor)], op)
-                return "commented"
-            try:
-                change = plan_status(row, status, now=now, actor=actor, message=message)
-            except BacklogError as exc:
-                self._write(conn, [], [], op, outcome=f"refused: {exc.message}")
-                return f"refused: {exc.message}"
-            self._write(conn, [change] if change.event else [], [change.event] if change.event else [], op)
-            return change.action
+    def transaction(self) -> AbstractContextManager[Conn]:
+        """One pipelined transaction on the pool (for the journal's replay, ``fallback_journal``)."""
+        return self._db.tx()
 
 
 def _numbered_record(cursor: Any) -> Callable[[Sequence[Any]], tuple[int, Record]]:

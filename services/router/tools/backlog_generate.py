@@ -27,13 +27,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.router.domain.models import Slug
 from services.router.errors import BacklogError, DigestMissing
-from services.router.generation.candidates import daily_facts, weekly_facts
 from services.router.generation.digest import (
     NO_PLATFORM_DIGEST,
     NO_RISK_DIGEST,
     latest_platform_digest,
     latest_risk_digest,
 )
+from services.router.generation.facts import daily_facts, weekly_facts
 from services.router.generation.records import record_last_generation
 from services.router.generation.run import gc_paused, generate, skipped
 from services.router.policy import BacklogPolicy
