@@ -36,11 +36,13 @@ EXIT_FAILED = 1  # the server refused a statement (e.g. no CREATE privilege); no
 EXIT_USAGE = 2  # no DSN, or a DSN that does not parse
 EXIT_NO_DRIVER = 3  # psycopg is not installed for this interpreter (nor in the project's .venv)
 EXIT_UNREACHABLE = 4  # cannot connect: server down, wrong host/port, wrong database, auth failed
+EXIT_BAD_ENV = 6  # $BACKLOG_POSTGRES_DSN / $POSTGRES_DSN does not parse (the code every command uses for it)
 
 REEXEC_GUARD = "BACKLOG_MIGRATE_REEXEC"
 EPILOG = """\
-exit codes: 0 ok, 1 a statement failed (nothing changed), 2 usage / bad DSN,
-            3 psycopg missing, 4 cannot connect (server, database or credentials)"""
+exit codes: 0 ok, 1 a statement failed (nothing changed), 2 usage / bad --dsn,
+            3 psycopg missing, 4 cannot connect (server, database or credentials),
+            6 $BACKLOG_POSTGRES_DSN / $POSTGRES_DSN is not a DSN"""
 
 
 def fail(code: int, message: str) -> NoReturn:
@@ -115,7 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         psycopg.conninfo.conninfo_to_dict(dsn)
     except Exception as exc:
-        fail(EXIT_USAGE, f"invalid DSN {shown}: {describe_error(exc, dsn)}")
+        if source == "--dsn":
+            fail(EXIT_USAGE, f"invalid DSN {shown}: {describe_error(exc, dsn)}")
+        fail(EXIT_BAD_ENV, f"{source.lstrip('$')}: not a valid Postgres DSN ({describe_error(exc, dsn)}); "
+                           "accepted: postgresql://user:pass@host:5432/db or 'host=… dbname=…'")
     try:
         conn = psycopg.connect(dsn, connect_timeout=max(args.connect_timeout, 2), autocommit=True)
     except psycopg.Error as exc:

@@ -17,6 +17,7 @@ import random
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from typing import Any, NoReturn
 EXECUTE_PATH = "/v1/tools/execute"
 DEFAULT_ROUTER_URL = "http://localhost:8000"
 KEY_ENV = "SCHEDULER_API_KEY"
+ROUTER_URL_ENV = "ROUTER_URL"
 USER_AGENT = "run_governance_job/1"
 
 EXIT_OK = 0
@@ -33,7 +35,7 @@ EXIT_USAGE = 2  # bad arguments, including --params-json that is not a JSON obje
 EXIT_UNREACHABLE = 3  # Cannot reach <url>: connection failed (after retries) or no answer in --timeout
 EXIT_UNAUTHORIZED = 4  # HTTP 401: SCHEDULER_API_KEY missing or not accepted
 EXIT_FORBIDDEN = 5  # HTTP 403: the key's account lacks the job's entitlement
-EXIT_TOOL_ERROR = 6  # the tool refused the job (4xx with "error"), e.g. "No platform digest found…"
+EXIT_TOOL_ERROR = 6  # the tool refused the job (4xx with "error"), or a bad ROUTER_URL / SCHEDULER_API_KEY value
 EXIT_SERVER_ERROR = 7  # HTTP 5xx still failing after the retries
 
 EXIT_CODES_HELP = """\
@@ -45,7 +47,8 @@ exit codes:
   4  HTTP 401 from /v1/tools/execute: SCHEDULER_API_KEY is not set or not accepted
   5  HTTP 403 from /v1/tools/execute: the key's account lacks the action's entitlement
   6  error: <text>: the tool refused the job (e.g. "No platform digest found. Run
-     architecture_pressure_tool.digest first."); not retried
+     architecture_pressure_tool.digest first."); not retried. Also a configuration error:
+     ROUTER_URL or SCHEDULER_API_KEY holds a value the runner cannot use (nothing was sent)
   7  HTTP 5xx from /v1/tools/execute after the retries
 
 environment:
@@ -115,10 +118,29 @@ def build_body(tool: str, action: str, params_json: str, dry_run: bool, job: str
 
 
 def router_base(option: str | None) -> str:
-    url = (option or os.environ.get("ROUTER_URL") or DEFAULT_ROUTER_URL).strip().rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise Failure(EXIT_USAGE, f"error: router URL must start with http:// or https://, got {url!r}")
-    return url
+    from_env = not option and bool(os.environ.get(ROUTER_URL_ENV, "").strip())
+    url = (option or os.environ.get(ROUTER_URL_ENV, "").strip() or DEFAULT_ROUTER_URL).strip().rstrip("/")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is not a number, a bad IPv6 literal
+        valid = False
+    if valid:
+        return url
+    if from_env:  # the environment (the cron header), not the command line: a configuration error
+        raise Failure(EXIT_TOOL_ERROR, f"error: {ROUTER_URL_ENV}={url[:80]!r}: not a router URL; accepted: "
+                                       "http(s)://host[:port][/prefix], e.g. http://localhost:8000")
+    raise Failure(EXIT_USAGE, f"error: router URL must be http(s)://host[:port], got {url!r}")
+
+
+def scheduler_key() -> str | None:
+    """``SCHEDULER_API_KEY``, refused (never printed) when it could not travel in a header."""
+    key = os.environ.get(KEY_ENV, "").strip() or None
+    if key is not None and not all("!" <= ch <= "~" for ch in key):
+        raise Failure(EXIT_TOOL_ERROR, f"error: {KEY_ENV}: contains spaces, control or non-ASCII characters "
+                                       "(value not shown); accepted: the scheduler account's key, printable "
+                                       "ASCII without spaces, as the router's account holds it")
+    return key
 
 
 def retry_delay(attempt: int, backoff: float, cap: float, retry_after: str | None) -> float:
@@ -173,7 +195,7 @@ def execute(args: argparse.Namespace, *, post: Callable[..., tuple[int, bytes, s
     body = build_body(args.tool, args.action, args.params_json, args.dry_run, args.job)
     base = router_base(args.router_url)
     url = base + EXECUTE_PATH
-    key = os.environ.get(KEY_ENV, "").strip() or None
+    key = scheduler_key()
     payload = json.dumps(body).encode("utf-8")
     attempts = args.retries + 1
     for attempt in range(attempts):

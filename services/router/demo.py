@@ -27,6 +27,7 @@ from services.router.errors import BacklogError
 from services.router.generation.digest import latest_platform_digest
 from services.router.runtime import Runtime, build_runtime, configure_logging
 from services.router.sample.digest import write_sample_digest
+from services.router.settings import load_settings
 
 DEMO_ACTOR = "demo"
 
@@ -85,15 +86,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="derive the digest from synthetic DEMO signals through the upstream tools")
     args = parser.parse_args(argv)
     os.environ.setdefault("BACKLOG_BACKEND", "jsonl")
-    configure_logging()
+    from services.router.cli.app import exit_code_for
+
     runtime: Runtime | None = None
     try:
+        settings = load_settings()
+        configure_logging(settings=settings)
         # One settable clock for the runtime and the store: the first run replays past Mondays.
-        runtime = build_runtime(clock=FixedClock(default_clock().now()))
+        runtime = build_runtime(settings, clock=FixedClock(default_clock(settings).now()))
         run_demo(runtime, pipeline=args.pipeline)
     except BacklogError as exc:
         sys.stderr.write("error: " + " ".join(exc.message.split()) + "\n")
-        return 1
+        return exit_code_for(exc)
     finally:
         if runtime is not None:
             runtime.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,13 +53,15 @@ def build_runtime(
     from services.router.signals.backend import attach_outage_replay
 
     settings = settings or load_settings()
-    clock = clock or default_clock()
+    clock = clock or default_clock(settings)
     store = store or open_store(settings, clock=clock)
     attach_outage_replay(store, settings)  # the Auto store's recovery replays signals too
     return Runtime(settings, clock, store, build_registry(), policy_path)
 
 
-def configure_logging(default_level: str = "WARNING") -> None:
-    """Structured enough for grep, and ``backlog_store: using …`` reads as the runbook shows."""
-    level = os.environ.get("BACKLOG_LOG_LEVEL", default_level).upper()
+def configure_logging(default_level: str = "WARNING", settings: Settings | None = None) -> None:
+    """Structured enough for grep, and ``backlog_store: using …`` reads as the runbook shows.
+
+    ``BACKLOG_LOG_LEVEL`` (validated by ``Settings``) overrides the command's default level."""
+    level = (settings or load_settings()).log_level(default_level)
     logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr, force=True)

@@ -165,11 +165,6 @@ class RbacConfig:
         return RbacConfig(self.accounts, keys, source=self.source)
 
 
-def default_rbac_path(config_dir: Path, environ: Mapping[str, str]) -> Path:
-    override = environ.get(RBAC_PATH_ENV)
-    return Path(override) if override else config_dir / "rbac.yml"
-
-
 def read_accounts(path: Path) -> list[ServiceAccount]:
     """Validate the file; errors name the file, the key and what was expected."""
     try:

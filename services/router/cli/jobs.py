@@ -8,7 +8,6 @@ schedules for hosts without cron.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
@@ -131,11 +130,11 @@ def check_cmd(
 
 def tool_problems(registry: TaskRegistry, settings: Settings) -> list[str]:
     """Jobs vs the router's tool actions and the scheduler account in config/rbac.yml."""
-    from services.router.api.rbac import default_rbac_path, read_accounts
+    from services.router.api.rbac import read_accounts
     from services.router.tools.catalog import build_registry
 
     problems = check_against_tools(registry, build_registry())
-    rbac_path = default_rbac_path(settings.config_dir, os.environ)
+    rbac_path = settings.rbac_path
     try:
         account = next((a for a in read_accounts(rbac_path) if a.name == SCHEDULER_ACTOR), None)
     except BacklogError as exc:
@@ -234,11 +233,11 @@ def scheduler_cmd(
     registry_path: Path | None = RegistryOpt,
 ) -> None:
     """Run the registry's jobs on their schedules, for hosts without cron (several hosts: Postgres)."""
-    configure_logging("INFO")
-    settings = load_settings()
     runtime: Runtime | None = None
     ledger = None
     try:
+        settings = load_settings()
+        configure_logging("INFO", settings)
         registry, _ = _registry(settings, registry_path)
         names = [n.strip() for n in jobs.split(",") if n.strip()] if jobs else None
         runtime = build_runtime(settings)

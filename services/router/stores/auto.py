@@ -74,7 +74,7 @@ class AutoBacklogStore:
         retry_seconds: float | None = None, connect_timeout: float | None = None,
         monotonic: Callable[[], float] = time.monotonic, pg_options: dict[str, Any] | None = None,
     ) -> None:
-        self.clock: Clock = clock or default_clock()
+        self.clock: Clock = clock or default_clock(settings)
         self.backend = "jsonl"
         self.reason: str | None = None
         self.last_cleanup_skipped_reason: str | None = None
