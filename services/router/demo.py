@@ -24,7 +24,7 @@ from typing import Any
 from services.router.clock import FixedClock, default_clock
 from services.router.demo_history import backlog_is_empty, replay_past_weeks
 from services.router.errors import BacklogError
-from services.router.generation.digest import latest_platform_digest
+from services.router.generation.digest_lookup import latest_platform_digest
 from services.router.runtime import Runtime, build_runtime, configure_logging
 from services.router.sample.digest import write_sample_digest
 from services.router.settings import load_settings
@@ -55,7 +55,7 @@ def prepare_digest(runtime: Runtime, *, pipeline: bool) -> list[str]:
         else:
             console.print(f"A real platform digest exists for this week ({path}); using it, not the sample.",
                           markup=False, highlight=False)
-    found = latest_platform_digest(runtime.settings.reports_dir)
+    found = latest_platform_digest(runtime.settings.reports_dir, not_after=runtime.clock.now().date())
     return sorted(found.digest.envs) if found is not None else []
 
 

@@ -11,14 +11,8 @@ import pytest
 
 from services.router.errors import ValidationFailed
 from services.router.generation.candidates import DigestFacts, build_candidates, select, weekly_facts
-from services.router.generation.digest import (
-    Found,
-    PlatformDigest,
-    RiskDigest,
-    latest_platform_digest,
-    latest_risk_digest,
-    load_platform_digest,
-)
+from services.router.generation.digest import Found, PlatformDigest, RiskDigest, load_platform_digest
+from services.router.generation.digest_lookup import latest_platform_digest, latest_risk_digest
 from services.router.policy import BacklogPolicy
 from tests.generation.builders import platform, risk, risk_svc, svc, write_json
 
