@@ -10,6 +10,7 @@ from typing import Any
 
 from services.router.clock import Clock, default_clock
 from services.router.settings import Settings, load_settings
+from services.router.signals.rejections import RejectionTally
 from services.router.stores.base import BacklogStore
 from services.router.stores.factory import open_store
 from services.router.tools.catalog import build_registry
@@ -27,9 +28,11 @@ class Runtime:
     registry: ToolRegistry
     policy_path: Path | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    rejections: RejectionTally = field(default_factory=RejectionTally)
+    """Rejected signals of this process, for ``backlog_signals_rejected_total``."""
 
     def context(self, actor: str) -> ToolContext:
-        return ToolContext(self.store, self.settings, self.clock, actor, self.policy_path)
+        return ToolContext(self.store, self.settings, self.clock, actor, self.policy_path, rejections=self.rejections)
 
     def execute(self, actor: str, tool: str, action: str, params: dict[str, Any]) -> Any:
         return self.registry.execute(self.context(actor), tool, action, params)

@@ -36,6 +36,7 @@ def test_import_counts_and_reasons(env: Path) -> None:
     assert "line 4: not valid JSON" in result.stdout
     assert "line 5 (alert x): env: required field is missing" in result.stdout
     assert "alertname: required field is missing" in result.stdout
+    assert "signals_tool.ingest rejected 1 of 4 signal(s): missing_field=1" in result.stderr  # the log line
     assert len((env / "ops" / "signals" / "signals.jsonl").read_text().splitlines()) == 3
 
     again = CliRunner().invoke(app, ["signals", "import", str(file), "--json"])

@@ -82,7 +82,8 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
         docs_url="/docs", redoc_url=None, openapi_url="/openapi.json",
         default_response_class=OrjsonResponse, lifespan=lifespan,
     )
-    metrics = routes_health.ApiMetrics(rt.store, clock=rt.clock, sources=HealthSources.from_settings(rt.settings))
+    metrics = routes_health.ApiMetrics(rt.store, clock=rt.clock, sources=HealthSources.from_settings(rt.settings),
+                                       rejections=rt.rejections)
     app.state.runtime = rt
     app.state.rbac = config
     app.state.metrics = metrics
