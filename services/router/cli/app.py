@@ -75,6 +75,8 @@ def run(
     finally:
         if runtime is not None:
             runtime.close()
+    if isinstance(result, dict) and result.get("known_env") is False:  # a misspelt env is not an empty one
+        sys.stderr.write(f"warning: {result['warning']}\n")
     if as_json:
         print_json(result)
     else:
