@@ -2,6 +2,7 @@
 # Install the system packages two test suites need (Debian/Ubuntu), only when missing:
 #   chromium + chromium-driver  the web dashboard in a real headless browser (tests/web)
 #   prometheus                  promtool, to check and unit-test ops/alerts/backlog.rules.yml
+#   logrotate                   logrotate -d, to check ops/logrotate/daarion-governance (tests/jobs)
 # or, with the argument `bench`, what the benchmarks need (`make bench` calls it):
 #   wrk                         the HTTP load generator of bench/http_bench.py
 #
@@ -20,6 +21,7 @@ else
     [ -x /usr/bin/chromium ] || need="$need chromium"
     [ -x /usr/bin/chromedriver ] || need="$need chromium-driver"
     command -v promtool >/dev/null 2>&1 || need="$need prometheus"
+    [ -x /usr/sbin/logrotate ] || need="$need logrotate"
 fi
 [ -n "$need" ] || exit 0
 

@@ -2,7 +2,10 @@
 """Run one governance job through the router: POST /v1/tools/execute as the scheduler account.
 
 Cron runs this with the system ``python3`` and no virtualenv, so it uses the standard library
-only. It prints one timestamped log line and the result JSON (stdout); failures print the
+only. It prints one timestamped summary line (stdout) — job, tool.action, status, duration and
+the result's counts — so an hourly job adds ~200 bytes to its cron log, not the whole result;
+``--verbose`` (and ``--dry-run``, which people run to see a plan) prints the result JSON after
+it. Failures print the
 runbook's texts (RUNBOOK §9, Troubleshooting) on stderr and exit with a code per kind of failure,
 so a log line and an exit status both say what to fix. Jobs are idempotent, so connection errors
 and 5xx answers are retried a few times with backoff (honouring Retry-After within a cap).
@@ -90,6 +93,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="first retry delay in seconds, doubled each retry, with jitter (default 2)")
     parser.add_argument("--retry-max-wait", type=float, default=60.0,
                         help="cap in seconds on one retry delay, including Retry-After (default 60)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also print the whole result JSON (default: the summary line only; --dry-run "
+                             "prints it too)")
     args = parser.parse_args(argv)
     if args.timeout <= 0 or args.retries < 0 or args.retry_backoff < 0 or args.retry_max_wait < 0:
         parser.error("--timeout must be > 0; --retries, --retry-backoff and --retry-max-wait must be >= 0")
@@ -250,6 +256,28 @@ def interpret(status: int, answer: bytes, key: str | None) -> Any:
     return data["result"]
 
 
+def result_counts(result: Any) -> str:
+    """The result's numbers in one short phrase: ``created=14 updated=0 …, 16 items``.
+
+    Numbers as ``name=value``, flags that are set by name, nested ``counts`` flattened, and lists
+    (or maps) by their length in words; texts (paths, reasons) are left to ``--verbose``."""
+    if not isinstance(result, dict):
+        return ""
+    numbers: list[str] = []
+    sizes: list[str] = []
+    for key, value in result.items():
+        if isinstance(value, bool):
+            if value and key != "dry_run":
+                numbers.append(key)
+        elif isinstance(value, int | float):
+            numbers.append(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}")
+        elif key == "counts" and isinstance(value, dict):
+            numbers += [f"{k}={v}" for k, v in value.items() if isinstance(v, int) and not isinstance(v, bool)]
+        elif isinstance(value, list | dict):
+            sizes.append(f"{len(value)} {key}")
+    return ", ".join(filter(None, [" ".join(numbers), ", ".join(sizes)]))
+
+
 def describe(args: argparse.Namespace) -> str:
     name = f"job={args.job} " if args.job else ""
     return f"{name}{args.tool}.{args.action}{' (dry run)' if args.dry_run else ''}"
@@ -281,9 +309,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         fail(args, failure, started)
     if args.job:  # under cron (the rendered lines pass --job)
         warn_if_not_utc()
+    counts = result_counts(result)
     print(f"{timestamp()} {describe(args)} ok in {time.monotonic() - started:.2f}s via "
-          f"{router_base(args.router_url)}{EXECUTE_PATH}", flush=True)
-    print(json.dumps(result, indent=2, ensure_ascii=False, default=str), flush=True)
+          f"{router_base(args.router_url)}{EXECUTE_PATH}{': ' + counts if counts else ''}", flush=True)
+    if args.verbose or args.dry_run:  # a dry run is a person asking to see the plan (cron lines never pass it)
+        print(json.dumps(result, indent=2, ensure_ascii=False, default=str), flush=True)
 
 
 if __name__ == "__main__":
