@@ -32,10 +32,11 @@ def test_a_user_without_an_account_on_this_host_fails_the_check(tmp_path: Path) 
     missing, present = tmp_path / "missing", tmp_path / "present"
     assert invoke("jobs", "render", "--user", "nosuchuser-bb16", "-o", str(missing))[0] == 0
     code, _, err = invoke("jobs", "check-cron", str(missing))
-    first_job = next(n for n, line in enumerate(missing.read_text().splitlines(), 1) if line[:1] in "0123456789*")
+    lines = missing.read_text().splitlines()
+    first_job = next(n for n, line in enumerate(lines, 1) if line[:1].isdigit() or line.startswith("*"))
     assert code == 1
-    assert (f"line {first_job}: user 'nosuchuser-bb16' does not exist on this host: Debian's cron ignores the whole file "
-            '("bad username" in its log); create it (sudo useradd --system --no-create-home --shell '
+    assert (f"line {first_job}: user 'nosuchuser-bb16' does not exist on this host: Debian's cron ignores the "
+            'whole file ("bad username" in its log); create it (sudo useradd --system --no-create-home --shell '
             "/usr/sbin/nologin nosuchuser-bb16), render the file for an existing user (backlog jobs render --user "
             "NAME), or pass --no-host-check") in err
     assert invoke("jobs", "check-cron", "--no-host-check", str(missing))[0] == 0
