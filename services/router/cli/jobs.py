@@ -35,6 +35,7 @@ from services.router.jobs.runs import JsonlRunLedger, RunRecord
 from services.router.jobs.scheduler import DEFAULT_POLL_SECONDS, Scheduler, open_ledger
 from services.router.runtime import Runtime, build_runtime, configure_logging
 from services.router.settings import Settings, load_settings
+from services.router.tools.registry import did_you_mean
 
 jobs_app = typer.Typer(no_args_is_help=True, help="Governance jobs: the task registry, its cron file, runs.")
 app.add_typer(jobs_app, name="jobs")
@@ -229,7 +230,7 @@ def run_cmd(
         try:
             job = registry.get(name)
         except KeyError:
-            raise NotFound(f"unknown job {name!r}; known: {', '.join(registry.names)}", field="name") from None
+            raise NotFound(f"unknown job {name!r}{did_you_mean(name, list(registry.names))}", field="name") from None
         runtime = build_runtime()
         single = registry.model_copy(update={"jobs": [job]})
         problems = check_against_tools(single, runtime.registry)

@@ -42,11 +42,16 @@ class AlertmanagerParams(BaseModel):
     dry_run: bool = False
 
 
+SignalStatus = Literal["open", "mitigated", "resolved", "firing", "done", "fixed"]
+
+
 class ListParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     env: Slug | None = None
     service: Slug | None = None
     kind: Literal["incident", "alert", "slo_breach", "followup", "deploy", "vulnerability"] | None = None
+    status: SignalStatus | None = Field(default=None, description="only signals with this status (incidents, "
+                                        "alerts, follow-ups and vulnerabilities have one)")
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
     limit: int = Field(default=100, ge=1, le=MAX_LIST)
@@ -94,6 +99,8 @@ def list_signals(ctx: ToolContext, p: ListParams) -> dict[str, Any]:
     store = signal_store_for(ctx)
     found = store.query(env=p.env, service=p.service, kinds=[p.kind] if p.kind else None, since=p.since,
                         until=p.until)
+    if p.status is not None:
+        found = [s for s in found if getattr(s, "status", None) == p.status]
     newest = found[::-1][: p.limit]
     return {"count": len(found), "signals": [s.record() for s in newest],
             "until": iso_z(p.until) if p.until else None}
