@@ -23,7 +23,7 @@ from services.router.domain.changes import Change, plan_upsert
 from services.router.domain.models import ItemInput
 from services.router.stores import pg_sql as q
 from services.router.stores.base import UpsertRequest
-from services.router.stores.pg_schema import BACKLOG_DDL, migrate
+from services.router.stores.pg_schema import STEPS, migrate, object_of
 from services.router.stores.postgres import PostgresBacklogStore
 
 ADMIN_DSN = os.environ.get("BENCH_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -92,14 +92,15 @@ def scratch_database(admin_dsn: str = ADMIN_DSN, name: str = SCRATCH_DB) -> Iter
 
 def fill(dsn: str, rows: int) -> None:
     """Schema, ``rows`` items with one event each, indexes built after the load, VACUUM ANALYZE."""
-    secondary = [s.split(" ON ")[0].split()[-1] for s in BACKLOG_DDL if s.startswith("CREATE INDEX")]
+    secondary = [s for s in STEPS[0].statements if s.startswith("CREATE INDEX")]  # step 1's, from its file
     with psycopg.connect(dsn, autocommit=True) as conn:
         migrate(conn)
-        for name in secondary:  # re-created by the second migrate (it restores dropped objects)
+        for name in [obj[1] for s in secondary if (obj := object_of(s))]:
             conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
         conn.execute(FILL_ITEMS, (rows,))
         conn.execute(FILL_EVENTS)
-        migrate(conn)
+        for statement in secondary:  # built once over the loaded rows, as the migration defines them
+            conn.execute(statement)
         conn.execute("VACUUM ANALYZE backlog_items")
         conn.execute("VACUUM ANALYZE backlog_events")
 

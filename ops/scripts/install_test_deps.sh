@@ -1,7 +1,10 @@
 #!/bin/sh
-# Install the system packages two test suites need (Debian/Ubuntu), only when missing:
+# Install the system packages the test suites need (Debian/Ubuntu), only when missing:
 #   chromium + chromium-driver  the web dashboard in a real headless browser (tests/web)
 #   prometheus                  promtool, to check and unit-test ops/alerts/backlog.rules.yml
+#   redmine redmine-sqlite      a real Redmine 5 for the tracker adapter tests (tests/trackers);
+#   ruby-webrick                debconf is preseeded to sqlite3 and to create no database, so the
+#                               install is quiet and quick; the tests build their own instance
 #   logrotate                   logrotate -d, to check ops/logrotate/daarion-governance (tests/jobs)
 # or, with the argument `bench`, what the benchmarks need (`make bench` calls it):
 #   wrk                         the HTTP load generator of bench/http_bench.py
@@ -15,12 +18,18 @@
 set -eu
 
 need=""
+installed() {
+    [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
+}
 if [ "${1:-}" = "bench" ]; then
     command -v wrk >/dev/null 2>&1 || need="$need wrk"
 else
     [ -x /usr/bin/chromium ] || need="$need chromium"
     [ -x /usr/bin/chromedriver ] || need="$need chromium-driver"
     command -v promtool >/dev/null 2>&1 || need="$need prometheus"
+    for pkg in redmine redmine-sqlite ruby-webrick; do
+        installed "$pkg" || need="$need $pkg"
+    done
     [ -x /usr/sbin/logrotate ] || need="$need logrotate"
 fi
 [ -n "$need" ] || exit 0
@@ -41,6 +50,16 @@ else
 fi
 
 echo "install_test_deps: installing$need"
+case "$need" in
+    *redmine*)
+        # The package's dbconfig-common questions: sqlite3, and no database for its `default`
+        # instance (the tests build their own); without this apt asks on a terminal.
+        printf '%s\n' \
+            'redmine redmine/instances/default/database-type select sqlite3' \
+            'redmine redmine/instances/default/dbconfig-install boolean false' \
+            | $SUDO debconf-set-selections
+        ;;
+esac
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086  # $need is a list of package names
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $need >/dev/null

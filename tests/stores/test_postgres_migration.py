@@ -86,9 +86,7 @@ def test_dry_run_then_apply_then_nothing_to_do(empty_db: str) -> None:
 
     again = run("--dsn", dsn)
     assert again.returncode == 0
-    assert "created" not in again.stdout
-    assert "already there: table backlog_items" in again.stdout
-    assert "nothing to do" in again.stdout
+    assert again.stdout.splitlines()[1:] == [f"nothing to do: schema is at version {pg_schema.LATEST_VERSION}"]
     assert "nothing to do" in run("--dsn", dsn, "--dry-run").stdout
 
     with psycopg.connect(empty_db) as conn:
@@ -130,16 +128,33 @@ def test_deleting_an_item_deletes_its_events(empty_db: str) -> None:
         assert conn.execute("SELECT count(*) FROM backlog_events").fetchone() == (0,)
 
 
-def test_a_dropped_index_is_recreated_and_reported(empty_db: str) -> None:
+def test_verify_names_a_dropped_index_and_trigger_and_a_migrate_does_not_hide_them(empty_db: str) -> None:
     assert run("--dsn", empty_db).returncode == 0
+    clean = run("--dsn", empty_db, "--verify")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert clean.stdout.splitlines()[-1].startswith(f"ok: schema 'public' matches steps 1-{pg_schema.LATEST_VERSION}")
     with psycopg.connect(empty_db, autocommit=True) as conn:
         conn.execute("DROP INDEX backlog_items_owner_idx")
-    dry = run("--dsn", empty_db, "--dry-run")
-    assert "CREATE INDEX IF NOT EXISTS backlog_items_owner_idx" in dry.stdout
-    assert "CREATE TABLE" not in dry.stdout
-    applied = run("--dsn", empty_db)
-    assert [line for line in applied.stdout.splitlines() if line.startswith("created")] == [
-        "created index backlog_items_owner_idx"]
+        conn.execute("DROP TRIGGER backlog_counts_ins ON backlog_items")
+        conn.execute("ALTER TABLE backlog_items DISABLE TRIGGER backlog_counts_del")
+    drift = run("--dsn", empty_db, "--verify")
+    assert drift.returncode == 5
+    assert sorted(line for line in drift.stdout.splitlines() if line.startswith("drift:")) == [
+        "drift: missing index backlog_items_owner_idx on backlog_items (defined in 0001_backlog_items_and_events.sql)",
+        "drift: missing trigger backlog_counts_ins on backlog_items (defined in 0004_backlog_dashboard_counts.sql)",
+        "drift: trigger backlog_counts_del on backlog_items is disabled",
+    ]
+    assert one_error_line(drift) == "error: schema 'public' differs from its steps in 3 ways (listed above)"
+    # The steps are recorded, so a migrate runs nothing: drift is for an operator to see, not to paper over.
+    assert "nothing to do" in run("--dsn", empty_db).stdout
+    # The remedy: the defining statements from the step files.
+    index = next(s for s in pg_schema.STEPS[0].statements if "backlog_items_owner_idx" in s)
+    trigger = next(s for s in pg_schema.STEPS[3].statements if s.startswith("CREATE TRIGGER backlog_counts_ins"))
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute(index)
+        conn.execute(trigger)
+        conn.execute("ALTER TABLE backlog_items ENABLE TRIGGER backlog_counts_del")
+    assert run("--dsn", empty_db, "--verify").returncode == 0
 
 
 def test_two_migrators_at_once(empty_db: str) -> None:

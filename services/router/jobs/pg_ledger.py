@@ -17,7 +17,7 @@ Skipping a slot takes the same lock, so a late process never marks skipped a slo
 process is running. Jobs run at least once per slot and are idempotent; a crash between the
 job's own commit and step 4 runs it again, which is why they must be.
 
-The ``job_runs`` DDL is a versioned step of the Postgres migration (``stores/pg_schema.py``).
+The ``job_runs`` table is migration step 3 (``stores/migrations/0003_job_runs.sql``).
 """
 
 from __future__ import annotations
@@ -33,30 +33,9 @@ from services.router.clock import ensure_utc
 from services.router.errors import StoreUnavailable
 from services.router.jobs.runs import Claim, RunRecord, Status, result_json
 
-if TYPE_CHECKING:  # psycopg is imported when a ledger connects: the migration reads JOB_RUNS_DDL without it
+if TYPE_CHECKING:  # psycopg is imported when a ledger connects
     import psycopg
 
-JOB_RUNS_DDL = """
-CREATE TABLE IF NOT EXISTS job_runs (
-    job          TEXT        NOT NULL,
-    slot         TIMESTAMPTZ NOT NULL,
-    status       TEXT        NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'skipped')),
-    tool         TEXT        NOT NULL,
-    action       TEXT        NOT NULL,
-    attempts     INTEGER     NOT NULL DEFAULT 0,
-    host         TEXT,
-    pid          INTEGER,
-    started_at   TIMESTAMPTZ,
-    finished_at  TIMESTAMPTZ,
-    duration_ms  INTEGER,
-    summary      TEXT,
-    error        TEXT,
-    result       JSONB,
-    PRIMARY KEY (job, slot)
-);
-CREATE INDEX IF NOT EXISTS job_runs_slot_idx ON job_runs (slot DESC);
-CREATE INDEX IF NOT EXISTS job_runs_running_idx ON job_runs (job, slot) WHERE status = 'running';
-"""
 # The lock transaction stays open while the job runs: a server-side idle timeout would end it (and
 # free the slot) mid-run; server keepalives free the slot within ~1 min of a host vanishing.
 SESSION_SETTINGS = (

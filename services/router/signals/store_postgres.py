@@ -1,7 +1,7 @@
 """Postgres backend for signals and risk snapshots (psycopg 3 with a small connection pool).
 
-Tables come from the migration step in ``pg_ddl`` (applied by
-``ops/scripts/migrate_backlog_postgres.py``); this store never creates them, so a missing
+Tables come from migration step 2 (``stores/migrations/0002_signals_and_risk_snapshots.sql``,
+applied by ``ops/scripts/migrate_backlog_postgres.py``); this store never creates them, so a missing
 schema is one clear error that says to run the migration.
 
 Upserts read the stored versions of the batch's keys ``FOR UPDATE``, plan with the same

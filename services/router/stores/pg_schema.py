@@ -1,26 +1,31 @@
-"""The Postgres schema as ordered, versioned migration steps (RUNBOOK §2, DESIGN §8).
+"""The Postgres schema as numbered migration steps, each run exactly once (RUNBOOK §2, DESIGN §8).
 
-Shared by ``ops/scripts/migrate_backlog_postgres.py``, the stores (which only check that the
-schema is there) and the tests, so there is exactly one definition of every table and index.
+The steps are the files ``migrations/NNNN_name.sql`` beside this module (shipped as package
+data): version ``NNNN``, name ``name``, the statements in file order. Shared by
+``ops/scripts/migrate_backlog_postgres.py``, the stores (which only check that their tables are
+there), ``pg_verify`` and the tests, so there is exactly one definition of every table.
 
-- Every statement is ``CREATE … IF NOT EXISTS``: applying is idempotent, and re-applying also
-  restores an object someone dropped by hand.
-- ``schema_migrations`` records which steps were applied (version, name, applied_at).
-- One advisory lock serializes concurrent migrators; the whole apply is one transaction
-  (Postgres DDL is transactional), so a failure leaves the database as it was.
-- Adding a table is one new entry at the end of ``STEPS``. A step's SQL is loaded when used,
-  so a step can live beside the code that owns its tables.
+- ``schema_migrations`` records the steps a database has (version, name, applied_at). A step
+  runs only when its version is not recorded there, so migrating an up-to-date database runs
+  no DDL at all; a released step is never edited (a database that recorded it would not run it
+  again): the schema changes by adding the next file.
+- One advisory lock serializes concurrent migrators; the pending steps and their records are
+  one transaction (Postgres DDL is transactional), so a failure leaves the database as it was —
+  which is also why a step cannot hold ``CREATE INDEX CONCURRENTLY`` or its own ``BEGIN``.
+- ``CREATE … IF NOT EXISTS`` of an object already there (made by hand, or by an older release
+  before it was recorded) is reported as "already there" and not run.
 
-Imports nothing outside the standard library at module level: the migration script loads this
-module before it knows whether psycopg is installed.
+Imports nothing outside the standard library: the migration script loads this module before it
+knows whether psycopg is installed.
 """
 
 from __future__ import annotations
 
-import importlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any, Protocol
 
 MIGRATIONS_TABLE = "schema_migrations"
@@ -29,335 +34,329 @@ MIGRATIONS_DDL = f"""CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
     name       text        NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now()
 )"""
+RECORD_SQL = f"INSERT INTO {MIGRATIONS_TABLE} (version, name) VALUES (%s, %s)"
 # pg_advisory_xact_lock key for migrators ("backlog-bridge/migrate", as an int8).
 MIGRATION_LOCK_KEY = 0x6262_6D69_6772_6174
-
-ACTIVE = "('open', 'in_progress', 'blocked')"
-
-BACKLOG_DDL: tuple[str, ...] = (
-    # COLLATE "C" on the columns we order or page by: byte order, as Python compares strings,
-    # so keyset cursors and tie-breaks agree with the in-memory backends.
-    """CREATE TABLE IF NOT EXISTS backlog_items (
-    id            text COLLATE "C" PRIMARY KEY,
-    env           text COLLATE "C" NOT NULL,
-    service       text COLLATE "C" NOT NULL,
-    category      text COLLATE "C" NOT NULL,
-    title         text NOT NULL,
-    description   text NOT NULL DEFAULT '',
-    priority      text COLLATE "C" NOT NULL CHECK (priority IN ('P0', 'P1', 'P2', 'P3')),
-    status        text COLLATE "C" NOT NULL
-                  CHECK (status IN ('open', 'in_progress', 'blocked', 'done', 'canceled')),
-    owner         text COLLATE "C" NOT NULL,
-    due_date      date,
-    created_at    timestamptz NOT NULL,
-    updated_at    timestamptz NOT NULL,
-    source        text NOT NULL,
-    dedupe_key    text COLLATE "C" NOT NULL,
-    evidence_refs jsonb NOT NULL DEFAULT '[]'::jsonb,
-    tags          jsonb NOT NULL DEFAULT '[]'::jsonb,
-    meta          jsonb NOT NULL DEFAULT '{}'::jsonb,
-    rev           integer NOT NULL DEFAULT 1,
-    CONSTRAINT backlog_items_dedupe_key_key UNIQUE (dedupe_key)
-)""",
-    # seq keeps write order (event ids are only ordered within one process).
-    """CREATE TABLE IF NOT EXISTS backlog_events (
-    seq      bigint GENERATED ALWAYS AS IDENTITY,
-    id       text COLLATE "C" PRIMARY KEY,
-    item_id  text COLLATE "C" NOT NULL REFERENCES backlog_items (id) ON DELETE CASCADE,
-    ts       timestamptz NOT NULL,
-    type     text NOT NULL,
-    actor    text NOT NULL,
-    message  text NOT NULL DEFAULT '',
-    meta     jsonb NOT NULL DEFAULT '{}'::jsonb,
-    item_rev integer
-)""",
-    # Operations of the Auto store already applied here (same transaction as their effect), so a
-    # replay of the JSONL fallback's journal applies each operation exactly once.
-    """CREATE TABLE IF NOT EXISTS backlog_applied_ops (
-    op_id      text COLLATE "C" PRIMARY KEY,
-    kind       text NOT NULL,
-    outcome    text NOT NULL,
-    applied_at timestamptz NOT NULL
-)""",
-    # The runbook's indexes: env+status, service, due_date, owner, category, item_id, ts.
-    "CREATE INDEX IF NOT EXISTS backlog_items_env_status_idx ON backlog_items (env, status)",
-    "CREATE INDEX IF NOT EXISTS backlog_items_service_idx ON backlog_items (service)",
-    "CREATE INDEX IF NOT EXISTS backlog_items_due_date_idx ON backlog_items (due_date)",
-    "CREATE INDEX IF NOT EXISTS backlog_items_owner_idx ON backlog_items (owner)",
-    "CREATE INDEX IF NOT EXISTS backlog_items_category_idx ON backlog_items (category)",
-    "CREATE INDEX IF NOT EXISTS backlog_events_item_id_idx ON backlog_events (item_id, seq)",
-    "CREATE INDEX IF NOT EXISTS backlog_events_ts_idx ON backlog_events (ts)",
-    # The dashboard's: counts by status/priority, overdue and top services over active items.
-    "CREATE INDEX IF NOT EXISTS backlog_items_env_status_priority_idx ON backlog_items (env, status, priority)",
-    f"CREATE INDEX IF NOT EXISTS backlog_items_active_due_idx ON backlog_items (env, due_date) "
-    f"WHERE status IN {ACTIVE}",
-    f"CREATE INDEX IF NOT EXISTS backlog_items_active_service_idx ON backlog_items (env, service) "
-    f"WHERE status IN {ACTIVE}",
-    # Retention: cleanup finds expired closed items without scanning the open ones.
-    "CREATE INDEX IF NOT EXISTS backlog_items_closed_updated_idx ON backlog_items (updated_at) "
-    "WHERE status IN ('done', 'canceled')",
-    "CREATE INDEX IF NOT EXISTS backlog_applied_ops_applied_at_idx ON backlog_applied_ops (applied_at)",
-)
+MIGRATIONS_PACKAGE = "services.router.stores"
+MIGRATIONS_FOLDER = "migrations"
 
 BACKLOG_TABLES = ("backlog_items", "backlog_events", "backlog_applied_ops", "backlog_counts")
 
-# Step 4: the dashboard's numbers, kept by statement triggers so reading them is O(1) in rows.
-# One row per (env, kind, a, b): kind 's' = (status, priority) of every item, 'v' = (service, '')
-# of active items, 'd' = (due date as YYYY-MM-DD, '') of active items with a due date. Writers add
-# deltas with INSERT … ON CONFLICT DO UPDATE (n = n + delta), keys in sorted order; rows that
-# reach 0 are left in place and ignored by readers.
-_COUNT_ROWS = f"""
-    SELECT env, 's'::text AS kind, status AS a, priority AS b, {{sign}} AS d FROM {{rows}}
-    UNION ALL
-    SELECT env, 'v', service, '', {{sign}} FROM {{rows}} WHERE status IN {ACTIVE}
-    UNION ALL
-    SELECT env, 'd', to_char(due_date, 'YYYY-MM-DD'), '', {{sign}} FROM {{rows}}
-        WHERE status IN {ACTIVE} AND due_date IS NOT NULL"""
+
+class MigrationError(Exception):
+    """The step files or the recorded versions do not allow a migration (nothing was run)."""
 
 
-def _apply_counts(sources: str) -> str:
-    return f"""INSERT INTO backlog_counts AS c (env, kind, a, b, n)
-        SELECT env, kind, a, b, sum(d) FROM ({sources}) AS x
-        GROUP BY env, kind, a, b HAVING sum(d) <> 0 ORDER BY env, kind, a, b
-        ON CONFLICT (env, kind, a, b) DO UPDATE SET n = c.n + EXCLUDED.n"""
+# -- step files ----------------------------------------------------------------------------------
+_FILE_NAME = re.compile(r"^(\d{4})_([a-z][a-z0-9_]*)\.sql$")
+_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z_0-9]*)?\$")
+_NOT_IN_A_TRANSACTION = re.compile(
+    r"^(?:BEGIN|COMMIT|ROLLBACK|END|START\s+TRANSACTION|VACUUM)\b"
+    r"|^(?:CREATE\s+(?:UNIQUE\s+)?INDEX|DROP\s+INDEX|REINDEX\s+(?:\(.*?\)\s*)?\w+)\s+CONCURRENTLY\b", re.I)
 
 
-def _per_operation(write: Callable[[str], str]) -> str:
-    """The count triggers' INSERT/UPDATE/DELETE branches: ``write`` of the changed rows' signed
-    counts (step 4 applies them at once, step 5 defers them to COMMIT); TRUNCATE is left to the
-    caller's ``ELSE``."""
-    return f"""IF TG_OP = 'INSERT' THEN
-        {write(_COUNT_ROWS.format(sign=1, rows='new_rows'))};
-    ELSIF TG_OP = 'UPDATE' THEN
-        {write(_COUNT_ROWS.format(sign=1, rows='new_rows') + ' UNION ALL '
-               + _COUNT_ROWS.format(sign=-1, rows='old_rows'))};
-    ELSIF TG_OP = 'DELETE' THEN
-        {write(_COUNT_ROWS.format(sign=-1, rows='old_rows'))};"""
+def _skip_quoted(script: str, at: int, quote: str, backslashes: bool) -> int:
+    """Index just past the literal or quoted identifier opening at ``at`` (doubled quotes inside)."""
+    i = at + 1
+    while i < len(script):
+        char = script[i]
+        if backslashes and char == "\\":
+            i += 2
+            continue
+        if char == quote:
+            if script.startswith(quote, i + 1):
+                i += 2
+                continue
+            return i + 1
+        i += 1
+    raise MigrationError(f"unterminated {quote}-quoted text starting at character {at}")
 
 
-COUNTS_DDL: tuple[str, ...] = (
-    """CREATE TABLE IF NOT EXISTS backlog_counts (
-    env  text COLLATE "C" NOT NULL,
-    kind text COLLATE "C" NOT NULL,
-    a    text COLLATE "C" NOT NULL,
-    b    text COLLATE "C" NOT NULL,
-    n    bigint NOT NULL,
-    PRIMARY KEY (env, kind, a, b)
-)""",
-    # Top services of one env: the first rows of an index scan.
-    "CREATE INDEX IF NOT EXISTS backlog_counts_top_idx ON backlog_counts (env, kind, n DESC, a)",
-    # The overdue list in its exact order (priorities P0..P3 sort as text): an index scan that
-    # stops after the listed rows, however many items share the oldest due dates.
-    f"CREATE INDEX IF NOT EXISTS backlog_items_active_due_rank_idx ON backlog_items (env, due_date, priority, id) "
-    f"WHERE status IN {ACTIVE}",
-    f"""CREATE OR REPLACE FUNCTION backlog_counts_trigger() RETURNS trigger LANGUAGE plpgsql AS $fn$
-BEGIN
-    {_per_operation(_apply_counts)}
-    ELSE
-        DELETE FROM backlog_counts;
-    END IF;
-    RETURN NULL;
-END
-$fn$""",
-    "DROP TRIGGER IF EXISTS backlog_counts_ins ON backlog_items",
-    "CREATE TRIGGER backlog_counts_ins AFTER INSERT ON backlog_items REFERENCING NEW TABLE AS new_rows "
-    "FOR EACH STATEMENT EXECUTE FUNCTION backlog_counts_trigger()",
-    "DROP TRIGGER IF EXISTS backlog_counts_upd ON backlog_items",
-    "CREATE TRIGGER backlog_counts_upd AFTER UPDATE ON backlog_items "
-    "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
-    "FOR EACH STATEMENT EXECUTE FUNCTION backlog_counts_trigger()",
-    "DROP TRIGGER IF EXISTS backlog_counts_del ON backlog_items",
-    "CREATE TRIGGER backlog_counts_del AFTER DELETE ON backlog_items REFERENCING OLD TABLE AS old_rows "
-    "FOR EACH STATEMENT EXECUTE FUNCTION backlog_counts_trigger()",
-    "DROP TRIGGER IF EXISTS backlog_counts_trunc ON backlog_items",
-    "CREATE TRIGGER backlog_counts_trunc AFTER TRUNCATE ON backlog_items "
-    "FOR EACH STATEMENT EXECUTE FUNCTION backlog_counts_trigger()",
-    # Backfill when the step is first applied to a populated database (writers wait meanwhile).
-    f"""DO $do$ BEGIN
-    IF NOT EXISTS (SELECT 1 FROM {MIGRATIONS_TABLE} WHERE version = 4) THEN
-        LOCK TABLE backlog_items IN SHARE MODE;
-        DELETE FROM backlog_counts;
-        {_apply_counts(_COUNT_ROWS.format(sign=1, rows='backlog_items'))};
-    END IF;
-END $do$""",
-)
+def _skip_block_comment(script: str, at: int) -> int:
+    depth, i = 0, at
+    while i < len(script):
+        if script.startswith("/*", i):
+            depth, i = depth + 1, i + 2
+        elif script.startswith("*/", i):
+            depth, i = depth - 1, i + 2
+            if depth == 0:
+                return i
+        else:
+            i += 1
+    raise MigrationError(f"unterminated /* comment starting at character {at}")
 
 
-# Step 5: counters are changed once per transaction, at COMMIT, in one sorted statement.
-# Step 4's triggers changed them statement by statement; each statement's rows were sorted, but
-# a transaction runs several (a batch's parts, a small batch's rows), so two writers could lock
-# counter rows in opposite orders across statements: "deadlock detected" between writers of
-# different keys. Now each statement only records its deltas in backlog_counts_pending (rows of
-# its own transaction, tagged with its id); the first of them also adds a "flush" marker row,
-# whose deferred constraint trigger runs at COMMIT and moves the transaction's deltas into
-# backlog_counts in one INSERT … ORDER BY (env, kind, a, b). Every transaction thus locks its
-# counter rows in one global order, as its last act. Nothing to backfill: the counters are
-# right, and a transaction still running on step 4's trigger has counted its own rows already.
-# UNLOGGED: a pending row lives within its transaction; after a crash there is nothing to keep.
-_TX = "pg_current_xact_id()"
+def split_statements(script: str) -> tuple[str, ...]:
+    """A SQL script as its statements, without the ``;`` and the comments between statements.
 
-
-def _defer_counts(sources: str) -> str:
-    return f"""INSERT INTO backlog_counts_pending (tx, env, kind, a, b, n)
-        SELECT {_TX}, env, kind, a, b, sum(d) FROM ({sources}) AS x
-        GROUP BY env, kind, a, b HAVING sum(d) <> 0"""
-
-
-COUNTS_AT_COMMIT_DDL: tuple[str, ...] = (
-    """CREATE UNLOGGED TABLE IF NOT EXISTS backlog_counts_pending (
-    tx    xid8    NOT NULL,
-    env   text COLLATE "C" NOT NULL,
-    kind  text COLLATE "C" NOT NULL,
-    a     text COLLATE "C" NOT NULL,
-    b     text COLLATE "C" NOT NULL,
-    n     bigint  NOT NULL,
-    flush boolean NOT NULL DEFAULT false
-)""",
-    "CREATE INDEX IF NOT EXISTS backlog_counts_pending_tx_idx ON backlog_counts_pending (tx)",
-    # One marker per transaction (ON CONFLICT DO NOTHING queues no trigger): one flush per COMMIT.
-    "CREATE UNIQUE INDEX IF NOT EXISTS backlog_counts_pending_flush_idx ON backlog_counts_pending (tx) WHERE flush",
-    # Replaces step 4's function (step 4 re-creates its own version first on every migrate run,
-    # then this one replaces it in the same transaction); step 4's triggers call it.
-    f"""CREATE OR REPLACE FUNCTION backlog_counts_trigger() RETURNS trigger LANGUAGE plpgsql AS $fn$
-BEGIN
-    {_per_operation(_defer_counts)}
-    ELSE
-        DELETE FROM backlog_counts;
-        DELETE FROM backlog_counts_pending WHERE tx = {_TX} AND NOT flush;
-        RETURN NULL;
-    END IF;
-    IF FOUND THEN
-        INSERT INTO backlog_counts_pending (tx, env, kind, a, b, n, flush) VALUES ({_TX}, '', '', '', '', 0, true)
-            ON CONFLICT (tx) WHERE flush DO NOTHING;
-    END IF;
-    RETURN NULL;
-END
-$fn$""",
-    f"""CREATE OR REPLACE FUNCTION backlog_counts_flush() RETURNS trigger LANGUAGE plpgsql AS $fn$
-BEGIN
-    WITH gone AS (DELETE FROM backlog_counts_pending WHERE tx = NEW.tx RETURNING env, kind, a, b, n)
-    {_apply_counts("SELECT env, kind, a, b, n AS d FROM gone")};
-    RETURN NULL;
-END
-$fn$""",
-    "DROP TRIGGER IF EXISTS backlog_counts_flush ON backlog_counts_pending",
-    "CREATE CONSTRAINT TRIGGER backlog_counts_flush AFTER INSERT ON backlog_counts_pending "
-    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.flush) EXECUTE FUNCTION backlog_counts_flush()",
-)
-
-
-def _split(script: str) -> tuple[str, ...]:
-    """A multi-statement DDL string as single statements (DDL here has no ';' in literals)."""
-    return tuple(s.strip() for s in script.split(";") if s.strip())
-
-
-def _from(module: str, attribute: str) -> Callable[[], tuple[str, ...]]:
-    """SQL that lives beside the code owning the tables, imported only when the step is used."""
-
-    def load() -> tuple[str, ...]:
-        value = getattr(importlib.import_module(module), attribute)
-        return _split(value) if isinstance(value, str) else tuple(value)
-
-    return load
+    Understands what a step may contain: ``--`` and nested ``/* */`` comments, '…' literals
+    (``E'…'`` with backslashes), "…" identifiers and ``$tag$…$tag$`` bodies, so a function
+    body's semicolons stay inside its statement.
+    """
+    statements: list[str] = []
+    start: int | None = None
+    i, end = 0, len(script)
+    while i < end:
+        char = script[i]
+        if char.isspace():
+            i += 1
+        elif script.startswith("--", i):
+            newline = script.find("\n", i)
+            i = end if newline < 0 else newline + 1
+        elif script.startswith("/*", i):
+            i = _skip_block_comment(script, i)
+        elif char == ";":
+            if start is not None:
+                statements.append(script[start:i].strip())
+            start, i = None, i + 1
+        else:
+            start = i if start is None else start
+            previous = script[i - 1] if i else " "
+            tag = _DOLLAR_TAG.match(script, i) if char == "$" else None
+            if char in "'\"":
+                escaped = char == "'" and previous in "eE" and (i < 2 or not (script[i - 2].isalnum()
+                                                                             or script[i - 2] == "_"))
+                i = _skip_quoted(script, i, char, escaped)
+            elif tag is not None and not (previous.isalnum() or previous == "_"):
+                close = script.find(tag.group(0), tag.end())
+                if close < 0:
+                    raise MigrationError(f"unterminated {tag.group(0)} body starting at character {i}")
+                i = close + len(tag.group(0))
+            else:
+                i += 1
+    if start is not None:
+        statements.append(script[start:].strip())
+    return tuple(statements)
 
 
 @dataclass(frozen=True, slots=True)
 class Step:
+    """One migration file: ``NNNN_name.sql`` as its version, name and statements."""
+
     version: int
     name: str
-    load: Callable[[], Sequence[str]]
+    file: str
+    statements: tuple[str, ...]
 
-    def statements(self) -> tuple[str, ...]:
-        return tuple(self.load())
+    @property
+    def record_sql(self) -> str:
+        """The INSERT that records this step (as ``--dry-run`` prints it; names are [a-z0-9_])."""
+        return f"INSERT INTO {MIGRATIONS_TABLE} (version, name) VALUES ({self.version}, '{self.name}')"
 
 
-STEPS: tuple[Step, ...] = (
-    Step(1, "backlog_items_and_events", lambda: BACKLOG_DDL),
-    Step(2, "signals_and_risk_snapshots", _from("services.router.signals.pg_ddl", "SIGNALS_DDL")),
-    Step(3, "job_runs", _from("services.router.jobs.pg_ledger", "JOB_RUNS_DDL")),
-    Step(4, "backlog_dashboard_counts", lambda: COUNTS_DDL),
-    Step(5, "backlog_counts_at_commit", lambda: COUNTS_AT_COMMIT_DDL),
-)
+def load_steps(folder: Traversable) -> tuple[Step, ...]:
+    """Every ``NNNN_name.sql`` of ``folder``, in version order: versions 1, 2, … without gaps or
+    duplicates (two branches that both added ``0006_…`` fail here, not in a database)."""
+    found: dict[int, Step] = {}
+    for entry in folder.iterdir():
+        if not entry.name.endswith(".sql"):
+            continue
+        match = _FILE_NAME.match(entry.name)
+        if match is None:
+            raise MigrationError(f"{entry.name}: a migration file is named NNNN_name.sql "
+                                 "(four digits, then a lower-case name of letters, digits and _)")
+        version = int(match.group(1))
+        if version in found:
+            raise MigrationError(f"two migration files have version {version}: {found[version].file} and {entry.name}")
+        try:
+            statements = split_statements(entry.read_text(encoding="utf-8"))
+        except MigrationError as exc:
+            raise MigrationError(f"{entry.name}: {exc}") from None
+        if not statements:
+            raise MigrationError(f"{entry.name}: no SQL statement")
+        for statement in statements:
+            if _NOT_IN_A_TRANSACTION.search(statement):
+                raise MigrationError(f"{entry.name}: steps run in one transaction, so a step cannot hold "
+                                     f"{_first_line(statement)!r}")
+        found[version] = Step(version, match.group(2), entry.name, statements)
+    versions = sorted(found)
+    if not versions:
+        raise MigrationError(f"no migration files (NNNN_name.sql) in {folder}")
+    if versions != list(range(1, len(versions) + 1)):
+        raise MigrationError(f"migration versions must run 1, 2, 3, … without gaps; the files have {versions}")
+    return tuple(found[v] for v in versions)
+
+
+def migrations_folder() -> Traversable:
+    return resources.files(MIGRATIONS_PACKAGE).joinpath(MIGRATIONS_FOLDER)
+
+
+STEPS: tuple[Step, ...] = load_steps(migrations_folder())
 LATEST_VERSION = STEPS[-1].version
 
-_OBJECT = re.compile(r"^\s*CREATE\s+(?:UNIQUE\s+|UNLOGGED\s+)?(TABLE|INDEX)\s+IF\s+NOT\s+EXISTS\s+\"?([\w.]+)\"?", re.I)
+
+# -- what a statement does ----------------------------------------------------------------------
+_CREATES = re.compile(
+    r"^CREATE\s+(?P<replace>OR\s+REPLACE\s+)?(?:UNIQUE\s+|UNLOGGED\s+|CONSTRAINT\s+)?"
+    r"(?P<kind>TABLE|INDEX|SEQUENCE|VIEW|FUNCTION|PROCEDURE|TRIGGER|TYPE)\s+"
+    r"(?P<ifnot>IF\s+NOT\s+EXISTS\s+)?\"?(?P<name>[\w.]+)\"?", re.I)
+_RELATIONS = {"table", "index", "sequence", "view"}
+CREATED, REPLACED, ALREADY_THERE, RAN = "created", "replaced", "already there", "ran"
+
+
+def _first_line(statement: str, width: int = 100) -> str:
+    line = statement.splitlines()[0].strip() if statement.strip() else ""
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 def object_of(statement: str) -> tuple[str, str] | None:
-    """(kind, name) a statement creates, e.g. ("table", "backlog_items")."""
-    match = _OBJECT.match(statement)
-    return (match.group(1).lower(), match.group(2)) if match else None
+    """(kind, name) a statement creates, e.g. ("table", "backlog_items"); None for other statements."""
+    match = _CREATES.match(statement)
+    return (match.group("kind").lower(), match.group("name")) if match else None
 
 
 class Connection(Protocol):
     """The part of ``psycopg.Connection`` used here (kept structural: no psycopg import)."""
 
     def execute(self, query: Any, params: Any = ...) -> Any: ...
-    def transaction(self) -> Any: ...
+    def transaction(self, savepoint_name: str | None = ..., force_rollback: bool = ...) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One statement of a pending step and what running it does (``verb`` on ``kind name``)."""
+
+    verb: str
+    kind: str
+    name: str
+    statement: str
+
+    @property
+    def runs(self) -> bool:
+        return self.verb != ALREADY_THERE
+
+    def line(self) -> str:
+        """``created table x``, ``replaced function f``, ``already there: index i``, ``ran: DO …``."""
+        if self.kind and self.verb != ALREADY_THERE:
+            return f"{self.verb} {self.kind} {self.name}"
+        return f"{self.verb}: {self.kind} {self.name}" if self.kind else f"{self.verb}: {self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class StepPlan:
+    step: Step
+    actions: tuple[Action, ...]
 
 
 @dataclass(slots=True)
 class Plan:
-    """What an apply would do / did: objects created vs already there, versions recorded."""
+    """What ``migrate`` will run (or ran): the pending steps, nothing for an up-to-date database."""
 
-    created: list[tuple[str, str]] = field(default_factory=list)
-    existing: list[tuple[str, str]] = field(default_factory=list)
-    versions: list[Step] = field(default_factory=list)
-    sql: list[str] = field(default_factory=list)
+    recorded: dict[int, str] = field(default_factory=dict)
+    preamble: list[Action] = field(default_factory=list)  # creating schema_migrations itself
+    steps: list[StepPlan] = field(default_factory=list)
+    unknown: list[int] = field(default_factory=list)  # recorded versions no step file defines
+
+    @property
+    def versions(self) -> list[Step]:
+        return [p.step for p in self.steps]
+
+    def _actions(self) -> Iterable[Action]:
+        yield from self.preamble
+        for p in self.steps:
+            yield from p.actions
+
+    @property
+    def created(self) -> list[tuple[str, str]]:
+        return [(a.kind, a.name) for a in self._actions() if a.verb == CREATED]
+
+    @property
+    def existing(self) -> list[tuple[str, str]]:
+        return [(a.kind, a.name) for a in self._actions() if a.verb == ALREADY_THERE]
 
     @property
     def nothing_to_do(self) -> bool:
-        return not self.created and not self.versions
+        return not self.steps and not self.preamble
+
+    @property
+    def version(self) -> int:
+        """The schema version once the plan has run (the newest recorded or planned step)."""
+        return max([*self.recorded, *(p.step.version for p in self.steps)], default=0)
 
 
-def _exists(conn: Connection, name: str) -> bool:
-    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
+def _exists(conn: Connection, kind: str, name: str) -> bool:
+    probe = "to_regclass" if kind in _RELATIONS else "to_regtype" if kind == "type" else "to_regproc"
+    row = conn.execute(f"SELECT {probe}(%s) IS NOT NULL", (name,)).fetchone()
     return bool(row and row[0])
 
 
-def applied_versions(conn: Connection) -> set[int]:
-    if not _exists(conn, MIGRATIONS_TABLE):
-        return set()
-    return {int(r[0]) for r in conn.execute(f"SELECT version FROM {MIGRATIONS_TABLE}").fetchall()}
+def recorded_versions(conn: Connection) -> dict[int, str] | None:
+    """version → name of the steps this database has applied; None without ``schema_migrations``."""
+    if not _exists(conn, "table", MIGRATIONS_TABLE):
+        return None
+    return {int(v): str(n) for v, n in conn.execute(f"SELECT version, name FROM {MIGRATIONS_TABLE}").fetchall()}
 
 
-def plan(conn: Connection) -> Plan:
-    """What ``migrate`` would run on this database, without changing anything."""
-    result = Plan()
-    applied = applied_versions(conn)
-    for statement in (MIGRATIONS_DDL, *(s for step in STEPS for s in step.statements())):
-        obj = object_of(statement)
-        if obj is not None and _exists(conn, obj[1]):
-            result.existing.append(obj)
+def _actions(conn: Connection, statements: Sequence[str], planned: set[tuple[str, str]]) -> tuple[Action, ...]:
+    """What each statement will do, given the objects the database and earlier statements have."""
+    actions = []
+    for statement in statements:
+        match = _CREATES.match(statement)
+        if match is None:
+            actions.append(Action(RAN, "", _first_line(statement), statement))
             continue
-        if obj is not None:
-            result.created.append(obj)
-        result.sql.append(statement)
-    for step in STEPS:
-        if step.version not in applied:
-            result.versions.append(step)
-            result.sql.append(f"INSERT INTO {MIGRATIONS_TABLE} (version, name) VALUES ({step.version}, "
-                              f"'{step.name}')")
+        kind, name = match.group("kind").lower(), match.group("name")
+        checkable = kind in _RELATIONS or kind in {"type", "function", "procedure"}
+        there = (kind, name) in planned or (checkable and _exists(conn, kind, name))
+        if there and match.group("ifnot"):
+            verb = ALREADY_THERE
+        else:
+            verb = REPLACED if there and match.group("replace") else CREATED
+        planned.add((kind, name))
+        actions.append(Action(verb, kind, name, statement))
+    return tuple(actions)
+
+
+def plan(conn: Connection, steps: Sequence[Step] | None = None) -> Plan:
+    """What ``migrate`` would run on this database (only reads it).
+
+    Raises ``MigrationError`` when a recorded version carries another name than its step file:
+    the database was migrated from other files (two branches that both numbered a step N).
+    """
+    steps = STEPS if steps is None else steps
+    recorded = recorded_versions(conn)
+    result = Plan(recorded=recorded or {})
+    planned: set[tuple[str, str]] = set()
+    if recorded is None:
+        result.preamble = list(_actions(conn, [MIGRATIONS_DDL], planned))
+    by_version = {s.version: s for s in steps}
+    for version, name in sorted(result.recorded.items()):
+        step = by_version.get(version)
+        if step is None:
+            result.unknown.append(version)
+        elif step.name != name:
+            raise MigrationError(f"{MIGRATIONS_TABLE} records version {version} as {name!r}, but step file "
+                                 f"{step.file} is {step.name!r}: this database was migrated from other step files")
+    for step in steps:
+        if step.version not in result.recorded:
+            result.steps.append(StepPlan(step, _actions(conn, step.statements, planned)))
     return result
 
 
-def migrate(conn: Connection) -> Plan:
-    """Apply every step in one transaction under the migration lock; returns what it did.
+def migrate(conn: Connection, steps: Sequence[Step] | None = None) -> Plan:
+    """Run the pending steps (none on an up-to-date database) in one transaction under the
+    migration lock, recording each; returns what it did.
 
-    Works on an autocommit connection (``transaction()`` opens one) and inside an open one.
+    Works on an autocommit connection (``transaction()`` opens one) and inside an open one. A
+    failing statement carries a note naming its step and file.
     """
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
-        result = plan(conn)
-        for statement in result.sql:
-            if not statement.startswith(f"INSERT INTO {MIGRATIONS_TABLE}"):
-                conn.execute(statement)
-        for step in result.versions:
-            conn.execute(f"INSERT INTO {MIGRATIONS_TABLE} (version, name) VALUES (%s, %s) "
-                         "ON CONFLICT (version) DO NOTHING", (step.version, step.name))
+        result = plan(conn, steps)  # after the lock: a migrator that waited sees the other's work
+        for action in result.preamble:
+            conn.execute(action.statement)
+        for pending in result.steps:
+            for action in (a for a in pending.actions if a.runs):
+                try:
+                    conn.execute(action.statement)
+                except Exception as exc:
+                    exc.add_note(f"in step {pending.step.version} {pending.step.name} ({pending.step.file}): "
+                                 f"{_first_line(action.statement)}")
+                    raise
+            conn.execute(RECORD_SQL, (pending.step.version, pending.step.name))
     return result
 
 
 def backlog_schema_missing(conn: Connection) -> list[str]:
     """The backlog tables that are not there (empty: the stores can run)."""
-    return [t for t in BACKLOG_TABLES if not _exists(conn, t)]
+    return [t for t in BACKLOG_TABLES if not _exists(conn, "table", t)]

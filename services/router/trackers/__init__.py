@@ -1,0 +1,40 @@
+"""Tracker sync, layer one: the configuration, one adapter per tracker kind, their errors.
+
+``config`` (``config/trackers.yml``) → ``build_adapter`` → a :class:`TrackerAdapter` for Redmine,
+GitHub, GitLab or Jira. Adapters translate and classify failures (:mod:`.errors`); retries,
+backoff, links and cursors belong to the sync engine and its outbox, which sit on top.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import httpx
+
+from services.router.clock import Clock
+from services.router.trackers.config import TrackerConfig, TrackersConfig, load_trackers, trackers_config
+from services.router.trackers.errors import TrackerError, TrackerPermanent, TrackerRateLimited, TrackerRetryable
+from services.router.trackers.http import DEFAULT_TIMEOUT_SECONDS
+from services.router.trackers.model import ChangePage, Cursor, IssueDraft, IssueUpdate, RemoteIssue, TrackerAdapter
+
+__all__ = [
+    "ChangePage", "Cursor", "IssueDraft", "IssueUpdate", "RemoteIssue", "TrackerAdapter", "TrackerConfig",
+    "TrackerError", "TrackerPermanent", "TrackerRateLimited", "TrackerRetryable", "TrackersConfig",
+    "build_adapter", "load_trackers", "trackers_config",
+]
+
+
+def build_adapter(name: str, config: TrackerConfig, *, transport: httpx.BaseTransport | None = None,
+                  environ: Mapping[str, str] | None = None, clock: Clock | None = None,
+                  timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> TrackerAdapter:
+    """The adapter for one configured tracker (``transport`` lets tests serve a fake)."""
+    from services.router.trackers.github import GitHubAdapter
+    from services.router.trackers.gitlab import GitLabAdapter
+    from services.router.trackers.jira import JiraAdapter
+    from services.router.trackers.redmine import RedmineAdapter
+
+    kinds: dict[str, type[RedmineAdapter | GitHubAdapter | GitLabAdapter | JiraAdapter]] = {
+        "redmine": RedmineAdapter, "github": GitHubAdapter, "gitlab": GitLabAdapter, "jira": JiraAdapter,
+    }
+    return kinds[config.kind](name, config, transport=transport, environ=environ, clock=clock,
+                              timeout_seconds=timeout_seconds)
