@@ -86,7 +86,7 @@ def listen(host: str, port: int) -> socket.socket:
     try:
         return socket.create_server((host, port), family=family, backlog=2048)
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)  # create_server's strerror repeats the address
         if exc.errno == errno.EADDRINUSE:
             raise Conflict(f"cannot listen on {host}:{port}: {reason}; is another `backlog serve` running there? "
                            f"Pick another port with --port N or BACKLOG_PORT=N (make run PORT=N)",
