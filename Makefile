@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml
 ## run: the main job on the JSONL default (no database needed): the whole pipeline on demo
 ## data (signals -> risk snapshots -> risk digest -> platform digest -> weekly generation),
 ## the dashboard printed, then the router and web dashboard on http://127.0.0.1:8000/
+## (`make run PORT=8001` serves another port; without PORT, $$BACKLOG_PORT or 8000)
 run: demo
-	BACKLOG_BACKEND=$${BACKLOG_BACKEND:-jsonl} $(BIN)/backlog serve --key-file .local-keys
+	BACKLOG_BACKEND=$${BACKLOG_BACKEND:-jsonl} $(BIN)/backlog serve --key-file .local-keys $(if $(PORT),--port $(PORT))
 
 ## demo: the pipeline and the printed dashboard, without starting the server
 demo: install

@@ -1,9 +1,10 @@
 """Shared fixtures: a settable clock and one store per backend for the contract suite.
 
-``BACKENDS`` lists every backend the contract tests run on: the three plain ones, and the Auto
-store both healthy (on Postgres) and degraded (its DSN names a port nothing listens on, so it
-serves from its JSONL fallback and journals every write). Postgres support (a fresh database per
-test session on ``$BACKLOG_TEST_POSTGRES_DSN``) lives in ``tests/pg_support.py``.
+``BACKENDS`` lists the backends store-backed tests run on; the store contract suite adds
+``AUTO_BACKENDS``: the Auto store both healthy (on Postgres) and degraded (its DSN names a port
+nothing listens on, so it serves from its JSONL fallback and journals every write). Postgres
+support (a fresh database per test session on ``$BACKLOG_TEST_POSTGRES_DSN``) lives in
+``tests/pg_support.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from services.router.stores.memory import MemoryBacklogStore
 from tests.pg_support import ThrowawayCluster, session_cluster
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-BACKENDS = ["memory", "jsonl", "postgres", "auto", "auto-degraded"]
+BACKENDS = ["memory", "jsonl", "postgres"]
+AUTO_BACKENDS = ["auto", "auto-degraded"]
 UNREACHABLE_DSN = "postgresql://backlog:pw@127.0.0.1:1/backlog"
 
 StoreFactory = Callable[[], BacklogStore]

@@ -33,6 +33,7 @@ commonAnnotations
 incident_ref
 webhook_secret_env
 href
+known_env
 percent
 
 # Enum members named in config files and requests, not in code.

@@ -1,10 +1,11 @@
 #!/bin/sh
-# Install the system packages two test suites need (Debian/Ubuntu), only when missing:
+# Install the system packages the test suites need (Debian/Ubuntu), only when missing:
 #   chromium + chromium-driver  the web dashboard in a real headless browser (tests/web)
 #   prometheus                  promtool, to check and unit-test ops/alerts/backlog.rules.yml
 #   redmine redmine-sqlite      a real Redmine 5 for the tracker adapter tests (tests/trackers);
 #   ruby-webrick                debconf is preseeded to sqlite3 and to create no database, so the
 #                               install is quiet and quick; the tests build their own instance
+#   logrotate                   logrotate -d, to check ops/logrotate/daarion-governance (tests/jobs)
 # or, with the argument `bench`, what the benchmarks need (`make bench` calls it):
 #   wrk                         the HTTP load generator of bench/http_bench.py
 #
@@ -29,6 +30,7 @@ else
     for pkg in redmine redmine-sqlite ruby-webrick; do
         installed "$pkg" || need="$need $pkg"
     done
+    [ -x /usr/sbin/logrotate ] || need="$need logrotate"
 fi
 [ -n "$need" ] || exit 0
 

@@ -38,12 +38,13 @@ EXIT_USAGE = 2  # no DSN, or a DSN that does not parse
 EXIT_NO_DRIVER = 3  # psycopg is not installed for this interpreter (nor in the project's .venv)
 EXIT_UNREACHABLE = 4  # cannot connect: server down, wrong host/port, wrong database, auth failed
 EXIT_DRIFT = 5  # --verify: the live schema differs from what its steps define, or steps are pending
+EXIT_BAD_ENV = 6  # $BACKLOG_POSTGRES_DSN / $POSTGRES_DSN does not parse (the code every command uses for it)
 
 REEXEC_GUARD = "BACKLOG_MIGRATE_REEXEC"
 EPILOG = """\
-exit codes: 0 ok, 1 a statement failed (nothing changed), 2 usage / bad DSN,
+exit codes: 0 ok, 1 a statement failed (nothing changed), 2 usage / bad --dsn,
             3 psycopg missing, 4 cannot connect (server, database or credentials),
-            5 --verify found drift (listed on stdout)"""
+            5 --verify found drift (listed on stdout), 6 $BACKLOG_POSTGRES_DSN / $POSTGRES_DSN is not a DSN"""
 
 
 def fail(code: int, message: str) -> NoReturn:
@@ -172,7 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         psycopg.conninfo.conninfo_to_dict(dsn)
     except Exception as exc:
-        fail(EXIT_USAGE, f"invalid DSN {shown}: {describe_error(exc, dsn)}")
+        if options.source == "--dsn":
+            fail(EXIT_USAGE, f"invalid DSN {shown}: {describe_error(exc, dsn)}")
+        fail(EXIT_BAD_ENV, f"{options.source.lstrip('$')}: not a valid Postgres DSN ({describe_error(exc, dsn)}); "
+                           "accepted: postgresql://user:pass@host:5432/db or 'host=… dbname=…'")
     try:
         conn = psycopg.connect(dsn, connect_timeout=options.connect_timeout_seconds, autocommit=True)
     except psycopg.Error as exc:

@@ -2,7 +2,10 @@
 """Run one governance job through the router: POST /v1/tools/execute as the scheduler account.
 
 Cron runs this with the system ``python3`` and no virtualenv, so it uses the standard library
-only. It prints one timestamped log line and the result JSON (stdout); failures print the
+only. It prints one timestamped summary line (stdout) — job, tool.action, status, duration and
+the result's counts — so an hourly job adds ~200 bytes to its cron log, not the whole result;
+``--verbose`` (and ``--dry-run``, which people run to see a plan) prints the result JSON after
+it. Failures print the
 runbook's texts (RUNBOOK §9, Troubleshooting) on stderr and exit with a code per kind of failure,
 so a log line and an exit status both say what to fix. Jobs are idempotent, so connection errors
 and 5xx answers are retried a few times with backoff (honouring Retry-After within a cap).
@@ -17,6 +20,7 @@ import random
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -25,6 +29,7 @@ from typing import Any, NoReturn
 EXECUTE_PATH = "/v1/tools/execute"
 DEFAULT_ROUTER_URL = "http://localhost:8000"
 KEY_ENV = "SCHEDULER_API_KEY"
+ROUTER_URL_ENV = "ROUTER_URL"
 USER_AGENT = "run_governance_job/1"
 
 EXIT_OK = 0
@@ -33,7 +38,7 @@ EXIT_USAGE = 2  # bad arguments, including --params-json that is not a JSON obje
 EXIT_UNREACHABLE = 3  # Cannot reach <url>: connection failed (after retries) or no answer in --timeout
 EXIT_UNAUTHORIZED = 4  # HTTP 401: SCHEDULER_API_KEY missing or not accepted
 EXIT_FORBIDDEN = 5  # HTTP 403: the key's account lacks the job's entitlement
-EXIT_TOOL_ERROR = 6  # the tool refused the job (4xx with "error"), e.g. "No platform digest found…"
+EXIT_TOOL_ERROR = 6  # the tool refused the job (4xx with "error"), or a bad ROUTER_URL / SCHEDULER_API_KEY value
 EXIT_SERVER_ERROR = 7  # HTTP 5xx still failing after the retries
 
 EXIT_CODES_HELP = """\
@@ -45,7 +50,8 @@ exit codes:
   4  HTTP 401 from /v1/tools/execute: SCHEDULER_API_KEY is not set or not accepted
   5  HTTP 403 from /v1/tools/execute: the key's account lacks the action's entitlement
   6  error: <text>: the tool refused the job (e.g. "No platform digest found. Run
-     architecture_pressure_tool.digest first."); not retried
+     architecture_pressure_tool.digest first."); not retried. Also a configuration error:
+     ROUTER_URL or SCHEDULER_API_KEY holds a value the runner cannot use (nothing was sent)
   7  HTTP 5xx from /v1/tools/execute after the retries
 
 environment:
@@ -87,6 +93,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="first retry delay in seconds, doubled each retry, with jitter (default 2)")
     parser.add_argument("--retry-max-wait", type=float, default=60.0,
                         help="cap in seconds on one retry delay, including Retry-After (default 60)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also print the whole result JSON (default: the summary line only; --dry-run "
+                             "prints it too)")
     args = parser.parse_args(argv)
     if args.timeout <= 0 or args.retries < 0 or args.retry_backoff < 0 or args.retry_max_wait < 0:
         parser.error("--timeout must be > 0; --retries, --retry-backoff and --retry-max-wait must be >= 0")
@@ -115,10 +124,29 @@ def build_body(tool: str, action: str, params_json: str, dry_run: bool, job: str
 
 
 def router_base(option: str | None) -> str:
-    url = (option or os.environ.get("ROUTER_URL") or DEFAULT_ROUTER_URL).strip().rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise Failure(EXIT_USAGE, f"error: router URL must start with http:// or https://, got {url!r}")
-    return url
+    from_env = not option and bool(os.environ.get(ROUTER_URL_ENV, "").strip())
+    url = (option or os.environ.get(ROUTER_URL_ENV, "").strip() or DEFAULT_ROUTER_URL).strip().rstrip("/")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is not a number, a bad IPv6 literal
+        valid = False
+    if valid:
+        return url
+    if from_env:  # the environment (the cron header), not the command line: a configuration error
+        raise Failure(EXIT_TOOL_ERROR, f"error: {ROUTER_URL_ENV}={url[:80]!r}: not a router URL; accepted: "
+                                       "http(s)://host[:port][/prefix], e.g. http://localhost:8000")
+    raise Failure(EXIT_USAGE, f"error: router URL must be http(s)://host[:port], got {url!r}")
+
+
+def scheduler_key() -> str | None:
+    """``SCHEDULER_API_KEY``, refused (never printed) when it could not travel in a header."""
+    key = os.environ.get(KEY_ENV, "").strip() or None
+    if key is not None and not all("!" <= ch <= "~" for ch in key):
+        raise Failure(EXIT_TOOL_ERROR, f"error: {KEY_ENV}: contains spaces, control or non-ASCII characters "
+                                       "(value not shown); accepted: the scheduler account's key, printable "
+                                       "ASCII without spaces, as the router's account holds it")
+    return key
 
 
 def retry_delay(attempt: int, backoff: float, cap: float, retry_after: str | None) -> float:
@@ -173,7 +201,7 @@ def execute(args: argparse.Namespace, *, post: Callable[..., tuple[int, bytes, s
     body = build_body(args.tool, args.action, args.params_json, args.dry_run, args.job)
     base = router_base(args.router_url)
     url = base + EXECUTE_PATH
-    key = os.environ.get(KEY_ENV, "").strip() or None
+    key = scheduler_key()
     payload = json.dumps(body).encode("utf-8")
     attempts = args.retries + 1
     for attempt in range(attempts):
@@ -228,6 +256,28 @@ def interpret(status: int, answer: bytes, key: str | None) -> Any:
     return data["result"]
 
 
+def result_counts(result: Any) -> str:
+    """The result's numbers in one short phrase: ``created=14 updated=0 …, 16 items``.
+
+    Numbers as ``name=value``, flags that are set by name, nested ``counts`` flattened, and lists
+    (or maps) by their length in words; texts (paths, reasons) are left to ``--verbose``."""
+    if not isinstance(result, dict):
+        return ""
+    numbers: list[str] = []
+    sizes: list[str] = []
+    for key, value in result.items():
+        if isinstance(value, bool):
+            if value and key != "dry_run":
+                numbers.append(key)
+        elif isinstance(value, int | float):
+            numbers.append(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}")
+        elif key == "counts" and isinstance(value, dict):
+            numbers += [f"{k}={v}" for k, v in value.items() if isinstance(v, int) and not isinstance(v, bool)]
+        elif isinstance(value, list | dict):
+            sizes.append(f"{len(value)} {key}")
+    return ", ".join(filter(None, [" ".join(numbers), ", ".join(sizes)]))
+
+
 def describe(args: argparse.Namespace) -> str:
     name = f"job={args.job} " if args.job else ""
     return f"{name}{args.tool}.{args.action}{' (dry run)' if args.dry_run else ''}"
@@ -259,9 +309,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         fail(args, failure, started)
     if args.job:  # under cron (the rendered lines pass --job)
         warn_if_not_utc()
+    counts = result_counts(result)
     print(f"{timestamp()} {describe(args)} ok in {time.monotonic() - started:.2f}s via "
-          f"{router_base(args.router_url)}{EXECUTE_PATH}", flush=True)
-    print(json.dumps(result, indent=2, ensure_ascii=False, default=str), flush=True)
+          f"{router_base(args.router_url)}{EXECUTE_PATH}{': ' + counts if counts else ''}", flush=True)
+    if args.verbose or args.dry_run:  # a dry run is a person asking to see the plan (cron lines never pass it)
+        print(json.dumps(result, indent=2, ensure_ascii=False, default=str), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The runbook's import path (``from services.router.backlog_store import JsonlBacklogStore``).
 
-Stores take explicit paths; only here, for the runbook's ``JsonlBacklogStore()``, does a store
-without a folder read the settings (``BACKLOG_JSONL_DIR``, else ``ops/backlog`` under the root).
+Stores take explicit paths and clocks (the wall clock when none is given); only here, for the
+runbook's ``JsonlBacklogStore()``, does a store read the settings (``BACKLOG_JSONL_DIR``, else
+``ops/backlog`` under the root, and the ``BACKLOG_NOW`` clock).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from services.router.clock import Clock
+from services.router.clock import Clock, default_clock
 from services.router.settings import load_settings
 from services.router.stores import jsonl
 from services.router.stores.base import BacklogStore, UpsertRequest, WriteResult
@@ -21,7 +22,9 @@ class JsonlBacklogStore(jsonl.JsonlBacklogStore):
     """The JSONL store; without a folder, the configured one (RUNBOOK §5: ``s = JsonlBacklogStore()``)."""
 
     def __init__(self, directory: str | Path | None = None, *, clock: Clock | None = None) -> None:
-        super().__init__(directory if directory is not None else load_settings().jsonl_dir, clock=clock)
+        settings = load_settings()
+        super().__init__(directory if directory is not None else settings.jsonl_dir,
+                         clock=clock or default_clock(settings))
 
 
 __all__ = [

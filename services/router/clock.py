@@ -6,9 +6,11 @@ Only timezone-aware UTC datetimes leave this module.
 from __future__ import annotations
 
 import functools
-import os
 from datetime import UTC, date, datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from services.router.settings import Settings
 
 
 class Clock(Protocol):
@@ -64,9 +66,12 @@ def iso_z(value: datetime) -> str:
     return f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}Z"
 
 
-def default_clock() -> Clock:
-    """The process clock: ``BACKLOG_NOW`` (ISO 8601) pins it, for demos and tests."""
-    pinned = os.environ.get("BACKLOG_NOW")
-    if pinned:
-        return FixedClock(parse_utc(pinned))
+def default_clock(settings: Settings | None = None) -> Clock:
+    """The process clock: ``BACKLOG_NOW`` (ISO 8601, validated by ``Settings``) pins it, for demos and tests."""
+    if settings is None:
+        from services.router.settings import load_settings
+
+        settings = load_settings()
+    if settings.backlog_now is not None:
+        return FixedClock(settings.backlog_now)
     return SystemClock()

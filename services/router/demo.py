@@ -24,9 +24,10 @@ from typing import Any
 from services.router.clock import FixedClock, default_clock
 from services.router.demo_history import backlog_is_empty, replay_past_weeks
 from services.router.errors import BacklogError
-from services.router.generation.digest import latest_platform_digest
+from services.router.generation.digest_lookup import latest_platform_digest
 from services.router.runtime import Runtime, build_runtime, configure_logging
 from services.router.sample.digest import write_sample_digest
+from services.router.settings import load_settings
 
 DEMO_ACTOR = "demo"
 
@@ -54,7 +55,7 @@ def prepare_digest(runtime: Runtime, *, pipeline: bool) -> list[str]:
         else:
             console.print(f"A real platform digest exists for this week ({path}); using it, not the sample.",
                           markup=False, highlight=False)
-    found = latest_platform_digest(runtime.settings.reports_dir)
+    found = latest_platform_digest(runtime.settings.reports_dir, not_after=runtime.clock.now().date())
     return sorted(found.digest.envs) if found is not None else []
 
 
@@ -85,15 +86,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="derive the digest from synthetic DEMO signals through the upstream tools")
     args = parser.parse_args(argv)
     os.environ.setdefault("BACKLOG_BACKEND", "jsonl")
-    configure_logging()
+    from services.router.cli.app import exit_code_for
+
     runtime: Runtime | None = None
     try:
+        settings = load_settings()
+        configure_logging(settings=settings)
         # One settable clock for the runtime and the store: the first run replays past Mondays.
-        runtime = build_runtime(clock=FixedClock(default_clock().now()))
+        runtime = build_runtime(settings, clock=FixedClock(default_clock(settings).now()))
         run_demo(runtime, pipeline=args.pipeline)
     except BacklogError as exc:
         sys.stderr.write("error: " + " ".join(exc.message.split()) + "\n")
-        return 1
+        return exit_code_for(exc)
     finally:
         if runtime is not None:
             runtime.close()

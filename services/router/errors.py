@@ -11,6 +11,7 @@ decided in exactly one place::
     │   ├── TransitionRefused
     │   └── DigestMissing
     ├── PolicyInvalid         a config file that does not validate  → 500 (operator error)
+    │   └── SettingsInvalid   a bad environment variable (exit code 6)
     ├── AuthError             missing/unknown key                   → 401
     ├── Forbidden             known key without the entitlement     → 403
     └── StoreUnavailable      backend cannot be reached             → 503
@@ -74,3 +75,9 @@ class Forbidden(BacklogError):
 
 class StoreUnavailable(BacklogError):
     """The storage backend cannot take the request right now; safe to retry."""
+
+
+class SettingsInvalid(PolicyInvalid):
+    """An environment variable whose value cannot be used: names it, the problem and what is accepted.
+
+    A configuration error like a bad policy file, so the same exit code (6) and HTTP status."""

@@ -161,6 +161,11 @@ class BacklogPolicy(BaseModel):
     generation: Generation = Field(default_factory=Generation)
     ownership: Ownership = Field(default_factory=Ownership)
     alerts: AlertsPolicy = Field(default_factory=AlertsPolicy)
+    envs: list[Annotated[str, Field(pattern=SLUG_PATTERN, max_length=64)]] = Field(
+        default_factory=list, max_length=100,
+        description="envs that exist even before they have items or signals (with alerts.envs: never "
+                    "reported as unknown)",
+    )
 
     def categories_for(self, digest: Literal["weekly", "daily"]) -> dict[str, Category]:
         return {name: c for name, c in self.categories.items() if c.digest == digest}

@@ -9,7 +9,6 @@ failover retries Postgres on its own timer, with no request needed.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from services.router.clock import Clock, default_clock
 from services.router.settings import Settings, load_settings
 from services.router.signals.backend import open_signal_store
+from services.router.signals.rejections import RejectionTally
 from services.router.signals.store import SignalStore
 from services.router.stores.base import BacklogStore
 from services.router.stores.factory import open_store
@@ -38,9 +38,12 @@ class Runtime:
     registry: ToolRegistry
     policy_path: Path | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    rejections: RejectionTally = field(default_factory=RejectionTally)
+    """Rejected signals of this process, for ``backlog_signals_rejected_total``."""
 
     def context(self, actor: str) -> ToolContext:
-        return ToolContext(self.store, self.settings, self.clock, actor, self.policy_path, self.signals)
+        return ToolContext(self.store, self.settings, self.clock, actor, self.policy_path, self.signals,
+                           rejections=self.rejections)
 
     def execute(self, actor: str, tool: str, action: str, params: dict[str, Any]) -> Any:
         return self.registry.execute(self.context(actor), tool, action, params)
@@ -73,7 +76,7 @@ def build_runtime(
     signals: SignalStore | None = None, policy_path: Path | None = None,
 ) -> Runtime:
     settings = settings or load_settings()
-    clock = clock or default_clock()
+    clock = clock or default_clock(settings)
     store = store or open_store(settings, clock=clock)
     try:
         signals = signals or open_signal_store(settings, store, clock)
@@ -83,7 +86,9 @@ def build_runtime(
     return Runtime(settings, clock, store, signals, build_registry(), policy_path)
 
 
-def configure_logging(default_level: str = "WARNING") -> None:
-    """Structured enough for grep, and ``backlog_store: using …`` reads as the runbook shows."""
-    level = os.environ.get("BACKLOG_LOG_LEVEL", default_level).upper()
+def configure_logging(default_level: str = "WARNING", settings: Settings | None = None) -> None:
+    """Structured enough for grep, and ``backlog_store: using …`` reads as the runbook shows.
+
+    ``BACKLOG_LOG_LEVEL`` (validated by ``Settings``) overrides the command's default level."""
+    level = (settings or load_settings()).log_level(default_level)
     logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr, force=True)

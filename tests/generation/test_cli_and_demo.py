@@ -84,6 +84,16 @@ def test_errors_are_one_line_with_distinct_exit_codes(env: Path) -> None:
     assert code == 0 and "generation skipped for prod: generation.daily_from_risk_digest is false" in out
 
 
+def test_the_dry_run_names_digest_files_it_did_not_read(env: Path) -> None:
+    write_sample_digest(env / "reports", NOW)
+    write_json(env / "reports" / "platform" / "2026-W54.json", platform("2026-W48", {"prod": [svc("a")]}))
+    code, out, err = invoke("generate", "weekly", "--env", "prod", "--dry-run")
+    assert code == 0, err
+    assert ("ignored (not read): platform/2026-W54.json — not an ISO week: 2026-W54 does not exist: ISO year 2026 "
+            "has 53 weeks") in out
+    assert "digest files ignored (not read): platform/2026-W54.json" in err  # the warning log line
+
+
 def test_policy_check(env: Path) -> None:
     code, out, _ = invoke("policy", "check")
     assert code == 0 and out.startswith(f"OK: {REPO / 'config' / 'backlog_policy.yml'}")

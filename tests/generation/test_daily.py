@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from services.router.errors import DigestMissing, ValidationFailed
@@ -28,6 +30,7 @@ def test_a_critical_service_gets_one_item_per_week(gen: Gen) -> None:
     assert {k: v for k, v in result.items() if k != "items"} == {
         "env": "prod", "week": "2026-W48", "date": "2026-11-26", "digest": "risk/2026-11-26.json",
         "stale_digest": False, "dry_run": False, "created": 1, "updated": 0, "unchanged": 0, "held_back": 0,
+        "ignored_files": [],
     }
     assert [(i["dedupe_key"], i["priority"], i["action"], i["reason"]) for i in result["items"]] == [
         (AUTH_KEY, "P1", "create", "risk_band critical in [critical] — new")]
@@ -55,12 +58,23 @@ def test_daily_without_a_risk_digest_or_env_is_a_clear_error(gen: Gen) -> None:
     with pytest.raises(DigestMissing) as caught:
         gen.daily()
     assert caught.value.to_dict() == {"error": "No risk digest found. Run risk_history_tool.digest first.",
-                                      "env": "prod"}
+                                      "env": "prod", "ignored_files": []}
     gen.risk(risk("2026-11-26", {"staging": [risk_svc("auth", 90.0, "critical")]}))
     with pytest.raises(DigestMissing):
         gen.daily()
+    gen.clock.advance(days=1)  # a digest of a later day is read once the clock is there
     write_json(gen.reports / "risk" / "2026-11-27.json", {**risk("2026-11-27", {}), "envs": {"prod": {}}})
     with pytest.raises(ValidationFailed) as bad:
         gen.daily()
     assert bad.value.message == "risk/2026-11-27.json: envs.prod.services: Field required"
     assert gen.items() == []
+
+
+def test_a_clock_set_in_the_past_reads_the_latest_risk_digest_not_after_its_date(gen: Gen) -> None:
+    gen.policy(generation={"daily_from_risk_digest": True})
+    for day in ("2026-11-20", "2026-11-26"):
+        gen.risk(risk(day, {"prod": [risk_svc("auth", 90.0, "critical")]}))
+    gen.clock.set(datetime(2026, 11, 24, 9, 0, tzinfo=UTC))  # Tuesday: the 26th's digest is not written yet
+    past = gen.daily()
+    assert (past["date"], past["week"], past["stale_digest"]) == ("2026-11-20", "2026-W47", True)
+    assert [i["dedupe_key"] for i in past["items"]] == ["platform_backlog:2026-W47:prod:auth:risk_reduction"]

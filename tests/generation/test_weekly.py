@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -47,7 +47,7 @@ def test_first_run_creates_owned_prioritized_items_that_say_why(gen: Gen) -> Non
     result = gen.weekly()
     assert {k: v for k, v in result.items() if k != "items"} == {
         "env": "prod", "week": "2026-W48", "digest": "platform/2026-W48.json", "stale_digest": False,
-        "dry_run": False, "created": 3, "updated": 0, "unchanged": 0, "held_back": 0,
+        "dry_run": False, "created": 3, "updated": 0, "unchanged": 0, "held_back": 0, "ignored_files": [],
     }
     assert rows(result) == [  # P0 first, then P1 by pressure, then category; catalog triggers nothing
         (1, "payments", "security", "P0", "oncall", "create"),
@@ -224,7 +224,7 @@ def test_no_digest_at_all_is_the_runbooks_error_and_writes_nothing(gen: Gen) -> 
     with pytest.raises(DigestMissing) as caught:
         gen.weekly()
     assert caught.value.message == NO_DIGEST
-    assert caught.value.to_dict() == {"error": NO_DIGEST, "env": "prod"}
+    assert caught.value.to_dict() == {"error": NO_DIGEST, "env": "prod", "ignored_files": []}
     assert gen.items() == [] and not gen.state.exists()
 
 
@@ -232,8 +232,52 @@ def test_digest_without_the_env_is_the_runbooks_error(gen: Gen) -> None:
     gen.platform(w48())
     with pytest.raises(DigestMissing) as caught:
         gen.weekly("qa")
-    assert caught.value.to_dict() == {"error": NO_DIGEST, "env": "qa", "digest": "platform/2026-W48.json"}
+    assert caught.value.to_dict() == {"error": NO_DIGEST, "env": "qa", "digest_file": "platform/2026-W48.json",
+                                      "digest_envs": ["prod", "staging"], "ignored_files": []}
     assert gen.items() == []
+
+
+def test_a_clock_set_in_the_past_reads_the_latest_digest_not_after_its_week(gen: Gen) -> None:
+    """A backfill or the demo's replay runs with the clock on a past Monday while this week's
+    digest already exists: it must read its own week's digest, keyed by that week."""
+    gen.platform({**w48(), "week": "2026-W46"})
+    gen.platform(w48())
+    gen.platform({**w48(), "week": "2026-W50"})  # a later week than the clock (written by a backfill ahead)
+    gen.clock.set(datetime(2026, 11, 17, 6, 20, tzinfo=UTC))  # Tuesday of 2026-W47: W46 is the latest for it
+    past = gen.weekly()
+    assert (past["week"], past["digest"], past["stale_digest"]) == ("2026-W46", "platform/2026-W46.json", True)
+    assert {i["dedupe_key"].split(":")[1] for i in past["items"]} == {"2026-W46"}
+    gen.clock.set(datetime(2026, 11, 26, 12, 0, tzinfo=UTC))
+    now = gen.weekly()
+    assert (now["week"], now["stale_digest"], now["created"]) == ("2026-W48", False, 3)
+    assert {i["dedupe_key"]: i["meta"]["weeks_open"] for i in gen.items() if "2026-W48" in i["dedupe_key"]} == {
+        key("payments:security"): 3, key("gateway:arch_review"): 3, key("gateway:slo_hardening"): 3}
+
+
+def test_files_that_are_not_iso_weeks_are_listed_and_logged_not_skipped_silently(
+    gen: Gen, caplog: pytest.LogCaptureFixture,
+) -> None:
+    for name in ("2026-W54.json", "2025-W53.json", "latest.json"):  # 2026 and 2025 have 52 ISO weeks
+        write_json(gen.reports / "platform" / name, w48())
+    write_json(gen.reports / "platform" / "2026-W48.md", b"# the people's twin: not listed")
+    with pytest.raises(DigestMissing) as caught:
+        gen.weekly()
+    expected = [
+        {"file": "platform/2025-W53.json", "reason": "not an ISO week: 2025-W53 does not exist: ISO year 2025 has "
+                                                     "52 weeks"},
+        {"file": "platform/2026-W54.json", "reason": "not an ISO week: 2026-W54 does not exist: ISO year 2026 has "
+                                                     "53 weeks"},
+        {"file": "platform/latest.json", "reason": "not a digest name (expected YYYY-Www.json, e.g. "
+                                                   "2026-W48.json)"},
+    ]
+    assert caught.value.message == NO_DIGEST
+    assert sorted(caught.value.details["ignored_files"], key=lambda i: i["file"]) == expected
+    assert "platform/2026-W54.json (not an ISO week" in caplog.text and "WARNING" in caplog.text
+    gen.platform(w48())
+    for dry_run in (True, False):
+        result = gen.weekly(dry_run=dry_run)
+        assert result["digest"] == "platform/2026-W48.json"
+        assert sorted(result["ignored_files"], key=lambda i: i["file"]) == expected
 
 
 def broken(mutate: Any) -> dict[str, Any]:
@@ -318,7 +362,7 @@ def test_dry_run_returns_the_plan_and_writes_nothing(gen: Gen, backend: str, tmp
 def test_explicit_owner_is_never_sent_by_generation(gen: Gen) -> None:
     """Generated upserts carry no owner: that is what keeps a person's correction in place."""
     from services.router.generation.candidates import build_candidates
-    from services.router.generation.digest import latest_platform_digest
+    from services.router.generation.digest_lookup import latest_platform_digest
     from services.router.generation.facts import weekly_facts
 
     gen.platform(w48())

@@ -23,8 +23,33 @@ def invoke(*args: str) -> tuple[int, str, str]:
 
 def test_accepts_the_committed_cron_file() -> None:
     assert check_file(CRON) == []
-    code, out, _ = invoke("jobs", "check-cron", str(CRON))
+    code, out, _ = invoke("jobs", "check-cron", "--no-host-check", str(CRON))  # its user exists on the server
     assert code == 0 and "ok:" in out
+
+
+def test_a_user_without_an_account_on_this_host_fails_the_check(tmp_path: Path) -> None:
+    """Debian's cron ignores the whole file ("bad username") when its user does not exist."""
+    missing, present = tmp_path / "missing", tmp_path / "present"
+    assert invoke("jobs", "render", "--user", "nosuchuser-bb16", "-o", str(missing))[0] == 0
+    code, _, err = invoke("jobs", "check-cron", str(missing))
+    lines = missing.read_text().splitlines()
+    first_job = next(n for n, line in enumerate(lines, 1) if line[:1].isdigit() or line.startswith("*"))
+    assert code == 1
+    assert (f"line {first_job}: user 'nosuchuser-bb16' does not exist on this host: Debian's cron ignores the "
+            'whole file ("bad username" in its log); create it (sudo useradd --system --no-create-home --shell '
+            "/usr/sbin/nologin nosuchuser-bb16), render the file for an existing user (backlog jobs render --user "
+            "NAME), or pass --no-host-check") in err
+    assert invoke("jobs", "check-cron", "--no-host-check", str(missing))[0] == 0
+    assert invoke("jobs", "render", "--user", "root", "-o", str(present))[0] == 0
+    code, out, _ = invoke("jobs", "check-cron", str(present))
+    assert code == 0 and "ok:" in out
+    assert all(line.split()[5] == "root" for line in present.read_text().splitlines() if line[:1].isdigit()
+               or line.startswith("*"))
+
+
+def test_render_refuses_a_user_name_cron_would_not_take() -> None:
+    code, _, err = invoke("jobs", "render", "--user", "Bad User", "-o", "-")
+    assert code == 2 and err.startswith("error: --user: 'Bad User' is not a user name")
 
 
 @pytest.mark.parametrize("line", [
@@ -87,7 +112,7 @@ def test_cli_reports_every_bad_line_with_its_number(tmp_path: Path) -> None:
     lines[-1] = lines[-1].replace("*/15 * * * *", "*/15 * * * * *", 1)
     lines.append("0 25 * * * daarion /usr/bin/true")
     bad.write_text("\n".join(lines) + "\n")
-    code, _, err = invoke("jobs", "check-cron", str(bad))
+    code, _, err = invoke("jobs", "check-cron", "--no-host-check", str(bad))
     assert code == 1
     assert f"line {len(lines) - 1}: user field '*' is not a user name" in err
     assert f"line {len(lines)}: hour field '25': 25 is outside 0-23" in err

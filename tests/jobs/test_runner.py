@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import importlib.util
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -67,19 +66,34 @@ def load_runner() -> ModuleType:
     return module
 
 
-def test_success_prints_a_timestamped_log_line_and_the_result(url: str) -> None:
-    r = run_runner("--tool", "backlog_tool", "--action", "cleanup", "--params-json", '{"retention_days": 180}',
-                   "--router-url", url)
+def test_success_prints_one_timestamped_summary_line_and_verbose_the_result(url: str) -> None:
+    """Cron appends stdout to the job's log every run: one line, not the result JSON."""
+    r = run_runner("--job", "daily_backlog_cleanup", "--tool", "backlog_tool", "--action", "cleanup",
+                   "--params-json", '{"retention_days": 180}', "--router-url", url)
     assert r.code == 0, r.err
-    log_line = r.out.splitlines()[0]
+    (log_line,) = r.out.splitlines()
     assert log_line[:20].endswith("Z") and log_line[4] == "-" and log_line[10] == "T"
-    assert "backlog_tool.cleanup ok" in log_line and f"{url}/v1/tools/execute" in log_line
+    assert log_line.endswith(f" job=daily_backlog_cleanup backlog_tool.cleanup ok in {log_line.split(' in ')[1]}")
+    assert log_line.split(" via ")[1] == f"{url}/v1/tools/execute: retention_days=180 removed=0"
+    r = run_runner("--tool", "backlog_tool", "--action", "cleanup", "--params-json", '{"retention_days": 180}',
+                   "--router-url", url, "--verbose")
+    assert r.code == 0, r.err
     assert r.result["removed"] == 0 and r.result["dry_run"] is False and r.result["retention_days"] == 180
+
+
+def test_the_summary_counts_lists_in_words_and_flattens_counts() -> None:
+    runner = load_runner()
+    assert runner.result_counts({"env": "prod", "week": "2026-W48", "dry_run": False, "stale_digest": True,
+                                 "created": 14, "updated": 0, "items": [{}] * 16, "ignored_files": []}) == (
+        "stale_digest created=14 updated=0, 16 items, 0 ignored_files")
+    assert runner.result_counts({"counts": {"accepted": 3, "rejected": 1}, "rejected": [{}]}) == (
+        "accepted=3 rejected=1, 1 rejected")
+    assert runner.result_counts(["not", "a", "dict"]) == ""
 
 
 def test_router_url_comes_from_the_environment(url: str) -> None:
     r = run_runner("--tool", "backlog_tool", "--action", "dashboard", "--params-json", '{"env":"prod"}',
-                   env={"ROUTER_URL": url + "/"})
+                   "--verbose", env={"ROUTER_URL": url + "/"})
     assert r.code == 0, r.err
     assert r.result["total"] == 0
 
@@ -152,7 +166,8 @@ def test_invalid_params_json_fails_before_any_request() -> None:
 def test_retries_a_503_then_succeeds(router: tuple[str, FlakyStore, Runtime]) -> None:
     url, store, _ = router
     store.failures = 2
-    r = run_runner("--tool", "backlog_tool", "--action", "cleanup", "--router-url", url, "--retries", "3")
+    r = run_runner("--tool", "backlog_tool", "--action", "cleanup", "--router-url", url, "--retries", "3",
+                   "--verbose")
     assert r.code == 0, r.err
     assert r.err.count("HTTP 503 from /v1/tools/execute") == 2 and r.result["removed"] == 0
 
@@ -227,6 +242,6 @@ def test_the_rendered_cron_line_runs_the_job_with_the_key_from_the_env_file(url:
     assert KEYS["scheduler"] not in text
     for _ in range(2):
         subprocess.run([variables["SHELL"], "-c", command], env=environ, check=True, timeout=60)
-    output = log.read_text()
-    assert output.count("job=daily_backlog_cleanup backlog_tool.cleanup ok") == 2
-    assert json.loads(output.split("\n", 1)[1].split("\n20")[0])["removed"] == 0
+    lines = log.read_text().splitlines()
+    assert len(lines) == 2, "one summary line per run in the cron log, not the result JSON"
+    assert all("job=daily_backlog_cleanup backlog_tool.cleanup ok" in ln and ln.endswith("removed=0") for ln in lines)

@@ -160,3 +160,15 @@ def test_scheduler_and_history_commands_on_jsonl(tmp_path: Path, monkeypatch: py
     assert '"dry_run": true' in result.stdout and '"would_remove": 0' in result.stdout
     result = runner.invoke(app, ["jobs", "run", "nightly"])
     assert result.exit_code == 3 and "unknown job 'nightly'" in result.stderr
+    result = runner.invoke(app, ["jobs", "run", "daily_backlog_clean"])
+    assert "unknown job 'daily_backlog_clean'; did you mean 'daily_backlog_cleanup'?" in result.stderr
+
+
+def test_history_says_what_a_results_lists_hold_in_words() -> None:
+    """``jobs history`` used to print ``firing=[1]``; it means one rule in the ``firing`` list."""
+    from services.router.jobs.ledger import summarize
+
+    assert summarize({"dry_run": False, "sent": 2, "firing": [{"rule": "overdue_backlog"}], "would_send": []}) == (
+        "dry_run=False sent=2, 1 firing, 0 would_send")
+    assert summarize({"env": "prod", "created": 14, "items": [{}] * 16}) == "env=prod created=14, 16 items"
+    assert "=[" not in summarize({"envs": {"prod": {}, "staging": {}}}) == "2 envs"

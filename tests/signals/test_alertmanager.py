@@ -164,3 +164,27 @@ def test_webhook_action_refuses_what_is_not_a_payload(call: Call) -> None:
     with pytest.raises(ValidationFailed) as err:
         call("signals_tool", "alertmanager", payload={"alerts": []})
     assert err.value.field == "payload.status"
+
+
+def test_the_projects_own_prometheus_rules_are_accepted_by_this_receiver() -> None:
+    """Every alert ``promtool test rules`` proves our rules fire (exactly these labels) becomes a
+    signal with the shipped risk policy: none is dropped for a missing service or env label."""
+    from pathlib import Path
+
+    import yaml
+
+    from services.router.signals.risk_policy import load_risk_policy
+
+    repo = Path(__file__).resolve().parents[2]
+    policy = load_risk_policy(repo / "config" / "risk_policy.yml").alertmanager
+    tests = yaml.safe_load((repo / "ops" / "alerts" / "backlog.rules.test.yml").read_text())["tests"]
+    alerts = [{"status": "firing", "labels": {"alertname": case["alertname"], **expected["exp_labels"]},
+               "annotations": expected.get("exp_annotations", {}), "startsAt": "2026-11-26T12:00:00Z",
+               "fingerprint": f"{n:016x}"}
+              for n, (case, expected) in enumerate(
+                  (case, expected) for test in tests for case in test["alert_rule_test"]
+                  for expected in case.get("exp_alerts", []))]
+    assert {a["labels"]["alertname"] for a in alerts} == {
+        "BacklogOverdueItems", "BacklogP0Overdue", "BacklogGovernanceJobNotSucceeding", "BacklogMetricsUnavailable"}
+    accepted, rejected = convert(AmPayload.model_validate({"status": "firing", "alerts": alerts}), policy)
+    assert rejected == [] and {a.service for a in accepted} == {"backlog-bridge"}

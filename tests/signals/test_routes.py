@@ -6,6 +6,8 @@ covers them like every other route.
 
 from __future__ import annotations
 
+import copy
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -96,3 +98,45 @@ def test_runbook_digest_call_through_the_router(client: TestClient) -> None:
     denied = client.post("/v1/tools/execute", json={"tool": "risk_history_tool", "action": "snapshot"},
                          headers=key("oncall"))
     assert denied.status_code == 403 and "tools.risk.write" in denied.json()["error"]
+
+
+def rejected_series(client: TestClient) -> dict[tuple[str, str], float]:
+    out: dict[tuple[str, str], float] = {}
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("backlog_signals_rejected_total{"):
+            labels, value = line.rsplit(" ", 1)
+            pairs = dict(part.split("=", 1) for part in labels[len("backlog_signals_rejected_total{"):-1].split(","))
+            out[(pairs["kind"].strip('"'), pairs["reason"].strip('"'))] = float(value)
+    return out
+
+
+def test_rejected_alerts_are_counted_and_logged_without_their_label_values(
+    client: TestClient, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Alertmanager gets 200 (it would retry forever otherwise); nobody reads the body, so each
+    rejection is also a warning line (codes and counts, no label values) and a counter."""
+    before = rejected_series(client)
+    assert before[("alert", "missing_service")] == 0 and before[("unknown", "unknown_kind")] == 0
+    payload = copy.deepcopy(FIRING)
+    payload["alerts"][0]["labels"].pop("service")  # the project's own rules carry none
+    payload["alerts"][0]["labels"]["token"] = "label-value-canary-7f3a"
+    payload["alerts"][1]["labels"]["severity"] = "sev-canary-99"
+    payload["alerts"].append({**FIRING["alerts"][0], "fingerprint": "ffff0000ffff0000"})
+    caplog.set_level(logging.WARNING, logger="backlog.signals")
+    res = client.post("/v1/signals/alertmanager", json=payload, headers=key("alertmanager"))
+    assert res.status_code == 200 and res.json()["counts"] == {**res.json()["counts"], "accepted": 1, "rejected": 2}
+    assert [r["code"] for r in res.json()["rejected"]] == ["missing_service", "unknown_severity"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "backlog.signals"]
+    assert lines == ["signals_tool.alertmanager rejected 2 of 3 signal(s): missing_service=1, unknown_severity=1"]
+    assert "canary" not in caplog.text
+    dry = client.post("/v1/signals/alertmanager?dry_run=true", json=payload, headers=key("alertmanager"))
+    assert dry.status_code == 200, "a dry run drops nothing: not counted"
+    client.post("/v1/signals", json=[{"kind": "page", "id": "x"}, {"kind": "deploy", "id": "y"}],
+                headers=key("alertmanager"))
+    bad = client.post("/v1/signals/alertmanager", json={"alerts": [{}, {}]}, headers=key("alertmanager"))
+    assert bad.status_code == 422
+    after = rejected_series(client)
+    changed = {k: v - before[k] for k, v in after.items() if v != before[k]}
+    assert changed == {("alert", "missing_service"): 1, ("alert", "unknown_severity"): 1,
+                       ("unknown", "unknown_kind"): 1, ("deploy", "missing_field"): 1,
+                       ("alert", "invalid_payload"): 2}

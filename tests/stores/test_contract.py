@@ -13,8 +13,14 @@ from services.router.domain.queries import ItemQuery
 from services.router.domain.transitions import ALLOWED_MOVES
 from services.router.errors import NotFound, StoreUnavailable, TransitionRefused
 from services.router.stores.base import BacklogStore, UpsertRequest
-from tests.conftest import StoreFactory
+from tests.conftest import AUTO_BACKENDS, BACKENDS, StoreFactory
 from tests.factories import item
+
+
+@pytest.fixture(params=BACKENDS + AUTO_BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every backend, and the Auto store healthy and degraded (``tests/conftest.py``)."""
+    return str(request.param)
 
 
 def event_types(store: BacklogStore, item_id: str) -> list[str]:

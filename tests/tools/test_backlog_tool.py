@@ -87,6 +87,15 @@ def test_errors_name_what_was_wrong(runtime: Runtime) -> None:
         call(runtime, "explode")
     with pytest.raises(NotFound, match="unknown tool"):
         runtime.execute("t", "nope_tool", "list", {})
+    with pytest.raises(NotFound) as close:
+        runtime.execute("t", "backlog_tol", "list", {})
+    assert close.value.message == "unknown tool 'backlog_tol'; did you mean 'backlog_tool'?"
+    with pytest.raises(NotFound) as close:
+        call(runtime, "dashbord")
+    assert close.value.message == "unknown action 'dashbord' for backlog_tool; did you mean 'dashboard'?"
+    with pytest.raises(NotFound) as far:
+        runtime.execute("t", "signals_tool", "zzz", {})
+    assert far.value.message == "unknown action 'zzz' for signals_tool; known: alertmanager, ingest, list"
     item = new_item(runtime)
     call(runtime, "set_status", id=item["id"], status="done")
     with pytest.raises(TransitionRefused, match="cannot move from done to blocked; allowed: open"):

@@ -1,17 +1,18 @@
 """Where notifications go: a generic JSON webhook and a Slack-compatible incoming webhook.
 
-URLs come from the environment (``BACKLOG_ALERT_WEBHOOK_URL``, ``BACKLOG_ALERT_SLACK_WEBHOOK_URL``)
-and are never logged: webhook URLs embed their secret.
+URLs come from the environment (``BACKLOG_ALERT_WEBHOOK_URL``, ``BACKLOG_ALERT_SLACK_WEBHOOK_URL``),
+read and checked by ``Settings`` like every variable, and are never logged: webhook URLs embed
+their secret.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+from services.router.settings import Settings
 
 WEBHOOK_ENV = "BACKLOG_ALERT_WEBHOOK_URL"
 SLACK_ENV = "BACKLOG_ALERT_SLACK_WEBHOOK_URL"
@@ -37,11 +38,10 @@ class Receiver:
         response.raise_for_status()
 
 
-def configured_receivers(environ: Mapping[str, str] | None = None) -> list[Receiver]:
-    env = os.environ if environ is None else environ
+def configured_receivers(settings: Settings) -> list[Receiver]:
     out = []
-    if env.get(WEBHOOK_ENV):
-        out.append(Receiver("webhook", env[WEBHOOK_ENV], "json"))
-    if env.get(SLACK_ENV):
-        out.append(Receiver("slack", env[SLACK_ENV], "slack"))
+    if settings.backlog_alert_webhook_url is not None:
+        out.append(Receiver("webhook", settings.backlog_alert_webhook_url.get_secret_value().strip(), "json"))
+    if settings.backlog_alert_slack_webhook_url is not None:
+        out.append(Receiver("slack", settings.backlog_alert_slack_webhook_url.get_secret_value().strip(), "slack"))
     return out

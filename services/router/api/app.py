@@ -13,7 +13,6 @@ declare their registry actions the same way and sign in with a session cookie.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -37,7 +36,7 @@ from services.router.api.auth import (
 from services.router.api.errors import OrjsonResponse, error_docs, install_error_handlers
 from services.router.api.health_sources import HealthSources
 from services.router.api.middleware import MAX_BODY_BYTES, BodyLimitMiddleware, RequestContextMiddleware
-from services.router.api.rbac import RbacConfig, default_rbac_path, load_rbac
+from services.router.api.rbac import RbacConfig, load_rbac
 from services.router.errors import NotFound
 from services.router.runtime import Runtime, build_runtime
 
@@ -63,7 +62,7 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
     owns_runtime = runtime is None
     rt = runtime if runtime is not None else build_runtime()
     try:
-        config = rbac if rbac is not None else load_rbac(default_rbac_path(rt.settings.config_dir, os.environ))
+        config = rbac if rbac is not None else load_rbac(rt.settings.rbac_path)
     except Exception:
         if owns_runtime:
             rt.close()
@@ -86,7 +85,8 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
         docs_url="/docs", redoc_url=None, openapi_url="/openapi.json",
         default_response_class=OrjsonResponse, lifespan=lifespan,
     )
-    metrics = routes_health.ApiMetrics(rt.store, clock=rt.clock, sources=HealthSources.from_settings(rt.settings))
+    metrics = routes_health.ApiMetrics(rt.store, clock=rt.clock, sources=HealthSources.from_settings(rt.settings),
+                                       rejections=rt.rejections)
     app.state.runtime = rt
     app.state.rbac = config
     app.state.metrics = metrics

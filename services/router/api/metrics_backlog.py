@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from services.router.api.health_sources import HealthSources, epoch_seconds
@@ -32,6 +32,7 @@ from services.router.clock import Clock, SystemClock
 from services.router.domain.enums import ALL_PRIORITIES
 from services.router.domain.queries import MAX_PAGE, ItemQuery
 from services.router.generation.records import generation_envs, last_generation
+from services.router.signals.rejections import RejectionTally
 from services.router.stores.base import BacklogStore
 
 log = logging.getLogger("backlog.metrics")
@@ -243,3 +244,17 @@ class RunsCollector(Collector):
             ok = False
         failed.add_metric([], 0.0 if ok else 1.0)
         yield from (held, last_gen, period, success, first, failed)
+
+
+class RejectionsCollector(Collector):
+    """``backlog_signals_rejected_total{kind,reason}`` from the runtime's ``RejectionTally``."""
+
+    def __init__(self, tally: RejectionTally) -> None:
+        self.tally = tally
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily("backlog_signals_rejected", "Signals rejected at intake (any route), by "
+                                     "signal kind and reason code", labels=["kind", "reason"])
+        for (kind, reason), count in sorted(self.tally.counts().items()):
+            family.add_metric([kind, reason], count)
+        yield family

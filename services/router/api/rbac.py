@@ -31,7 +31,6 @@ LEVELS: tuple[Level, ...] = ("read", "write", "admin")
 ENTITLEMENT_PATTERN = r"^tools\.[a-z][a-z0-9_]{0,63}\.(read|write|admin)$"
 ACCOUNT_PATTERN = r"^[a-z][a-z0-9_-]{0,63}$"
 ENV_NAME_PATTERN = r"^[A-Z][A-Z0-9_]{0,127}$"
-RBAC_PATH_ENV = "BACKLOG_RBAC_PATH"
 
 MIN_KEY_LENGTH = 16
 MIN_DISTINCT_CHARS = 8
@@ -163,11 +162,6 @@ class RbacConfig:
     def with_keys(self, keys: Mapping[str, str]) -> RbacConfig:
         """The same accounts with these keys (tests, and ``backlog serve``'s local admin key)."""
         return RbacConfig(self.accounts, keys, source=self.source)
-
-
-def default_rbac_path(config_dir: Path, environ: Mapping[str, str]) -> Path:
-    override = environ.get(RBAC_PATH_ENV)
-    return Path(override) if override else config_dir / "rbac.yml"
 
 
 def read_accounts(path: Path) -> list[ServiceAccount]:

@@ -105,11 +105,17 @@ class Dashboard(BaseModel):
     alerts: list[FiringAlert]
     backend: str
     degraded: bool
+    known_env: bool | None = Field(default=None, description="with `env`: false when no items, signals, digest "
+                                   "section or policy entry names the env (a misspelling?)")
+    warning: str | None = Field(default=None, description="with `known_env: false`: the envs that are known")
 
 
 class ItemPage(BaseModel):
     items: list[BacklogItem]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+    known_env: bool | None = Field(default=None, description="with `env`: false when no items, signals, digest "
+                                   "section or policy entry names the env (a misspelling?)")
+    warning: str | None = Field(default=None, description="with `known_env: false`: the envs that are known")
 
 
 class EventList(BaseModel):

@@ -25,9 +25,10 @@ from starlette.responses import Response
 from services.router.api.auth import RuntimeDep
 from services.router.api.errors import OrjsonResponse, error_docs
 from services.router.api.health_sources import HealthSources
-from services.router.api.metrics_backlog import BacklogCollector, EnvIndex, RunsCollector
+from services.router.api.metrics_backlog import BacklogCollector, EnvIndex, RejectionsCollector, RunsCollector
 from services.router.clock import Clock
 from services.router.errors import StoreUnavailable
+from services.router.signals.rejections import RejectionTally
 from services.router.stores.base import BacklogStore
 
 log = logging.getLogger("backlog.metrics")
@@ -42,7 +43,7 @@ class ApiMetrics:
     """One app's metrics: request counters and latencies, plus the backlog gauges."""
 
     def __init__(self, store: BacklogStore, *, clock: Clock | None = None, sources: HealthSources | None = None,
-                 env_index: EnvIndex | None = None) -> None:
+                 env_index: EnvIndex | None = None, rejections: RejectionTally | None = None) -> None:
         self.env_index = env_index or EnvIndex(store)
         self.registry = CollectorRegistry(auto_describe=True)
         labels = ["method", "route", "status"]
@@ -55,6 +56,8 @@ class ApiMetrics:
         self.registry.register(BacklogCollector(store, clock=clock, env_index=self.env_index))
         if sources is not None:
             self.registry.register(RunsCollector(sources))
+        if rejections is not None:
+            self.registry.register(RejectionsCollector(rejections))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         # The labelled children, found once per (method, route template, status): ``labels()``

@@ -22,6 +22,7 @@ from services.router.errors import (
     ValidationFailed,
 )
 from services.router.runtime import Runtime, build_runtime, configure_logging
+from services.router.settings import load_settings
 
 app = typer.Typer(
     name="backlog", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -37,7 +38,7 @@ EXIT_CODES: list[tuple[type[BacklogError], int]] = [
     (NotFound, 3),
     (Conflict, 4),
     (StoreUnavailable, 5),
-    (PolicyInvalid, 6),
+    (PolicyInvalid, 6),  # includes SettingsInvalid: a bad environment variable
     (AuthError, 7),
     (Forbidden, 7),
 ]
@@ -73,6 +74,8 @@ def run(
     finally:
         if runtime is not None:
             runtime.close()
+    if isinstance(result, dict) and result.get("known_env") is False:  # a misspelt env is not an empty one
+        sys.stderr.write(f"warning: {result['warning']}\n")
     if as_json:
         print_json(result)
     else:
@@ -82,7 +85,12 @@ def run(
 
 @app.callback()
 def _root() -> None:
-    configure_logging()
+    """Check the whole environment before any command runs: a bad value is one line and exit 6."""
+    try:
+        settings = load_settings()
+    except BacklogError as exc:
+        fail(exc)
+    configure_logging(settings=settings)
 
 
 def main() -> None:

@@ -73,6 +73,9 @@ def render_plan(result: dict[str, Any]) -> None:
     else:
         console.print("No service in this digest meets a category rule: nothing to generate.")
     console.print(summary_line(result), markup=False, highlight=False, soft_wrap=True)
+    for ignored in result.get("ignored_files", []):
+        console.print(f"ignored (not read): {ignored['file']} — {ignored['reason']}", markup=False,
+                      highlight=False, soft_wrap=True)
 
 
 @generate_app.command("weekly")

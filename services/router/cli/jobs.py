@@ -8,7 +8,6 @@ schedules for hosts without cron.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
@@ -16,15 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
 from services.router.cli.app import app, console, fail, print_json
-from services.router.errors import BacklogError, NotFound
+from services.router.errors import BacklogError, NotFound, ValidationFailed
 from services.router.jobs.cron import compare, render
-from services.router.jobs.cron_syntax import check_file, errors_of
+from services.router.jobs.cron_syntax import account_exists, check_file, errors_of
 from services.router.jobs.ledger import JsonlRunLedger, RunRecord, open_ledger
 from services.router.jobs.registry import (
     SCHEDULER_ACTOR,
+    CronSettings,
     TaskRegistry,
     check_against_tools,
     default_registry_path,
@@ -34,6 +35,7 @@ from services.router.jobs.registry import (
 from services.router.jobs.scheduler import DEFAULT_POLL_SECONDS, Scheduler
 from services.router.runtime import Runtime, build_runtime, configure_logging
 from services.router.settings import Settings, load_settings
+from services.router.tools.registry import did_you_mean
 
 jobs_app = typer.Typer(no_args_is_help=True, help="Governance jobs: the task registry, its cron file, runs.")
 app.add_typer(jobs_app, name="jobs")
@@ -79,12 +81,16 @@ def list_jobs(registry_path: Path | None = RegistryOpt, as_json: bool = typer.Op
 def render_cmd(
     output: str | None = typer.Option(None, "--output", "-o", help="File to write; '-' for stdout "
                                                                   "(default ops/cron/jobs.cron)"),
+    user: str | None = typer.Option(None, "--user", metavar="NAME",
+                                    help="The account the jobs run as (default: the registry's cron.user)"),
     registry_path: Path | None = RegistryOpt,
 ) -> None:
     """Write the /etc/cron.d file for the registry's jobs (the committed ops/cron/jobs.cron)."""
     settings = load_settings()
     try:
         registry, path = _registry(settings, registry_path)
+        if user is not None:
+            registry = with_cron_user(registry, user)
     except BacklogError as exc:
         fail(exc)
     text = render(registry, source=_label(path, settings.root))
@@ -95,6 +101,16 @@ def render_cmd(
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
     typer.echo(f"wrote {target} ({len(registry.jobs)} jobs)")
+
+
+def with_cron_user(registry: TaskRegistry, user: str) -> TaskRegistry:
+    """The registry with another cron user, validated like the registry's own ``cron.user``."""
+    try:
+        cron = CronSettings.model_validate({**registry.cron.model_dump(), "user": user})
+    except ValidationError:
+        raise ValidationFailed(f"--user: {user!r} is not a user name (lower-case letters, digits, _ and -, "
+                               "at most 32, not starting with a digit or -)", field="user") from None
+    return registry.model_copy(update={"cron": cron})
 
 
 @jobs_app.command("check")
@@ -131,11 +147,11 @@ def check_cmd(
 
 def tool_problems(registry: TaskRegistry, settings: Settings) -> list[str]:
     """Jobs vs the router's tool actions and the scheduler account in config/rbac.yml."""
-    from services.router.api.rbac import default_rbac_path, read_accounts
+    from services.router.api.rbac import read_accounts
     from services.router.tools.catalog import build_registry
 
     problems = check_against_tools(registry, build_registry())
-    rbac_path = default_rbac_path(settings.config_dir, os.environ)
+    rbac_path = settings.rbac_path
     try:
         account = next((a for a in read_accounts(rbac_path) if a.name == SCHEDULER_ACTOR), None)
     except BacklogError as exc:
@@ -149,10 +165,15 @@ def tool_problems(registry: TaskRegistry, settings: Settings) -> list[str]:
 
 
 @jobs_app.command("check-cron")
-def check_cron_cmd(file: Path = typer.Argument(..., help="A cron.d file, e.g. /etc/cron.d/daarion-governance")) -> None:
+def check_cron_cmd(
+    file: Path = typer.Argument(..., help="A cron.d file, e.g. /etc/cron.d/daarion-governance"),
+    host_check: bool = typer.Option(True, "--host-check/--no-host-check",
+                                    help="Also require each line's user to exist on this host (off: check a file "
+                                         "for another machine)"),
+) -> None:
     """Validate cron.d syntax (Debian's cron has no `crontab -T`): fields, names, steps, user, variables."""
     try:
-        problems = check_file(file)
+        problems = check_file(file, user_exists=account_exists if host_check else None)
     except (OSError, UnicodeDecodeError) as exc:
         typer.echo(f"error: cannot read {file}: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -209,7 +230,7 @@ def run_cmd(
         try:
             job = registry.get(name)
         except KeyError:
-            raise NotFound(f"unknown job {name!r}; known: {', '.join(registry.names)}", field="name") from None
+            raise NotFound(f"unknown job {name!r}{did_you_mean(name, list(registry.names))}", field="name") from None
         runtime = build_runtime()
         single = registry.model_copy(update={"jobs": [job]})
         problems = check_against_tools(single, runtime.registry)
@@ -234,11 +255,11 @@ def scheduler_cmd(
     registry_path: Path | None = RegistryOpt,
 ) -> None:
     """Run the registry's jobs on their schedules, for hosts without cron (several hosts: Postgres)."""
-    configure_logging("INFO")
-    settings = load_settings()
     runtime: Runtime | None = None
     ledger = None
     try:
+        settings = load_settings()
+        configure_logging("INFO", settings)
         registry, _ = _registry(settings, registry_path)
         names = [n.strip() for n in jobs.split(",") if n.strip()] if jobs else None
         runtime = build_runtime(settings)

@@ -3,22 +3,26 @@
 A first local run must be easy and safe at once: when no account key is configured at all,
 ``serve`` makes a random admin key for this process only, prints it once with a curl line,
 and binds 127.0.0.1 — there is never a built-in default key that could leak into production.
+The port is bound first: a ``serve`` that cannot listen writes nothing (``--key-file``).
 """
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
 import os
 import secrets
+import socket
 from pathlib import Path
 
 import typer
 
-from services.router.api.rbac import RbacConfig, default_rbac_path, load_rbac
+from services.router.api.rbac import RbacConfig, load_rbac
 from services.router.cli.app import app, fail
-from services.router.errors import BacklogError, ValidationFailed
+from services.router.errors import BacklogError, Conflict, ValidationFailed
 from services.router.runtime import Runtime, build_runtime, configure_logging
+from services.router.settings import load_settings
 
 LOCAL_HOST = "127.0.0.1"
 LOCAL_ADMIN = "admin"
@@ -75,10 +79,25 @@ def warm_up(runtime: Runtime) -> None:
     gc.freeze()
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """Bind and listen before anything is written: a second ``serve`` on a busy port must fail
+    without touching the running server's key file (``.local-keys``)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)  # create_server's strerror repeats the address
+        if exc.errno == errno.EADDRINUSE:
+            raise Conflict(f"cannot listen on {host}:{port}: {reason}; is another `backlog serve` running there? "
+                           f"Pick another port with --port N or BACKLOG_PORT=N (make run PORT=N)",
+                           host=host, port=port) from None
+        raise ValidationFailed(f"cannot listen on {host}:{port}: {reason}", field="host", port=port) from None
+
+
 @app.command()
 def serve(
     host: str = typer.Option(LOCAL_HOST, help="Interface to bind (0.0.0.0 needs configured keys)."),
-    port: int = typer.Option(8000, min=1, max=65535),
+    port: int | None = typer.Option(None, min=1, max=65535, help="TCP port (default $BACKLOG_PORT, else 8000)."),
     access_log: bool = typer.Option(False, "--access-log/--no-access-log",
                                     help="uvicorn's access log (off: the app logs one line per request)."),
     key_file: Path | None = typer.Option(
@@ -90,21 +109,28 @@ def serve(
 
     from services.router.api import create_app
 
-    configure_logging("INFO")
     runtime: Runtime | None = None
+    sock: socket.socket | None = None
     try:
-        runtime = build_runtime()
+        settings = load_settings()
+        configure_logging("INFO", settings)
+        port = port if port is not None else settings.backlog_port
+        sock = listen(host, port)  # before the store loads and before any key is written
+        runtime = build_runtime(settings)
         warm_up(runtime)
-        rbac = load_rbac(default_rbac_path(runtime.settings.config_dir, os.environ))
+        rbac = load_rbac(runtime.settings.rbac_path)
         generated = not rbac.enabled
         rbac = local_admin_keys(rbac, host=host, port=port, key_file=key_file)
         shown = LOCAL_HOST if host in ("0.0.0.0", "::") else host
         key_hint = "the key above" if generated else "an API key"
         typer.echo(f"Web dashboard: http://{shown}:{port}/ (sign in with {key_hint}); API docs: /docs")
-        uvicorn.run(create_app(runtime, rbac), host=host, port=port, access_log=access_log, log_config=None,
-                    server_header=False, **UVICORN_OPTIONS)  # type: ignore[arg-type]
+        config = uvicorn.Config(create_app(runtime, rbac), host=host, port=port, access_log=access_log,
+                                log_config=None, server_header=False, **UVICORN_OPTIONS)  # type: ignore[arg-type]
+        uvicorn.Server(config).run(sockets=[sock])
     except BacklogError as exc:
         fail(exc)
     finally:
+        if sock is not None:
+            sock.close()
         if runtime is not None:
             runtime.close()

@@ -1,4 +1,5 @@
-"""``backlog signals import FILE.jsonl``: one signal per line, through ``signals_tool.ingest``.
+"""``backlog signals import FILE.jsonl`` (through ``signals_tool.ingest``) and ``backlog signals list``
+(``signals_tool.list``, newest first, with the same filters as the action).
 
 Each line is accepted or rejected on its own (a line that is not JSON is rejected like one that
 does not validate), so the command stores every good line and names each bad one by its line
@@ -13,8 +14,9 @@ from typing import Any
 
 import orjson
 import typer
+from rich.table import Table
 
-from services.router.cli.app import CLI_ACTOR, JsonOpt, app, console, fail, print_json
+from services.router.cli.app import CLI_ACTOR, JsonOpt, app, console, fail, print_json, run
 from services.router.errors import BacklogError
 from services.router.runtime import Runtime, build_runtime
 from services.router.signals.models import MAX_BATCH
@@ -23,6 +25,8 @@ signals_app = typer.Typer(name="signals", no_args_is_help=True, help="Platform s
 app.add_typer(signals_app)
 
 MAX_REASONS_SHOWN = 50
+# The instant each kind describes, as its record spells it (``SignalBase.occurred_at``).
+TIME_FIELDS = ("started_at", "starts_at", "at", "created_at", "detected_at")
 
 
 def read_lines(path: Path) -> tuple[list[tuple[int, Any]], list[dict[str, Any]]]:
@@ -93,3 +97,30 @@ def render_import(result: dict[str, Any]) -> None:
         console.print(f"  {label}: {r['reason']}", markup=False, highlight=False, soft_wrap=True)
     if len(result["rejected"]) > MAX_REASONS_SHOWN:
         console.print(f"  … and {len(result['rejected']) - MAX_REASONS_SHOWN} more (use --json for all)")
+
+
+@signals_app.command("list")
+def list_cmd(
+    env: str | None = typer.Option(None, "--env"),
+    service: str | None = typer.Option(None, "--service"),
+    kind: str | None = typer.Option(None, "--kind", help="incident, alert, slo_breach, followup, deploy or "
+                                    "vulnerability"),
+    status: str | None = typer.Option(None, "--status", help="open, mitigated, resolved, firing, done or fixed"),
+    limit: int = typer.Option(50, "--limit", min=1, max=1000),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Stored signals, newest first; filters are ANDed (`--status` matches kinds that have one)."""
+    run("list", {"env": env, "service": service, "kind": kind, "status": status, "limit": limit},
+        as_json=as_json, render=render_signals, tool="signals_tool")
+
+
+def render_signals(result: dict[str, Any]) -> None:
+    table = Table("when (UTC)", "kind", "env", "service", "status", "id", "title")
+    for s in result["signals"]:
+        when = next((str(s[k]) for k in TIME_FIELDS if s.get(k)), "")
+        table.add_row(when[:16].replace("T", " "), s["kind"], s["env"], s["service"],
+                      str(s.get("status") or s.get("result") or ""), s["id"], str(s.get("title") or ""))
+    console.print(table)
+    shown = len(result["signals"])
+    more = f" (showing the newest {shown}; --limit N for more)" if result["count"] > shown else ""
+    console.print(f"{result['count']} signal(s){more}", markup=False, highlight=False)

@@ -20,13 +20,7 @@ platform digest, ``counts`` per env, …) without breaking generation; a missing
 field the models do name is one ``ValidationFailed`` naming the file and the field, raised
 before anything is written. Numbers are strict: ``"78.5"`` is not a number.
 
-File discovery looks only inside the reports folder and only at names of the exact form
-``2026-W48.json`` / ``2026-11-26.json`` (the week or date must exist); the latest is chosen by
-its label, never by modification time, and nothing taken from a request ever names a file.
-When the newest such name is not a regular file inside its folder — a symlink planted to point
-out of the reports folder, a directory — generation refuses it with a ``ValidationFailed``
-naming the file (never the link's target) instead of quietly using an older week; a folder
-(``platform/``, ``risk/``) that is a symlink out of the reports folder is refused the same way.
+Finding the latest digest (by file name, not after the clock) is ``digest_lookup``.
 """
 
 from __future__ import annotations
@@ -191,80 +185,6 @@ class Found(Generic[D]):
     digest: D
 
 
-# -- finding files ----------------------------------------------------------------------------
-def refusal(folder: Path, path: Path) -> str | None:
-    """Why ``path`` is not read as a digest; None for a regular file whose real location is in ``folder``."""
-    try:
-        if path.resolve().parent != folder.resolve():
-            return "a symlink pointing outside the reports folder"
-        if not path.is_file():
-            return "not a regular file"
-    except RuntimeError:  # Python < 3.13 on a symlink loop
-        return "a symlink loop"
-    except OSError as exc:  # strerror only: the message must not show where a link points
-        return f"cannot be inspected ({exc.strerror or type(exc).__name__})"
-    return None
-
-
-def _inside(folder: Path, path: Path) -> bool:
-    """A regular file whose real location is in ``folder`` (a symlink out of it is ignored)."""
-    return refusal(folder, path) is None
-
-
-def _week_names(folder: Path) -> list[tuple[tuple[int, int], Path]]:
-    found: list[tuple[tuple[int, int], Path]] = []
-    for path in _listing(folder):
-        if path.suffix != ".json" or not WEEK_LABEL_RE.match(path.stem):
-            continue
-        try:
-            found.append((parse_week(path.stem), path))
-        except ValueError:
-            continue
-    return sorted(found)
-
-
-def _date_names(folder: Path) -> list[tuple[date, Path]]:
-    found: list[tuple[date, Path]] = []
-    for path in _listing(folder):
-        if path.suffix != ".json" or not DATE_NAME_RE.match(path.stem):
-            continue
-        try:
-            found.append((date.fromisoformat(path.stem), path))
-        except ValueError:
-            continue
-    return sorted(found)
-
-
-def week_files(folder: Path) -> list[tuple[tuple[int, int], Path]]:
-    """``YYYY-Www.json`` files of existing ISO weeks, oldest first; other names are ignored."""
-    return [f for f in _week_names(folder) if _inside(folder, f[1])]
-
-
-def _newest(reports_dir: Path, sub: str, names: list[tuple[Any, Path]]) -> Path | None:
-    """The newest digest-named file, refused with a clear error when it is not one to read."""
-    if not names:
-        return None
-    path = names[-1][1]
-    shown = f"{sub}/{path.name}"
-    folder = reports_dir / sub
-    try:
-        escapes = not folder.resolve().is_relative_to(reports_dir.resolve())
-    except (OSError, RuntimeError):
-        escapes = True
-    reason = f"the {sub}/ folder is a symlink out of the reports folder" if escapes else refusal(folder, path)
-    if reason is not None:
-        raise ValidationFailed(f"{shown}: refused: {reason}; replace it with the digest file itself",
-                               field="file", file=shown)
-    return path
-
-
-def _listing(folder: Path) -> list[Path]:
-    try:
-        return list(folder.iterdir())
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
 # -- loading ----------------------------------------------------------------------------------
 def field_path(loc: tuple[int | str, ...]) -> str:
     """``envs.prod.services[0].pressure_score``: the way a person would point at the field."""
@@ -336,24 +256,6 @@ def load_risk_digest(path: Path, name: str | None = None) -> RiskDigest:
         raise ValidationFailed(f"{shown}: date: {digest.date} does not match the file name", field="date",
                                file=shown)
     return digest
-
-
-def latest_platform_digest(reports_dir: Path) -> Found[PlatformDigest] | None:
-    """The newest ``platform/YYYY-Www.json`` by week, validated; None when there is none."""
-    path = _newest(reports_dir, PLATFORM_DIR, _week_names(reports_dir / PLATFORM_DIR))
-    if path is None:
-        return None
-    name = f"{PLATFORM_DIR}/{path.name}"
-    return Found(path, name, path.stem, load_platform_digest(path, name))
-
-
-def latest_risk_digest(reports_dir: Path) -> Found[RiskDigest] | None:
-    """The newest ``risk/YYYY-MM-DD.json`` by date, validated; None when there is none."""
-    path = _newest(reports_dir, RISK_DIR, _date_names(reports_dir / RISK_DIR))
-    if path is None:
-        return None
-    name = f"{RISK_DIR}/{path.name}"
-    return Found(path, name, path.stem, load_risk_digest(path, name))
 
 
 def dump_digest(digest: PlatformDigest | RiskDigest) -> dict[str, Any]:

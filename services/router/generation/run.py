@@ -196,5 +196,5 @@ def skipped(env: str, *, dry_run: bool, reason: str) -> dict[str, Any]:
     return {
         "env": env, "week": None, "digest": None, "stale_digest": False, "dry_run": dry_run,
         "created": 0, "updated": 0, "unchanged": 0, "held_back": 0, "items": [],
-        "skipped": True, "reason": reason,
+        "skipped": True, "reason": reason, "ignored_files": [],
     }

@@ -44,6 +44,8 @@ def render(registry: TaskRegistry, *, source: str = "ops/task_registry.yml") -> 
         "#          Debian's cron ignores /etc/cron.d files whose names contain one); chmod 644;",
         "#          edit REPO_ROOT / ROUTER_URL below if needed; then",
         "#          backlog jobs check-cron /etc/cron.d/daarion-governance   (Debian's cron has no crontab -T)",
+        f"# The user field ({c.user}) must be an account on the host: Debian's cron ignores the whole file",
+        "#          otherwise (\"bad username\" in syslog); `backlog jobs render --user NAME` renders another.",
         f"# The key: SCHEDULER_API_KEY=… in {c.env_file} (mode 0600, readable by {c.user}); it is",
         "#          sourced by each job and never written in this file.",
         "# Times are the cron daemon's local time: keep the host in UTC (Debian's cron ignores CRON_TZ).",

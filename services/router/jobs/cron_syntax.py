@@ -12,8 +12,10 @@ quoted); job lines ``<5 fields> <user> <command>`` or ``@macro <user> <command>`
 
 from __future__ import annotations
 
+import pwd
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,8 +123,30 @@ def _value(text: str, spec: FieldSpec) -> tuple[int | None, str | None]:
     return None, f"{text!r} is not a number" if text else "missing number"
 
 
-def check_job_line(line: str) -> str | None:
-    """None when the job line is valid, else the first reason it is not."""
+UserExists = Callable[[str], bool]
+
+
+def account_exists(user: str) -> bool:
+    """Whether ``user`` names an account on this host (what Debian's cron looks up for each line)."""
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        return False
+    return True
+
+
+def missing_user(user: str) -> str:
+    return (f"user {user!r} does not exist on this host: Debian's cron ignores the whole file (\"bad username\" "
+            f"in its log); create it (sudo useradd --system --no-create-home --shell /usr/sbin/nologin {user}), "
+            "render the file for an existing user (backlog jobs render --user NAME), or pass --no-host-check "
+            "to check a file meant for another machine")
+
+
+def check_job_line(line: str, *, user_exists: UserExists | None = None) -> str | None:
+    """None when the job line is valid, else the first reason it is not.
+
+    With ``user_exists``, a user field that names no account is a problem too (Debian's cron
+    refuses it; without the check a file can be checked on a build machine)."""
     if line.startswith("@"):
         macro, _, rest = line.partition(" ")
         if macro[1:].lower() not in MACROS:
@@ -143,6 +167,8 @@ def check_job_line(line: str) -> str | None:
         return "missing user field (cron.d lines need a user between the schedule and the command)"
     if not USER.match(user):
         return f"user field {user!r} is not a user name (cron.d lines need a user before the command)"
+    if user_exists is not None and not user_exists(user):
+        return missing_user(user)
     command = command.strip()
     if not command:
         return f"missing command after user {user!r}"
@@ -151,7 +177,7 @@ def check_job_line(line: str) -> str | None:
     return None
 
 
-def check_text(text: str) -> list[CronProblem]:
+def check_text(text: str, *, user_exists: UserExists | None = None) -> list[CronProblem]:
     """Every problem in a cron.d file's text (none, or warnings only, when cron reads it as intended)."""
     problems: list[CronProblem] = []
     if text and not text.endswith("\n"):
@@ -178,7 +204,7 @@ def check_text(text: str) -> list[CronProblem]:
         if "=" in line.split(None, 1)[0] and not line.startswith("@"):
             problems.append(CronProblem(line_no, raw, "variable names are letters, digits and _"))
             continue
-        reason = check_job_line(line)
+        reason = check_job_line(line, user_exists=user_exists)
         if reason is not None:
             problems.append(CronProblem(line_no, raw, reason))
     return problems
@@ -188,9 +214,11 @@ def errors_of(problems: list[CronProblem]) -> list[CronProblem]:
     return [p for p in problems if not p.warning]
 
 
-def check_file(path: Path) -> list[CronProblem]:
-    """``check_text`` plus what Debian's cron requires of a file in an ``/etc/cron.d`` directory."""
-    problems = check_text(path.read_text(encoding="utf-8"))
+def check_file(path: Path, *, user_exists: UserExists | None = None) -> list[CronProblem]:
+    """``check_text`` plus what Debian's cron requires of a file in an ``/etc/cron.d`` directory.
+
+    ``user_exists=account_exists`` checks the user fields against this host's accounts."""
+    problems = check_text(path.read_text(encoding="utf-8"), user_exists=user_exists)
     if path.parent.name == "cron.d":
         if not CRON_D_NAME.match(path.name):
             problems.insert(0, CronProblem(0, "", f"file name {path.name!r} is ignored by Debian's cron in "

@@ -118,15 +118,17 @@ class RunLedger(Protocol):
 
 
 def summarize(result: Any) -> str:
-    """One line for ``backlog jobs history``: the scalar fields of a result, and list lengths."""
+    """One line for ``backlog jobs history``: the scalar fields of a result, then its lists by
+    their length in words (``created=14 updated=0, 16 items, 1 firing``: one item in ``firing``)."""
     if isinstance(result, dict):
         parts = []
+        sizes = []
         for key, value in result.items():
             if isinstance(value, bool | int | float | str) or value is None:
                 parts.append(f"{key}={value}")
             elif isinstance(value, list | dict):
-                parts.append(f"{key}=[{len(value)}]")
-        text = " ".join(parts)
+                sizes.append(f"{len(value)} {key}")
+        text = ", ".join(filter(None, [" ".join(parts), ", ".join(sizes)]))
     else:
         text = json.dumps(result, default=str)
     text = " ".join(text.split())

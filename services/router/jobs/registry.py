@@ -7,7 +7,6 @@ and the key (``validate_config``), so a typo in a cron expression stops a deploy
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -26,7 +25,6 @@ from services.router.tools.registry import ToolRegistry
 # could never run through the router, so the registry refuses it up front.
 SCHEDULER_ENTITLEMENTS: frozenset[str] = frozenset({"tools.backlog.admin", "tools.pressure.write", "tools.risk.write"})
 SCHEDULER_ACTOR = "scheduler"
-REGISTRY_PATH_ENV = "BACKLOG_TASK_REGISTRY"
 
 JOB_NAME = r"^[a-z][a-z0-9_]{0,63}$"
 TOOL_NAME = r"^[a-z][a-z0-9_]*$"
@@ -184,8 +182,7 @@ def shortest_gap(schedule: str) -> timedelta:
 
 def default_registry_path(settings: Settings) -> Path:
     """``$BACKLOG_TASK_REGISTRY``, else ``ops/task_registry.yml`` under the repo root."""
-    override = os.environ.get(REGISTRY_PATH_ENV)
-    return Path(override) if override else settings.root / "ops" / "task_registry.yml"
+    return settings.task_registry_path
 
 
 REGISTRY_SHAPE = "a mapping with version, cron and jobs"

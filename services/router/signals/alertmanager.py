@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.router.signals.models import Alert, Rejection, describe_error
+from services.router.signals.rejections import Reason, reason_of
 from services.router.signals.risk_policy import AlertmanagerLabels
 
 GO_ZERO_YEAR = 1
@@ -64,32 +65,36 @@ def convert(payload: AmPayload, labels: AlertmanagerLabels) -> tuple[list[Alert]
         try:
             am = AmAlert.model_validate(raw)
         except ValidationError as exc:
-            errors = [describe_error(e) for e in exc.errors(include_url=False)]
+            raw_errors = exc.errors(include_url=False)
+            errors = [describe_error(e) for e in raw_errors]
             rejected.append(Rejection(index, "; ".join(f"{e['field']}: {e['message']}" for e in errors),
-                                      kind="alert", errors=errors))
+                                      kind="alert", errors=errors, code=reason_of([e["type"] for e in raw_errors])))
             continue
         result = to_signal(am, payload, labels)
-        if isinstance(result, str):
-            rejected.append(Rejection(index, result, kind="alert", id=am.fingerprint or None))
+        if isinstance(result, tuple):
+            code, reason = result
+            rejected.append(Rejection(index, reason, kind="alert", id=am.fingerprint or None, code=code))
         else:
             accepted.append(result)
     return accepted, rejected
 
 
-def to_signal(am: AmAlert, payload: AmPayload, labels: AlertmanagerLabels) -> Alert | str:
-    """One alert as a signal, or the reason it cannot be one."""
+def to_signal(am: AmAlert, payload: AmPayload, labels: AlertmanagerLabels) -> Alert | tuple[Reason, str]:
+    """One alert as a signal, or the reason it cannot be one (its code and the words)."""
     if not am.fingerprint:
-        return "alert has no fingerprint (Alertmanager 0.19+ sends one); cannot deduplicate it"
+        return "missing_fingerprint", "alert has no fingerprint (Alertmanager 0.19+ sends one); cannot deduplicate it"
     service = first_label(am.labels, labels.service_labels)
     if service is None:
-        return f"missing service label (looked for {', '.join(labels.service_labels)})"
+        return "missing_service", f"missing service label (looked for {', '.join(labels.service_labels)})"
     env = first_label(am.labels, labels.env_labels) or labels.default_env
     if env is None:
-        return f"missing env label (looked for {', '.join(labels.env_labels)}; no default_env configured)"
+        return "missing_env", (f"missing env label (looked for {', '.join(labels.env_labels)}; "
+                               "no default_env configured)")
     severity = severity_of(am.labels, labels)
     if severity is None:
         got = first_label(am.labels, labels.severity_labels)
-        return f"unknown severity {got!r}; expected {', '.join(SEVERITIES)} or an alias in severity_aliases"
+        return "unknown_severity", (f"unknown severity {got!r}; expected {', '.join(SEVERITIES)} "
+                                    "or an alias in severity_aliases")
     alertname = am.labels.get("alertname") or payload.groupLabels.get("alertname") or "unnamed"
     summary = am.annotations.get("summary") or am.annotations.get("description") or ""
     data: dict[str, Any] = {
@@ -102,7 +107,8 @@ def to_signal(am: AmAlert, payload: AmPayload, labels: AlertmanagerLabels) -> Al
     try:
         return Alert.model_validate(data)
     except ValidationError as exc:
-        return "; ".join(f"{e['field']}: {e['message']}" for e in map(describe_error, exc.errors(include_url=False)))
+        return "invalid_value", "; ".join(f"{e['field']}: {e['message']}"
+                                          for e in map(describe_error, exc.errors(include_url=False)))
 
 
 def first_label(values: dict[str, str], names: list[str]) -> str | None:

@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from services.router.domain.models import Slug
+from services.router.signals.rejections import Reason, reason_of
 
 KINDS: tuple[str, ...] = ("incident", "alert", "slo_breach", "followup", "deploy", "vulnerability")
 Kind = Literal["incident", "alert", "slo_breach", "followup", "deploy", "vulnerability"]
@@ -237,9 +238,11 @@ class Rejection:
     kind: str | None = None
     id: str | None = None
     errors: list[dict[str, str]] = field(default_factory=list)
+    code: Reason = "invalid_value"
+    """One of a fixed set (``signals.rejections``): what logs and ``/metrics`` count, never free text."""
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"index": self.index, "reason": self.reason}
+        out: dict[str, Any] = {"index": self.index, "code": self.code, "reason": self.reason}
         if self.kind is not None:
             out["kind"] = self.kind
         if self.id is not None:
@@ -262,13 +265,14 @@ def validate_batch(items: Sequence[Any]) -> tuple[list[AnySignal], list[Rejectio
 
 
 def rejection(index: int, item: Any, exc: ValidationError) -> Rejection:
-    errors = [describe_error(err) for err in exc.errors(include_url=False)]
+    raw = exc.errors(include_url=False)
+    errors = [describe_error(err) for err in raw]
     kind = item.get("kind") if isinstance(item, dict) else None
     ident = item.get("id") if isinstance(item, dict) else None
     return Rejection(
         index=index, reason="; ".join(f"{e['field']}: {e['message']}" for e in errors),
         kind=kind if isinstance(kind, str) else None, id=ident if isinstance(ident, str) else None,
-        errors=errors,
+        errors=errors, code=reason_of([str(e["type"]) for e in raw]),
     )
 
 

@@ -77,7 +77,7 @@ class AutoBacklogStore:
         monotonic: Callable[[], float] = time.monotonic, pg_options: dict[str, Any] | None = None,
         failover: Failover | None = None,
     ) -> None:
-        self.clock: Clock = clock or default_clock()
+        self.clock: Clock = clock or default_clock(settings)
         self.last_cleanup_skipped_reason: str | None = None
         self._dir = Path(jsonl_dir) if jsonl_dir is not None else settings.jsonl_dir
         self._timeout = settings.backlog_pg_connect_timeout_seconds if connect_timeout is None else connect_timeout

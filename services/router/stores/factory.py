@@ -13,7 +13,7 @@ log = logging.getLogger("backlog_store")
 
 
 def open_store(settings: Settings, *, clock: Clock | None = None) -> BacklogStore:
-    clock = clock or default_clock()
+    clock = clock or default_clock(settings)
     backend = settings.backlog_backend
     if backend == "memory":
         from services.router.stores.memory import MemoryBacklogStore

@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import date
 from typing import Any, TypeVar
 
-from services.router.clock import Clock, default_clock
+from services.router.clock import Clock, SystemClock
 from services.router.domain.changes import (
     Change,
     Record,
@@ -72,7 +72,7 @@ class IndexedStore:
     backend = "memory"
 
     def __init__(self, *, clock: Clock | None = None) -> None:
-        self.clock: Clock = clock or default_clock()
+        self.clock: Clock = clock or SystemClock()
         self.index = ItemIndex()
         self._mutex = threading.RLock()
 

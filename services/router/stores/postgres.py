@@ -33,7 +33,7 @@ from typing import Any
 
 from psycopg.rows import dict_row
 
-from services.router.clock import Clock, default_clock, parse_utc
+from services.router.clock import Clock, SystemClock, parse_utc
 from services.router.domain import dashboard as board
 from services.router.domain.changes import Change, Record, dedupe_key_of, plan_comment, plan_status, plan_upsert
 from services.router.domain.enums import ALL_PRIORITIES, Status
@@ -89,7 +89,7 @@ class PostgresBacklogStore:
         self, dsn: str, *, clock: Clock | None = None, pool_min: int = 1, pool_max: int = 4,
         connect_timeout: float = 3.0, on_connect: Callable[[Conn], None] | None = None,
     ) -> None:
-        self.clock: Clock = clock or default_clock()
+        self.clock: Clock = clock or SystemClock()
         self._db = PgConnections(dsn, pool_min=pool_min, pool_max=pool_max, connect_timeout=connect_timeout,
                                  on_connect=on_connect)
 

@@ -3,7 +3,7 @@
 ``digest`` (``tools.pressure.write``) writes ``ops/reports/platform/YYYY-Www.json`` and its
 ``.md`` twin for the ISO week of the run (``as_of`` or now); a run for one env replaces that
 env's section and keeps the others. ``latest`` (``tools.pressure.read``) returns the newest
-digest, which is what weekly backlog generation reads.
+digest not after the clock's ISO week, which is what weekly backlog generation reads.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from services.router.domain.models import Slug
 from services.router.domain.weeks import iso_week
 from services.router.errors import DigestMissing
-from services.router.generation.digest import NO_PLATFORM_DIGEST, PlatformDigest, validate_digest, week_files
+from services.router.generation.digest import NO_PLATFORM_DIGEST, PlatformDigest, validate_digest
+from services.router.generation.digest_lookup import week_files
 from services.router.signals.digest_files import folder_lock, read_json, write_json_and_md
 from services.router.signals.digests import build_pressure_sections, pressure_digest
 from services.router.signals.reports import render_pressure_md
@@ -67,7 +68,10 @@ def digest(ctx: ToolContext, p: DigestParams) -> dict[str, Any]:
 
 
 def latest(ctx: ToolContext, p: LatestParams) -> dict[str, Any]:
-    for _, path in reversed(week_files(platform_dir(ctx))):
+    this_week = ctx.clock.now().date().isocalendar()[:2]  # as generation reads: not after the clock's week
+    for week, path in reversed(week_files(platform_dir(ctx))):
+        if week > this_week:
+            continue
         data = read_json(path)
         if data is None:
             continue

@@ -34,8 +34,8 @@ def alerts(ctx: ToolContext, p: AlertsParams) -> dict[str, Any]:
 def notify_alerts(ctx: ToolContext, p: NotifyParams) -> dict[str, Any]:
     envs = p.envs or ctx.policy().alerts.envs
     state = AlertStateFile(ctx.settings.state_dir / "alerts.json")
-    return run_notifier(ctx.store, ctx.policy().alerts, ctx.clock, envs=envs, receivers=configured_receivers(),
-                        state_file=state, dry_run=p.dry_run)
+    return run_notifier(ctx.store, ctx.policy().alerts, ctx.clock, envs=envs,
+                        receivers=configured_receivers(ctx.settings), state_file=state, dry_run=p.dry_run)
 
 
 def register(registry: ToolRegistry) -> None:

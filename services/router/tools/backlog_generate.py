@@ -27,12 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.router.domain.models import Slug
 from services.router.errors import BacklogError, DigestMissing
-from services.router.generation.digest import (
-    NO_PLATFORM_DIGEST,
-    NO_RISK_DIGEST,
-    latest_platform_digest,
-    latest_risk_digest,
-)
+from services.router.generation.digest import NO_PLATFORM_DIGEST, NO_RISK_DIGEST
+from services.router.generation.digest_lookup import Ignored, Lookup, find_platform_digest, find_risk_digest
 from services.router.generation.facts import daily_facts, weekly_facts
 from services.router.generation.records import record_last_generation
 from services.router.generation.run import gc_paused, generate, skipped
@@ -83,13 +79,27 @@ def generate_from_digest(ctx: ToolContext, p: GenerateParams, *, daily: bool) ->
 
 def _read_and_generate(ctx: ToolContext, p: GenerateParams, policy: BacklogPolicy, *, daily: bool) -> dict[str, Any]:
     missing = NO_RISK_DIGEST if daily else NO_PLATFORM_DIGEST
-    found = latest_risk_digest(ctx.settings.reports_dir) if daily else latest_platform_digest(ctx.settings.reports_dir)
+    today = ctx.clock.now().date()  # the latest digest not after the clock: a past clock reads its own week
+    find = find_risk_digest if daily else find_platform_digest
+    lookup: Lookup[Any] = find(ctx.settings.reports_dir, not_after=today)
+    ignored = report_ignored(lookup.ignored)
+    found = lookup.found
     if found is None:
-        raise DigestMissing(missing, env=p.env)
+        raise DigestMissing(missing, env=p.env, ignored_files=ignored)
     if p.env not in found.digest.envs:
-        raise DigestMissing(missing, env=p.env, digest=found.name)
-    facts = daily_facts(found, p.env) if daily else weekly_facts(found, p.env)  # type: ignore[arg-type]
-    return generate(ctx.store, policy, facts, today=ctx.clock.now().date(), actor=ctx.actor, dry_run=p.dry_run)
+        raise DigestMissing(missing, env=p.env, digest_file=found.name, digest_envs=sorted(found.digest.envs),
+                            ignored_files=ignored)
+    facts = daily_facts(found, p.env) if daily else weekly_facts(found, p.env)
+    result = generate(ctx.store, policy, facts, today=today, actor=ctx.actor, dry_run=p.dry_run)
+    return {**result, "ignored_files": ignored}
+
+
+def report_ignored(ignored: tuple[Ignored, ...]) -> list[dict[str, str]]:
+    """Files in the digest folder that were not read: one warning line naming them, and the list."""
+    if ignored:
+        log.warning("digest files ignored (not read): %s",
+                    "; ".join(f"{i.file} ({i.reason})" for i in ignored))
+    return [i.to_dict() for i in ignored]
 
 
 def recorded(ctx: ToolContext, result: dict[str, Any], action: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from services.router.domain.queries import ItemQuery
 from services.router.errors import NotFound
 from services.router.stores.base import cleanup_cutoff
 from services.router.tools.context import ToolContext
+from services.router.tools.known_envs import env_status
 from services.router.tools.registry import ToolRegistry
 
 TOOL = "backlog_tool"
@@ -69,7 +70,10 @@ def require_item(ctx: ToolContext, item_id: str) -> dict[str, Any]:
 
 def list_items(ctx: ToolContext, p: ItemQuery) -> dict[str, Any]:
     page = ctx.store.list(p)
-    return {"items": page.items, "next_cursor": page.next_cursor}
+    result: dict[str, Any] = {"items": page.items, "next_cursor": page.next_cursor}
+    if p.env is not None:  # an empty page of a misspelt env says so
+        result.update(env_status(ctx, p.env, has_items=bool(page.items)))
+    return result
 
 
 def get_item(ctx: ToolContext, p: ItemRef) -> dict[str, Any]:
@@ -84,7 +88,8 @@ def dashboard(ctx: ToolContext, p: DashboardParams) -> dict[str, Any]:
     state = ctx.store.status()
     numbers = ctx.store.dashboard(p.env)
     alerts = current_alerts(ctx.store, ctx.policy().alerts, env=p.env, dashboard=numbers)
-    return {**numbers, "alerts": alerts, "backend": state.backend, "degraded": state.degraded}
+    known = env_status(ctx, p.env, has_items=numbers["total"] > 0) if p.env is not None else {}
+    return {**numbers, "alerts": alerts, "backend": state.backend, "degraded": state.degraded, **known}
 
 
 def upsert(ctx: ToolContext, p: UpsertParams) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from services.router.settings import Settings
 from services.router.stores.base import BacklogStore
 
 if TYPE_CHECKING:
+    from services.router.signals.rejections import RejectionTally
     from services.router.signals.store import SignalStore
 
 
@@ -25,6 +26,8 @@ class ToolContext:
     signals: SignalStore | None = None
     """Set by tests and embedders; None means the process-wide store for the active backend."""
     _policy: BacklogPolicy | None = field(default=None, repr=False)
+    rejections: RejectionTally | None = None
+    """Where rejected signals are counted for ``/metrics`` (the runtime's); None counts nowhere."""
 
     def policy(self) -> BacklogPolicy:
         """Read on first use per context, so an edited policy applies to the next call."""

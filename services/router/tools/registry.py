@@ -6,6 +6,7 @@ RBAC check reads it from here — authorization lives in one place, driven by de
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -71,9 +72,10 @@ class ToolRegistry:
         if spec is not None:
             return spec
         if tool not in self.tools():
-            raise NotFound(f"unknown tool {tool!r}", field="tool", tools=self.tools())
+            raise NotFound(f"unknown tool {tool!r}{did_you_mean(tool, self.tools())}", field="tool", tools=self.tools())
         actions = sorted(a for t, a in self._actions if t == tool)
-        raise NotFound(f"unknown action {action!r} for {tool}", field="action", actions=actions)
+        raise NotFound(f"unknown action {action!r} for {tool}{did_you_mean(action, actions)}", field="action",
+                       actions=actions)
 
     def parse(self, spec: ActionSpec, params: dict[str, Any]) -> BaseModel:
         try:
@@ -84,6 +86,14 @@ class ToolRegistry:
     def execute(self, ctx: ToolContext, tool: str, action: str, params: dict[str, Any]) -> Any:
         spec = self.get(tool, action)
         return spec.handler(ctx, self.parse(spec, params))
+
+
+def did_you_mean(name: object, known: list[str]) -> str:
+    """``; did you mean 'backlog_tool'?`` for the closest known names, else the list of them."""
+    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.66)
+    if close:
+        return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+    return f"; known: {', '.join(known)}"
 
 
 def validation_error(exc: ValidationError) -> ValidationFailed:

@@ -19,6 +19,7 @@ from services.router.domain.models import Slug
 from services.router.errors import ValidationFailed
 from services.router.signals.alertmanager import AmPayload, convert
 from services.router.signals.models import MAX_BATCH, AnySignal, Rejection, validate_batch
+from services.router.signals.rejections import record_rejections
 from services.router.signals.store import UpsertOutcome
 from services.router.tools.context import ToolContext
 from services.router.tools.registry import ToolRegistry, validation_error
@@ -41,21 +42,29 @@ class AlertmanagerParams(BaseModel):
     dry_run: bool = False
 
 
+SignalStatus = Literal["open", "mitigated", "resolved", "firing", "done", "fixed"]
+
+
 class ListParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     env: Slug | None = None
     service: Slug | None = None
     kind: Literal["incident", "alert", "slo_breach", "followup", "deploy", "vulnerability"] | None = None
+    status: SignalStatus | None = Field(default=None, description="only signals with this status (incidents, "
+                                        "alerts, follow-ups and vulnerabilities have one)")
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
     limit: int = Field(default=100, ge=1, le=MAX_LIST)
 
 
 def result(
-    ctx: ToolContext, accepted: list[AnySignal], rejected: list[Rejection], dry_run: bool, **extra: Any
+    ctx: ToolContext, action: str, accepted: list[AnySignal], rejected: list[Rejection], dry_run: bool, **extra: Any
 ) -> dict[str, Any]:
     store = signal_store_for(ctx)
     outcome = store.upsert_many(accepted, dry_run=dry_run) if accepted else UpsertOutcome()
+    if not dry_run:  # a preview drops nothing
+        record_rejections(ctx.rejections, action=action, rejected=[(r.kind, r.code) for r in rejected],
+                          total=len(accepted) + len(rejected))
     return {
         "dry_run": dry_run, "backend": store.backend, **extra,
         "accepted": [{"kind": k, "id": i, "action": a} for k, i, a in outcome.actions],
@@ -66,7 +75,7 @@ def result(
 
 def ingest(ctx: ToolContext, p: IngestParams) -> dict[str, Any]:
     accepted, rejected = validate_batch(p.signals)
-    return result(ctx, accepted, rejected, p.dry_run)
+    return result(ctx, "ingest", accepted, rejected, p.dry_run)
 
 
 def alertmanager(ctx: ToolContext, p: AlertmanagerParams) -> dict[str, Any]:
@@ -74,10 +83,15 @@ def alertmanager(ctx: ToolContext, p: AlertmanagerParams) -> dict[str, Any]:
         payload = AmPayload.model_validate(p.payload)
     except ValidationError as exc:
         error = validation_error(exc)
+        if not p.dry_run:  # a 422 Alertmanager will not retry: its alerts are counted as rejected too
+            alerts = p.payload.get("alerts")
+            count = len(alerts) if isinstance(alerts, list) and alerts else 1
+            record_rejections(ctx.rejections, action="alertmanager", rejected=[("alert", "invalid_payload")] * count,
+                              total=count)
         raise ValidationFailed(f"not an Alertmanager webhook payload: {error.message}",
                                field=f"payload.{error.field}" if error.field else "payload") from None
     accepted, rejected = convert(payload, risk_policy_for(ctx).alertmanager)
-    return result(ctx, list(accepted), rejected, p.dry_run, group_key=payload.groupKey,
+    return result(ctx, "alertmanager", list(accepted), rejected, p.dry_run, group_key=payload.groupKey,
                   truncated_alerts=payload.truncatedAlerts)
 
 
@@ -85,6 +99,8 @@ def list_signals(ctx: ToolContext, p: ListParams) -> dict[str, Any]:
     store = signal_store_for(ctx)
     found = store.query(env=p.env, service=p.service, kinds=[p.kind] if p.kind else None, since=p.since,
                         until=p.until)
+    if p.status is not None:
+        found = [s for s in found if getattr(s, "status", None) == p.status]
     newest = found[::-1][: p.limit]
     return {"count": len(found), "signals": [s.record() for s in newest],
             "until": iso_z(p.until) if p.until else None}
