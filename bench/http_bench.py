@@ -33,7 +33,7 @@ import sys
 import orjson
 import uvicorn
 from starlette.responses import Response
-from services.router.api.app import create_app
+from services.router.app.factory import create_app
 from services.router.cli.serve import UVICORN_OPTIONS, warm_up
 
 app = create_app()

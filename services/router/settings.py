@@ -217,7 +217,7 @@ def dsn_problem(dsn: str) -> str | None:
     """Why ``dsn`` is not a Postgres DSN (libpq's parser says), or None; never quotes the password."""
     from psycopg.conninfo import conninfo_to_dict
 
-    from services.router.stores.pg_dsn import describe_error
+    from services.router.dsn import describe_error
 
     try:
         conninfo_to_dict(dsn)

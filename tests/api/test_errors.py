@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.router import errors
-from services.router.api import create_app
 from services.router.api.errors import RequestTooLarge, status_for
-from services.router.api.middleware import MAX_BODY_BYTES
+from services.router.app import create_app
+from services.router.app.middleware import MAX_BODY_BYTES
 from services.router.clock import FixedClock
 from services.router.errors import BacklogError, StoreUnavailable
 from services.router.stores.memory import MemoryBacklogStore

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from services.router.api.rbac import RbacConfig, read_accounts
+from services.router.access.rbac import RbacConfig, read_accounts
 from services.router.cli import app
 from services.router.cli.serve import local_admin_keys
 from services.router.errors import ValidationFailed

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from services.router.api import create_app
+from services.router.app import create_app
 from services.router.clock import FixedClock
 from services.router.runtime import Runtime, build_runtime
 from services.router.settings import Settings

@@ -16,8 +16,8 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from services.router.api import create_app
-from services.router.api.auth import SECURITY_REQUIREMENT, ActionGuard, guard_of
+from services.router.access.auth import SECURITY_REQUIREMENT, ActionGuard, guard_of
+from services.router.app import create_app
 from services.router.runtime import Runtime
 from tests.api.conftest import KEYS, make_rbac
 from tests.signals.builders import deploy, incident

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from services.router.api import create_app
+from services.router.app import create_app
 from services.router.cli import app as cli
 from services.router.clock import FixedClock
 from services.router.runtime import Runtime

@@ -14,8 +14,8 @@ import yaml
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.router.api import create_app
 from services.router.api.metrics_backlog import overdue_since, weeks_open_bucket
+from services.router.app import create_app
 from services.router.clock import FixedClock
 from services.router.generation.records import (
     generation_path,

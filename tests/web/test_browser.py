@@ -24,7 +24,7 @@ import httpx
 import pytest
 import uvicorn
 
-from services.router.api import create_app
+from services.router.app import create_app
 from services.router.runtime import Runtime
 from tests.api.conftest import KEYS, make_rbac
 from tests.web.conftest import require

@@ -10,8 +10,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from services.router.api import create_app
-from services.router.api.auth import path_kind
+from services.router.access.auth import path_kind
+from services.router.app import create_app
 from services.router.runtime import Runtime
 from services.router.web.sessions import SECURE_COOKIE, SessionStore, safe_next, transport_allows_sign_in
 from tests.api.conftest import KEYS, WRONG_KEY, headers_for, make_rbac
@@ -287,7 +287,7 @@ def test_static_assets_are_served_without_a_session(client: TestClient) -> None:
     css = client.get("/static/app.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     assert client.get("/static/app.js").status_code == 200
-    assert client.get("/static/../api/auth.py").status_code in (401, 404)
+    assert client.get("/static/../access/auth.py").status_code in (401, 404)
 
 
 def test_an_empty_backlog_renders_with_empty_states(client: TestClient) -> None:

@@ -14,7 +14,7 @@ from fastapi import Body, FastAPI, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from services.router.api.auth import ActionCall, requires
+from services.router.access.auth import ActionCall, requires
 from services.router.api.errors import OrjsonResponse, error_docs
 from services.router.domain.enums import Status
 from services.router.domain.models import Actor, BacklogEvent, BacklogItem, CommentText, ItemId, Slug, Text

@@ -22,7 +22,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from services.router.api.auth import RuntimeDep
+from services.router.access.auth import RuntimeDep
 from services.router.api.errors import OrjsonResponse, error_docs
 from services.router.api.health_sources import HealthSources
 from services.router.api.metrics_backlog import BacklogCollector, EnvIndex, RejectionsCollector, RunsCollector

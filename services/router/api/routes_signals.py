@@ -19,7 +19,7 @@ from fastapi import Body, FastAPI, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from services.router.api.auth import ActionCall, requires
+from services.router.access.auth import ActionCall, requires
 from services.router.api.errors import OrjsonResponse, error_docs
 from services.router.signals.models import MAX_BATCH
 
@@ -77,7 +77,7 @@ ROUTES: list[tuple[str, Any, str]] = [
 
 
 def register(app: FastAPI, *, responses: dict[int | str, dict[str, Any]]) -> None:
-    """Add the routes to the app itself (what ``api/app.py`` calls beside the other route modules)."""
+    """Add the routes to the app itself (what ``app/factory.py`` calls beside the other route modules)."""
     for path, endpoint, summary in ROUTES:
         app.add_api_route(path, endpoint, methods=["POST"], response_model=IntakeResult, summary=summary,
                           tags=["signals"], responses={**responses, **error_docs(413)})

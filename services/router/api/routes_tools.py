@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from services.router.api.auth import DispatcherDep, check_agent
+from services.router.access.auth import DispatcherDep, check_agent
 from services.router.api.errors import OrjsonResponse, error_docs
 from services.router.domain.models import Actor
 from services.router.errors import ValidationFailed

@@ -29,13 +29,12 @@ from services.router.jobs.registry import (
     TaskRegistry,
     check_against_tools,
     default_registry_path,
-    grants,
     load_registry,
 )
 from services.router.jobs.scheduler import DEFAULT_POLL_SECONDS, Scheduler
 from services.router.runtime import Runtime, build_runtime, configure_logging
 from services.router.settings import Settings, load_settings
-from services.router.tools.registry import did_you_mean
+from services.router.tools.registry import did_you_mean, grants
 
 jobs_app = typer.Typer(no_args_is_help=True, help="Governance jobs: the task registry, its cron file, runs.")
 app.add_typer(jobs_app, name="jobs")
@@ -147,7 +146,7 @@ def check_cmd(
 
 def tool_problems(registry: TaskRegistry, settings: Settings) -> list[str]:
     """Jobs vs the router's tool actions and the scheduler account in config/rbac.yml."""
-    from services.router.api.rbac import read_accounts
+    from services.router.access.rbac import read_accounts
     from services.router.tools.catalog import build_registry
 
     problems = check_against_tools(registry, build_registry())
@@ -159,7 +158,7 @@ def tool_problems(registry: TaskRegistry, settings: Settings) -> list[str]:
     if account is None:
         return [*problems, f"{rbac_path}: no {SCHEDULER_ACTOR!r} account"]
     for job in registry.jobs:
-        if not any(grants(held, job.entitlement) for held in account.entitlements):
+        if not grants(account.entitlements, job.entitlement):
             problems.append(f"{job.name}: the scheduler account in {rbac_path} lacks {job.entitlement}")
     return problems
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import typer
 
-from services.router.api.rbac import RbacConfig, load_rbac
+from services.router.access.rbac import RbacConfig, load_rbac
 from services.router.cli.app import app, fail
 from services.router.errors import BacklogError, Conflict, ValidationFailed
 from services.router.runtime import Runtime, build_runtime, configure_logging
@@ -107,7 +107,7 @@ def serve(
     """Serve the router API: /v1/tools/execute, /v1/backlog/*, /healthz, /readyz, /metrics, /docs."""
     import uvicorn
 
-    from services.router.api import create_app
+    from services.router.app import create_app
 
     runtime: Runtime | None = None
     sock: socket.socket | None = None

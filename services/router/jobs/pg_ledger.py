@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from services.router.clock import ensure_utc
 from services.router.errors import StoreUnavailable
-from services.router.jobs.ledger import Claim, JobRuns, RunRecord, Status, result_json
+from services.router.jobs.run_records import Claim, JobRuns, RunRecord, Status, result_json
 
 if TYPE_CHECKING:  # psycopg is imported when a ledger connects
     import psycopg

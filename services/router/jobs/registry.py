@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, m
 from services.router.config_file import load_config_file
 from services.router.errors import BacklogError
 from services.router.settings import Settings
-from services.router.tools.registry import ToolRegistry
+from services.router.tools.registry import ToolRegistry, grants
 
 # What the `scheduler` service account holds (config/rbac.yml, RUNBOOK §9). A job needing more
 # could never run through the router, so the registry refuses it up front.
@@ -105,7 +105,7 @@ class Job(BaseModel):
     @field_validator("entitlement")
     @classmethod
     def _scheduler_holds_it(cls, value: str) -> str:
-        if not any(grants(held, value) for held in SCHEDULER_ENTITLEMENTS):
+        if not grants(SCHEDULER_ENTITLEMENTS, value):
             raise ValueError(f"the scheduler account holds only {', '.join(sorted(SCHEDULER_ENTITLEMENTS))}")
         return value
 
@@ -212,14 +212,6 @@ def load_registry(path: Path) -> TaskRegistry:
     return load_config_file(TaskRegistry, path, "task registry", loader=UniqueKeyLoader, shape=REGISTRY_SHAPE)
 
 
-def grants(held: str, needed: str) -> bool:
-    """admin ⊃ write ⊃ read within one area (the router's rule, config/rbac.yml)."""
-    levels = ("read", "write", "admin")
-    held_area, _, held_level = held.rpartition(".")
-    needed_area, _, needed_level = needed.rpartition(".")
-    return held_area == needed_area and levels.index(held_level) >= levels.index(needed_level)
-
-
 def check_against_tools(registry: TaskRegistry, tools: ToolRegistry) -> list[str]:
     """Each job's tool action exists, its declared entitlement covers the action's, its params parse.
 
@@ -233,7 +225,7 @@ def check_against_tools(registry: TaskRegistry, tools: ToolRegistry) -> list[str
         except BacklogError as exc:
             problems.append(f"{job.name}: {job.call} is not served by the router ({exc.message})")
             continue
-        if not grants(job.entitlement, spec.entitlement):
+        if not grants([job.entitlement], spec.entitlement):
             problems.append(f"{job.name}: declares {job.entitlement} but {job.call} requires {spec.entitlement}")
         try:
             tools.parse(spec, job.params_for(datetime(2026, 1, 5, tzinfo=UTC)))

@@ -30,8 +30,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from services.router.dsn import scrub
 from services.router.errors import StoreUnavailable
-from services.router.stores.pg_dsn import scrub
 
 log = logging.getLogger("backlog_store")
 MIN_TIMER_SECONDS = 0.2  # BACKLOG_PG_RETRY_SECONDS=0 checks on every call, and the timer not in a busy loop

@@ -32,8 +32,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
 from psycopg_pool import ConnectionPool
 
+from services.router.dsn import describe_error, redact_dsn
 from services.router.errors import BacklogError, StoreUnavailable, ValidationFailed
-from services.router.stores.pg_dsn import describe_error, redact_dsn
 from services.router.stores.pg_schema import backlog_schema_missing
 
 log = logging.getLogger("backlog_store")

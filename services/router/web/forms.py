@@ -20,9 +20,9 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from services.router.api.auth import MAX_KEY_LENGTH
+from services.router.access.auth import MAX_KEY_LENGTH
+from services.router.access.rbac import RbacConfig
 from services.router.api.errors import status_for
-from services.router.api.rbac import RbacConfig
 from services.router.errors import AuthError, BacklogError, Conflict, Forbidden, ValidationFailed
 from services.router.web.pages import TOOL, item_page
 from services.router.web.rendering import Page, Web, html

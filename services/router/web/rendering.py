@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from services.router.api.auth import ActionGuard, Principal, current_principal
+from services.router.access.auth import ActionGuard, Principal, current_principal
 from services.router.api.errors import status_for
 from services.router.errors import BacklogError
 from services.router.runtime import Runtime

@@ -36,9 +36,9 @@ from starlette.requests import cookie_parser
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Scope
 
-from services.router.api.auth import Principal, path_kind
+from services.router.access.auth import Principal, path_kind
+from services.router.access.rbac import ServiceAccount
 from services.router.api.errors import status_for
-from services.router.api.rbac import ServiceAccount
 from services.router.errors import AuthError
 
 COOKIE = "backlog_session"

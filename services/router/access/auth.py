@@ -1,8 +1,9 @@
 """Authentication (API key → service account) and authorization (declared entitlements).
 
-Authentication happens once, in ``AuthMiddleware``, before any route, body parsing or
-validation runs: every path outside ``PUBLIC_PATHS`` answers 401 without a valid key, even
-for malformed requests and unknown routes, so nothing about the API leaks to anonymous callers.
+Authentication happens once, in ``app.middleware.AuthMiddleware`` (which asks the
+``Authenticator`` here), before any route, body parsing or validation runs: every path outside
+``PUBLIC_PATHS`` answers 401 without a valid key, even for malformed requests and unknown
+routes, so nothing about the API leaks to anonymous callers.
 
 Authorization is one dependency driven by the tool registry: a route names the registry
 action it runs (``requires("backlog_tool", "list")``) and the action's declared entitlement is
@@ -29,14 +30,13 @@ from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, QueryParams
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
-from services.router.api.errors import error_response
-from services.router.api.rbac import RbacConfig, grants
-from services.router.errors import AuthError, BacklogError, Forbidden
+from services.router.access.rbac import RbacConfig
+from services.router.errors import AuthError, Forbidden
 from services.router.runtime import Runtime
 from services.router.stores.indexed import hold_if_free
-from services.router.tools.registry import ActionSpec
+from services.router.tools.registry import ActionSpec, grants
 
 PUBLIC_PATHS: frozenset[str] = frozenset({
     "/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json",
@@ -160,45 +160,6 @@ class Authenticator:
         if account is None:
             raise unauthenticated()
         return Principal(account.name, account.entitlements)
-
-
-class AuthMiddleware:
-    """Sets ``scope["state"]["principal"]`` or answers 401; public paths pass unauthenticated.
-
-    Without ``sessions`` (no web UI) the web paths are API paths like any other: 401 without a key.
-    """
-
-    def __init__(self, app: ASGIApp, *, authenticator: Authenticator, sessions: SessionAuth | None = None) -> None:
-        self.app = app
-        self.authenticator = authenticator
-        self.sessions = sessions
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        raw_query = scope.get("query_string", b"")
-        query = QueryParams(raw_query.decode("latin-1")) if raw_query else NO_QUERY
-        kind = path_kind(scope["path"])
-        if kind.startswith("web") and self.sessions is None:
-            kind = "api"
-        try:
-            if kind in ("public", "web-public"):
-                refuse_query_keys(query)
-            elif kind == "web-session" and self.sessions is not None:
-                refuse_query_keys(query)
-                principal = self.sessions.authenticate(scope)
-                if principal is None:
-                    await self.sessions.sign_in_required(scope)(scope, receive, send)
-                    return
-                scope.setdefault("state", {})["principal"] = principal
-            else:
-                principal = self.authenticator.authenticate(Headers(scope=scope), query)
-                scope.setdefault("state", {})["principal"] = principal
-        except BacklogError as exc:
-            await error_response(exc)(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
 
 
 # -- dependencies ---------------------------------------------------------------------------

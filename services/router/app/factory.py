@@ -22,21 +22,20 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from services.router import web as web_ui
-from services.router.api import routes_backlog, routes_health, routes_signals, routes_tools
-from services.router.api.auth import (
+from services.router.access.auth import (
     PUBLIC_PATHS,
     SECURITY_REQUIREMENT,
     SECURITY_SCHEMES,
     ActionGuard,
     Authenticator,
-    AuthMiddleware,
     guard_of,
     install_access_log_redaction,
 )
+from services.router.access.rbac import RbacConfig, load_rbac
+from services.router.api import routes_backlog, routes_health, routes_signals, routes_tools
 from services.router.api.errors import OrjsonResponse, error_docs, install_error_handlers
 from services.router.api.health_sources import HealthSources
-from services.router.api.middleware import MAX_BODY_BYTES, BodyLimitMiddleware, RequestContextMiddleware
-from services.router.api.rbac import RbacConfig, load_rbac
+from services.router.app.middleware import MAX_BODY_BYTES, AuthMiddleware, BodyLimitMiddleware, RequestContextMiddleware
 from services.router.errors import NotFound
 from services.router.runtime import Runtime, build_runtime
 

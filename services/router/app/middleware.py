@@ -1,4 +1,5 @@
-"""Pure-ASGI middleware: request ids and the per-request log line, and the body size limit.
+"""Pure-ASGI middleware of the app: request ids and the per-request log line, the body size
+limit, and authentication (an API key for API paths, a session cookie for web pages).
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so bodies are never copied twice, exceptions keep their
 tracebacks, and the limit is enforced before FastAPI parses a byte of JSON.
@@ -13,11 +14,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders, QueryParams
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.router.access.auth import NO_QUERY, Authenticator, SessionAuth, path_kind, refuse_query_keys
 from services.router.api.errors import RequestTooLarge, error_response, internal_error_response
+from services.router.errors import BacklogError
 
 log = logging.getLogger("backlog.http")
 
@@ -136,3 +139,42 @@ class BodyLimitMiddleware:
             return buffered.pop(0) if buffered else await receive()
 
         await self.app(scope, replay, send)
+
+
+class AuthMiddleware:
+    """Sets ``scope["state"]["principal"]`` or answers 401; public paths pass unauthenticated.
+
+    Without ``sessions`` (no web UI) the web paths are API paths like any other: 401 without a key.
+    """
+
+    def __init__(self, app: ASGIApp, *, authenticator: Authenticator, sessions: SessionAuth | None = None) -> None:
+        self.app = app
+        self.authenticator = authenticator
+        self.sessions = sessions
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        raw_query = scope.get("query_string", b"")
+        query = QueryParams(raw_query.decode("latin-1")) if raw_query else NO_QUERY
+        kind = path_kind(scope["path"])
+        if kind.startswith("web") and self.sessions is None:
+            kind = "api"
+        try:
+            if kind in ("public", "web-public"):
+                refuse_query_keys(query)
+            elif kind == "web-session" and self.sessions is not None:
+                refuse_query_keys(query)
+                principal = self.sessions.authenticate(scope)
+                if principal is None:
+                    await self.sessions.sign_in_required(scope)(scope, receive, send)
+                    return
+                scope.setdefault("state", {})["principal"] = principal
+            else:
+                principal = self.authenticator.authenticate(Headers(scope=scope), query)
+                scope.setdefault("state", {})["principal"] = principal
+        except BacklogError as exc:
+            await error_response(exc)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
