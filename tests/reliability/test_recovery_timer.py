@@ -135,7 +135,7 @@ def test_an_idle_router_and_scheduler_replay_the_outage_into_postgres_on_their_o
     scheduler = Process(scheduler_dir, "scheduler", scheduler_env, "scheduler", "--registry", str(registry),
                         "--poll-seconds", "1")
     try:
-        router.wait_for("Uvicorn running")
+        router.wait_for("Application startup complete")
         scheduler.wait_for("scheduler: 1 job(s)")  # its one job is never due: the scheduler calls no store
         base, headers = f"http://127.0.0.1:{port}", {"X-API-Key": ADMIN_KEY}
         assert httpx.get(f"{base}/readyz", timeout=5).json()["backend"] == "postgres"
