@@ -39,7 +39,7 @@ from services.router.stores.pg_conn import TRANSIENT
 from services.router.stores.postgres import BULK_MIN, PostgresBacklogStore
 from tests.factories import item
 from tests.pg_support import fresh_database
-from tests.stores.test_postgres_specific import counters_match
+from tests.stores.test_postgres_specific import RECOUNT_AT_STEP_4, counters_match
 
 pytestmark = pytest.mark.postgres
 
@@ -358,16 +358,21 @@ def test_a_database_at_step_4_upgrades_and_counts_at_commit(clock: FixedClock,
             monkeypatch.setattr(pg_schema, "STEPS", pg_schema.STEPS[:4])
             pg_schema.migrate(conn)
             monkeypatch.undo()
+            # Items as a release at step 4 wrote them (today's store needs the later steps' columns).
+            conn.execute(
+                "INSERT INTO backlog_items (id, env, service, category, title, priority, status, owner, due_date, "
+                "created_at, updated_at, source, dedupe_key) SELECT 'bl_' || lpad(to_hex(i), 12, '0'), 'prod', "
+                "'svc' || (i %% 5), 'arch_review', 't', 'P2', 'open', 'oncall', "
+                "CASE WHEN i %% 2 = 1 THEN %s::date END, now(), now(), 'manual', 's' || i "
+                "FROM generate_series(0, 299) AS i", (D1,))
+        counters_match(dsn, RECOUNT_AT_STEP_4)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            done = pg_schema.migrate(conn)
+        assert [s.version for s in done.versions] == list(range(5, pg_schema.LATEST_VERSION + 1))
+        assert ("table", "backlog_counts_pending") in done.created
+        counters_match(dsn)
         store = PostgresBacklogStore(dsn, clock=clock)
         try:
-            store.upsert_many([UpsertRequest(item(f"s{i}", service=f"svc{i % 5}", due_date=D1 if i % 2 else None))
-                               for i in range(300)], actor="gen")
-            counters_match(dsn)
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                done = pg_schema.migrate(conn)
-            assert [s.version for s in done.versions] == [5]
-            assert ("table", "backlog_counts_pending") in done.created
-            counters_match(dsn)
             store.upsert_many([UpsertRequest(item(f"s{i}", service="moved", due_date=D2)) for i in range(250)],
                               actor="gen")
             counters_match(dsn)

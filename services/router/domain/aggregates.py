@@ -1,7 +1,9 @@
 """Dashboard numbers kept up to date as records change, so a dashboard costs O(shown), not O(items).
 
 Each env keeps counters by status and priority, active items per service, and its active items
-with a due date bucketed by date: overdue items are the buckets dated before today.
+with a due date bucketed by date: overdue items are the buckets dated before today. Accepted
+items (``domain.acceptance``) are few and kept apart with their hold date: one counts as overdue
+only once both its due date and its hold are before today.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from datetime import date, datetime
 from typing import Any
 
 from services.router.clock import iso_z
-from services.router.domain.dashboard import OVERDUE_FIELDS, OVERDUE_LIMIT, TOP_SERVICES, assemble
+from services.router.domain.acceptance import hold, until_of
+from services.router.domain.dashboard import ACCEPTED_FIELDS, OVERDUE_FIELDS, OVERDUE_LIMIT, TOP_SERVICES, assemble
 from services.router.domain.enums import ACTIVE_STATUSES, PRIORITY_RANK
 
 Record = dict[str, Any]
@@ -26,7 +29,8 @@ class EnvStats:
     """One env's numbers. Active items with a due date sit in per-date buckets: there are few
     distinct dates, so overdue = the buckets before today, summed — cheap to keep and to read."""
 
-    __slots__ = ("_dates", "_overdue", "active_services", "buckets", "priority", "status", "total")
+    __slots__ = ("_dates", "_overdue", "accepted", "active_services", "buckets", "held", "priority", "status",
+                 "total")
 
     def __init__(self) -> None:
         self.total = 0
@@ -34,6 +38,8 @@ class EnvStats:
         self.priority: Counter[str] = Counter()
         self.active_services: Counter[str] = Counter()
         self.buckets: dict[str, set[tuple[int, str]]] = {}
+        self.held: dict[str, tuple[str, str, int]] = {}  # accepted: id → (due date, hold, priority rank)
+        self.accepted: set[str] = set()  # active items with an acceptance (current or not yet expired)
         self._dates: list[str] | None = []
         # Sorted overdue ids per (cutoff, priority rank or None), dropped whenever a bucket changes.
         self._overdue: dict[tuple[str, int | None], list[str]] = {}
@@ -50,13 +56,26 @@ class EnvStats:
             self.active_services[service] = count
         else:
             del self.active_services[service]
+        accepted = r.get("accepted")
+        if accepted is not None:
+            if sign > 0:
+                self.accepted.add(r["id"])
+            else:
+                self.accepted.discard(r["id"])
         due = r["due_date"]
         if due is None:
             return
-        key = (PRIORITY_RANK[r["priority"]], r["id"])
-        bucket = self.buckets.get(due)
         if self._overdue:
             self._overdue.clear()
+        held = hold(accepted)
+        if held is not None:
+            if sign > 0:
+                self.held[r["id"]] = (due, held, PRIORITY_RANK[r["priority"]])
+            else:
+                self.held.pop(r["id"], None)
+            return
+        key = (PRIORITY_RANK[r["priority"]], r["id"])
+        bucket = self.buckets.get(due)
         if sign > 0:
             if bucket is None:
                 self.buckets[due] = bucket = set()
@@ -74,15 +93,23 @@ class EnvStats:
         return self._dates[: bisect.bisect_left(self._dates, cutoff)]
 
     def overdue_count(self, cutoff: str) -> int:
-        return sum(len(self.buckets[d]) for d in self.overdue_dates(cutoff))
+        return sum(len(self.buckets[d]) for d in self.overdue_dates(cutoff)) + len(self.held_overdue(cutoff))
+
+    def held_overdue(self, cutoff: str) -> list[DueKey]:
+        """(due_date, priority rank, id) of accepted items overdue again (their hold has passed), sorted."""
+        if not self.held:
+            return []
+        return sorted((due, rank, item_id) for item_id, (due, held, rank) in self.held.items()
+                      if due < cutoff and held < cutoff)
 
     def overdue_ids(self, cutoff: str, rank: int | None) -> list[str]:
         """Sorted ids of the overdue items (of one priority rank if given); kept until a bucket
         changes, so repeated listings (the dashboard's alerts) do not walk every overdue item."""
         found = self._overdue.get((cutoff, rank))
         if found is None:
-            found = sorted(item_id for d in self.overdue_dates(cutoff) for r, item_id in self.buckets[d]
-                           if rank is None or r == rank)
+            found = sorted([item_id for d in self.overdue_dates(cutoff) for r, item_id in self.buckets[d]
+                            if rank is None or r == rank]
+                           + [item_id for _, r, item_id in self.held_overdue(cutoff) if rank is None or r == rank])
             if len(self._overdue) >= 8:  # yesterday's cutoffs
                 self._overdue.clear()
             self._overdue[(cutoff, rank)] = found
@@ -90,6 +117,10 @@ class EnvStats:
 
     def overdue_keys(self, cutoff: str) -> Iterator[DueKey]:
         """(due_date, priority rank, id) of overdue items, in the dashboard's order."""
+        held = self.held_overdue(cutoff)
+        yield from heapq.merge(self._bucket_keys(cutoff), held) if held else self._bucket_keys(cutoff)
+
+    def _bucket_keys(self, cutoff: str) -> Iterator[DueKey]:
         for d in self.overdue_dates(cutoff):
             for rank, item_id in sorted(self.buckets[d]):
                 yield (d, rank, item_id)
@@ -160,7 +191,11 @@ class BacklogAggregates:
         first = itertools.islice(heapq.merge(*(s.overdue_keys(cutoff) for s in selected)), OVERDUE_LIMIT)
         overdue = [{f: items[key[2]][f] for f in OVERDUE_FIELDS} for key in first]
         top = heapq.nsmallest(TOP_SERVICES, services.items(), key=lambda kv: (-kv[1], kv[0]))  # = sorted()[:n]
+        accepted = sorted((until, item_id) for s in selected for item_id in s.accepted
+                          if (until := until_of(items[item_id])) is not None and until >= cutoff)
         return assemble(
             env=env, now=now, total=sum(s.total for s in selected), status_counts=dict(status),
             priority_counts=dict(priority), overdue_count=overdue_count, overdue=overdue, top_services=top,
+            accepted_count=len(accepted),
+            accepted=[{f: items[i].get(f) for f in ACCEPTED_FIELDS} for _, i in accepted[:OVERDUE_LIMIT]],
         )

@@ -22,7 +22,7 @@ Record = dict[str, Any]
 # An item record's fields, in the order every backend writes them.
 RECORD_FIELDS: tuple[str, ...] = (
     "id", "env", "service", "category", "title", "description", "priority", "status", "owner", "due_date",
-    "created_at", "updated_at", "source", "dedupe_key", "evidence_refs", "tags", "meta", "rev",
+    "created_at", "updated_at", "source", "dedupe_key", "evidence_refs", "tags", "meta", "accepted", "rev",
 )
 Action = Literal["created", "updated", "unchanged"]
 
@@ -42,9 +42,12 @@ def dedupe_key_of(inp: ItemInput) -> str:
 
 
 def make_event(
-    item: Record, kind: EventType, *, now: datetime, actor: str, message: str, meta: Record
+    item: Record, kind: EventType, *, now: datetime, actor: str, message: str, meta: Record,
+    on_behalf_of: str | None = None,
 ) -> Record:
-    return {
+    """One audit event. ``actor`` is the account that made the change; ``on_behalf_of`` the person a
+    delegate account named (``X-Acting-User``), present only when there is one."""
+    event: Record = {
         "id": new_id("ev_"),
         "item_id": item["id"],
         "ts": iso_z(now),
@@ -54,10 +57,14 @@ def make_event(
         "meta": meta,
         "item_rev": item["rev"],
     }
+    if on_behalf_of:
+        event["on_behalf_of"] = on_behalf_of
+    return event
 
 
 def plan_upsert(
-    existing: Record | None, inp: ItemInput, *, fallback_owner: str, now: datetime, actor: str
+    existing: Record | None, inp: ItemInput, *, fallback_owner: str, now: datetime, actor: str,
+    on_behalf_of: str | None = None,
 ) -> Change:
     """Create, update (title/description/evidence/tags/meta, explicit owner) or leave alone."""
     if existing is None:
@@ -80,11 +87,13 @@ def plan_upsert(
             "evidence_refs": list(inp.evidence_refs),
             "tags": list(inp.tags),
             "meta": to_jsonable_python(inp.meta),  # a copy, in JSON types, as updates compare it
+            "accepted": None,
             "rev": 1,
         }
         event = make_event(
             item, EventType.CREATED, now=now, actor=actor, message=f"created: {inp.title}",
             meta={"owner": item["owner"], "priority": item["priority"], "source": item["source"]},
+            on_behalf_of=on_behalf_of,
         )
         return Change("created", item, event)
 
@@ -106,18 +115,19 @@ def plan_upsert(
         event = make_event(
             item, EventType.OWNER_CHANGED, now=now, actor=actor,
             message=f"owner {existing['owner']} -> {inp.owner}",
-            meta={"from": existing["owner"], "to": inp.owner, "fields": changed},
+            meta={"from": existing["owner"], "to": inp.owner, "fields": changed}, on_behalf_of=on_behalf_of,
         )
     else:
         event = make_event(
             item, EventType.UPDATED, now=now, actor=actor,
-            message=f"updated {', '.join(changed)}", meta={"fields": changed},
+            message=f"updated {', '.join(changed)}", meta={"fields": changed}, on_behalf_of=on_behalf_of,
         )
     return Change("updated", item, event)
 
 
 def plan_status(
-    existing: Record, target: Status, *, now: datetime, actor: str, message: str = ""
+    existing: Record, target: Status, *, now: datetime, actor: str, message: str = "",
+    on_behalf_of: str | None = None,
 ) -> Change:
     """Apply the transition table; a same-status move is a no-op without an event."""
     current = Status(existing["status"])
@@ -127,11 +137,13 @@ def plan_status(
     event = make_event(
         item, EventType.STATUS_CHANGED, now=now, actor=actor,
         message=message or f"{current.value} -> {target.value}",
-        meta={"from": current.value, "to": target.value},
+        meta={"from": current.value, "to": target.value}, on_behalf_of=on_behalf_of,
     )
     return Change("updated", item, event)
 
 
-def plan_comment(existing: Record, message: str, *, now: datetime, actor: str) -> Record:
+def plan_comment(existing: Record, message: str, *, now: datetime, actor: str,
+                 on_behalf_of: str | None = None) -> Record:
     """A comment is an event only: the item itself (and its retention clock) is untouched."""
-    return make_event(existing, EventType.COMMENTED, now=now, actor=actor, message=message, meta={})
+    return make_event(existing, EventType.COMMENTED, now=now, actor=actor, message=message, meta={},
+                      on_behalf_of=on_behalf_of)

@@ -32,6 +32,10 @@ class EventType(StrEnum):
     STATUS_CHANGED = "status_changed"
     COMMENTED = "commented"
     OWNER_CHANGED = "owner_changed"
+    ACCEPTED = "accepted"
+    UNACCEPTED = "unaccepted"
+    ACCEPTANCE_EXPIRED = "acceptance_expired"
+    ESCALATED = "escalated"
 
 
 ACTIVE_STATUSES: frozenset[str] = frozenset({Status.OPEN, Status.IN_PROGRESS, Status.BLOCKED})

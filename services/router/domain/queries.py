@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.router.domain.acceptance import hold
 from services.router.domain.changes import RECORD_FIELDS
 from services.router.domain.enums import ACTIVE_STATUSES, Priority, Status
 from services.router.domain.models import Slug
@@ -45,7 +46,8 @@ class ItemQuery(BaseModel):
             return False
         if self.active is not None and (record["status"] in ACTIVE_STATUSES) != self.active:
             return False
-        if self.overdue is not None and is_overdue(record["status"], record["due_date"], today) != self.overdue:
+        if self.overdue is not None and is_overdue(
+                record["status"], record["due_date"], today, hold(record.get("accepted"))) != self.overdue:
             return False
         return not (self.cursor is not None and record["id"] <= self.cursor)
 

@@ -38,6 +38,10 @@ def check_transition(current: Status, target: Status) -> bool:
     return True
 
 
-def is_overdue(status: str, due_date: str | None, today: date) -> bool:
-    """Active and due strictly before today (UTC). Dates compare as ISO strings."""
-    return due_date is not None and status in ACTIVE_STATUSES and due_date < today.isoformat()
+def is_overdue(status: str, due_date: str | None, today: date, hold: str | None = None) -> bool:
+    """Active and due strictly before today (UTC), and not held by an accepted risk through today
+    (``hold``: ``domain.acceptance.hold``). Dates compare as ISO strings."""
+    if due_date is None or status not in ACTIVE_STATUSES:
+        return False
+    day = today.isoformat()
+    return due_date < day and (hold is None or hold < day)

@@ -34,6 +34,7 @@ state (found by the reliability suite: an acknowledged "unchanged" that Postgres
 from __future__ import annotations
 
 import builtins
+import functools
 import logging
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -42,9 +43,10 @@ from typing import Any, TypeVar
 
 from services.router.clock import Clock, default_clock, iso_z
 from services.router.domain.changes import Record
-from services.router.domain.enums import Status
+from services.router.domain.enums import EventType, Status
 from services.router.domain.models import ItemInput, new_id
 from services.router.domain.queries import ItemQuery, OverdueIds, Page
+from services.router.domain.revisions import Revision, plan_revision
 from services.router.domain.transitions import check_transition
 from services.router.errors import StoreUnavailable
 from services.router.settings import Settings
@@ -203,8 +205,8 @@ class AutoBacklogStore:
         return item
 
     def _fallback_upsert(self, js: JsonlBacklogStore, requests: Sequence[UpsertRequest], actor: str,
-                         op_id: str) -> builtins.list[WriteResult]:
-        results = js.upsert_many(requests, actor=actor)
+                         on_behalf_of: str | None, op_id: str) -> builtins.list[WriteResult]:
+        results = js.upsert_many(requests, actor=actor, on_behalf_of=on_behalf_of)
         if op_id:
             self._created_on_fallback.update(r.item["id"] for r in results if r.action == "created")
         return results
@@ -228,6 +230,9 @@ class AutoBacklogStore:
     def envs(self) -> builtins.list[str]:
         return self._read(lambda s: s.envs())
 
+    def accepted_items(self, env: str | None = None) -> builtins.list[Record]:
+        return self._read(lambda s: s.accepted_items(env))
+
     def overdue_ids(self, env: str | None, priority: str | None, *, limit: int) -> OverdueIds:
         return self._read(lambda s: s.overdue_ids(env, priority, limit=limit))
 
@@ -235,45 +240,71 @@ class AutoBacklogStore:
         numbers = self._read(lambda s: s.dashboard(env))
         return {**numbers, "backend": self.backend, "degraded": self.degraded}
 
-    def upsert(self, item: ItemInput, *, actor: str, fallback_owner: str = DEFAULT_OWNER) -> WriteResult:
-        return self.upsert_many([UpsertRequest(item, fallback_owner)], actor=actor)[0]
+    def upsert(self, item: ItemInput, *, actor: str, fallback_owner: str = DEFAULT_OWNER,
+               on_behalf_of: str | None = None) -> WriteResult:
+        return self.upsert_many([UpsertRequest(item, fallback_owner)], actor=actor, on_behalf_of=on_behalf_of)[0]
 
-    def upsert_many(self, requests: Sequence[UpsertRequest], *, actor: str) -> builtins.list[WriteResult]:
+    def upsert_many(self, requests: Sequence[UpsertRequest], *, actor: str,
+                    on_behalf_of: str | None = None) -> builtins.list[WriteResult]:
         if not requests:
             return []
-        intent = {"kind": "upsert", "actor": actor, "requests": [
+        intent = {"kind": "upsert", "actor": actor, "on_behalf_of": on_behalf_of, "requests": [
             {"item": r.item.model_dump(mode="json"), "fallback_owner": r.fallback_owner} for r in requests]}
         return self._write(
-            "upsert", lambda pg, op: pg.upsert_many(requests, actor=actor, op=op),
-            lambda js, op_id: self._journaled(op_id, intent,
-                                              lambda: self._fallback_upsert(js, requests, actor, op_id),
-                                              lambda rs: {r.item["dedupe_key"]: r.item["id"] for r in rs}),
+            "upsert", lambda pg, op: pg.upsert_many(requests, actor=actor, on_behalf_of=on_behalf_of, op=op),
+            lambda js, op_id: self._journaled(
+                op_id, intent, lambda: self._fallback_upsert(js, requests, actor, on_behalf_of, op_id),
+                lambda rs: {r.item["dedupe_key"]: r.item["id"] for r in rs}),
         )
 
-    def set_status(self, item_id: str, status: Status, *, actor: str, message: str = "") -> WriteResult:
+    def set_status(self, item_id: str, status: Status, *, actor: str, message: str = "",
+                   on_behalf_of: str | None = None) -> WriteResult:
         def on_fallback(js: JsonlBacklogStore, op_id: str) -> WriteResult:
             item = self._on_fallback(js, item_id) if op_id else None
+            write = functools.partial(js.set_status, item_id, status, actor=actor, message=message,
+                                      on_behalf_of=on_behalf_of)
             if item is None:
-                return js.set_status(item_id, status, actor=actor, message=message)
+                return write()
             check_transition(Status(item["status"]), status)  # refused → raises; a no-op is journaled too
-            intent = {"kind": "status", "actor": actor, "item_id": item_id, "dedupe_key": item["dedupe_key"],
-                      "status": status.value, "message": message}
-            return self._journaled(op_id, intent, lambda: js.set_status(item_id, status, actor=actor, message=message))
+            intent = {"kind": "status", "actor": actor, "on_behalf_of": on_behalf_of, "item_id": item_id,
+                      "dedupe_key": item["dedupe_key"], "status": status.value, "message": message}
+            return self._journaled(op_id, intent, write)
 
         return self._write("status", lambda pg, op: pg.set_status(item_id, status, actor=actor, message=message,
-                                                                  op=op), on_fallback)
+                                                                  on_behalf_of=on_behalf_of, op=op), on_fallback)
 
-    def add_comment(self, item_id: str, message: str, *, actor: str) -> Record:
+    def revise(self, item_id: str, revision: Revision, *, actor: str, on_behalf_of: str | None = None) -> WriteResult:
+        def on_fallback(js: JsonlBacklogStore, op_id: str) -> WriteResult:
+            item = self._on_fallback(js, item_id) if op_id else None
+            write = functools.partial(js.revise, item_id, revision, actor=actor, on_behalf_of=on_behalf_of)
+            if item is None:
+                return write()
+            plan_revision(item, revision, now=self.clock.now(), actor=actor)  # a refusal raises before the journal
+            intent = {"kind": "revise", "actor": actor, "on_behalf_of": on_behalf_of, "item_id": item_id,
+                      "dedupe_key": item["dedupe_key"], "revision": revision.model_dump(mode="json")}
+            return self._journaled(op_id, intent, write)
+
+        return self._write("revise", lambda pg, op: pg.revise(item_id, revision, actor=actor,
+                                                              on_behalf_of=on_behalf_of, op=op), on_fallback)
+
+    def add_comment(self, item_id: str, message: str, *, actor: str, on_behalf_of: str | None = None) -> Record:
+        return self.add_note(item_id, EventType.COMMENTED, message, {}, actor=actor, on_behalf_of=on_behalf_of)
+
+    def add_note(self, item_id: str, kind: EventType, message: str, meta: Record, *, actor: str,
+                 on_behalf_of: str | None = None) -> Record:
+        """Comments and other event-only writes (journaled as ``comment`` with the event's type and meta)."""
         def on_fallback(js: JsonlBacklogStore, op_id: str) -> Record:
+            write = functools.partial(js.add_note, item_id, kind, message, meta, actor=actor,
+                                      on_behalf_of=on_behalf_of)
             if not op_id:
-                return js.add_comment(item_id, message, actor=actor)
+                return write()
             item = self._on_fallback(js, item_id)
-            intent = {"kind": "comment", "actor": actor, "item_id": item_id, "dedupe_key": item["dedupe_key"],
-                      "message": message}
-            return self._journaled(op_id, intent, lambda: js.add_comment(item_id, message, actor=actor))
+            intent = {"kind": "comment", "actor": actor, "on_behalf_of": on_behalf_of, "item_id": item_id,
+                      "dedupe_key": item["dedupe_key"], "message": message, "event_type": kind.value, "meta": meta}
+            return self._journaled(op_id, intent, write)
 
-        return self._write("comment", lambda pg, op: pg.add_comment(item_id, message, actor=actor, op=op),
-                           on_fallback)
+        return self._write("comment", lambda pg, op: pg.add_note(item_id, kind, message, meta, actor=actor,
+                                                                 on_behalf_of=on_behalf_of, op=op), on_fallback)
 
     def cleanup(self, retention_days: int) -> int:
         self._maybe_recover()

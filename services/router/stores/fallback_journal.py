@@ -6,7 +6,8 @@ the JSONL records only show what the request did to the fallback's own copy.
 
 File ``fallback_journal.jsonl`` beside the JSONL store, one JSON object a line:
 
-- ``{"op_id", "kind": "upsert"|"status"|"comment", "ts", "actor", …}`` — the intent, appended
+- ``{"op_id", "kind": "upsert"|"status"|"comment"|"revise", "ts", "actor", "on_behalf_of", …}`` —
+  the intent (a ``comment`` may carry another event-only type, ``event_type``, and ``meta``), appended
   and fsynced *before* the JSONL write, so an acknowledged write is always in the journal;
 - ``{"op_id", "kind": "done", "ids": {dedupe_key: id}}`` — after the JSONL write: ids the
   client was given, so an item created during the outage keeps its id in Postgres;
@@ -27,17 +28,19 @@ from __future__ import annotations
 import functools
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from psycopg.rows import dict_row
 
 from services.router.clock import parse_utc
-from services.router.domain.changes import plan_comment, plan_status
-from services.router.domain.enums import Status
+from services.router.domain.changes import Change, Record, plan_status
+from services.router.domain.enums import EventType, Status
 from services.router.domain.models import ItemInput
+from services.router.domain.revisions import Revision, plan_note, plan_revision
 from services.router.errors import BacklogError
 from services.router.stores import pg_sql as q
 from services.router.stores.base import UpsertRequest
@@ -50,7 +53,7 @@ log = logging.getLogger("backlog_store")
 
 JOURNAL_NAME = "fallback_journal"
 JOURNAL_FILE = f"{JOURNAL_NAME}.jsonl"
-INTENTS = ("upsert", "status", "comment")
+INTENTS = ("upsert", "status", "comment", "revise")
 
 
 @dataclass(slots=True)
@@ -86,34 +89,51 @@ def apply_op(pg: PostgresBacklogStore, op: JournalOp) -> str:
     returns its outcome."""
     r = op.record
     ctx = OpContext(op.op_id, op.kind, now=parse_utc(r["ts"]), ids=op.ids, always_record=True)
+    who = (r["actor"], r.get("on_behalf_of"))
     if op.kind == "upsert":
         requests = [UpsertRequest(ItemInput.model_validate(q["item"]), q["fallback_owner"]) for q in r["requests"]]
-        return replay_upsert(pg, requests, actor=r["actor"], op=ctx)
-    status = Status(r["status"]) if op.kind == "status" else None
-    return replay_by_key(pg, r["dedupe_key"], actor=r["actor"], op=ctx, status=status, message=r.get("message", ""))
+        return replay_upsert(pg, requests, actor=who[0], on_behalf_of=who[1], op=ctx)
+    if op.kind == "status":
+        status = Status(r["status"])
+        message = r.get("message", "")
+        return replay_by_key(pg, r["dedupe_key"], op=ctx, planner=lambda row, now: plan_status(
+            row, status, now=now, actor=who[0], message=message, on_behalf_of=who[1]))
+    if op.kind == "revise":
+        revision = Revision.model_validate(r["revision"])
+        return replay_by_key(pg, r["dedupe_key"], op=ctx, planner=lambda row, now: plan_revision(
+            row, revision, now=now, actor=who[0], on_behalf_of=who[1]))
+    kind = EventType(r.get("event_type", EventType.COMMENTED.value))
+    return replay_by_key(pg, r["dedupe_key"], op=ctx, note=lambda row, now: plan_note(
+        row, kind, r.get("message", ""), r.get("meta") or {}, now=now, actor=who[0], on_behalf_of=who[1]))
 
 
-def replay_upsert(pg: PostgresBacklogStore, requests: Sequence[UpsertRequest], *, actor: str, op: OpContext) -> str:
+def replay_upsert(pg: PostgresBacklogStore, requests: Sequence[UpsertRequest], *, actor: str,
+                  on_behalf_of: str | None = None, op: OpContext) -> str:
     try:
-        results = pg.upsert_many(requests, actor=actor, op=op)
+        results = pg.upsert_many(requests, actor=actor, on_behalf_of=on_behalf_of, op=op)
     except OpAlreadyApplied:
         return "already applied"
     return ", ".join(sorted({r.action for r in results})) or "empty"
 
 
-def replay_by_key(pg: PostgresBacklogStore, key: str, *, actor: str, op: OpContext, status: Status | None = None,
-                  message: str = "") -> str:
-    """A status change (``status``) or a comment (no status) made on the fallback, applied to the
-    item that holds ``key`` in Postgres. A move the current state refuses, or an item that is
-    gone, is recorded as the op's outcome (and logged) rather than blocking the replay."""
+ChangePlanner = Callable[[Record, datetime], Change]
+NotePlanner = Callable[[Record, datetime], Record]
+
+
+def replay_by_key(pg: PostgresBacklogStore, key: str, *, op: OpContext, planner: ChangePlanner | None = None,
+                  note: NotePlanner | None = None) -> str:
+    """A status change or revision (``planner``) or an event-only write (``note``) made on the
+    fallback, applied to the item that holds ``key`` in Postgres. A change the current state
+    refuses, or an item that is gone, is recorded as the op's outcome (and logged) rather than
+    blocking the replay."""
     try:
-        return retrying(lambda: _replay_by_key(pg, key, actor=actor, op=op, status=status, message=message))
+        return retrying(lambda: _replay_by_key(pg, key, op=op, planner=planner, note=note))
     except OpAlreadyApplied:
         return "already applied"
 
 
-def _replay_by_key(pg: PostgresBacklogStore, key: str, *, actor: str, op: OpContext, status: Status | None,
-                   message: str) -> str:
+def _replay_by_key(pg: PostgresBacklogStore, key: str, *, op: OpContext, planner: ChangePlanner | None,
+                   note: NotePlanner | None) -> str:
     """One attempt of ``replay_by_key``: one transaction."""
     with pg.transaction() as conn:
         pg.begin_op(conn, [key], op)
@@ -123,11 +143,12 @@ def _replay_by_key(pg: PostgresBacklogStore, key: str, *, actor: str, op: OpCont
             pg.write_change(conn, [], [], op, outcome="skipped: no item with this dedupe key")
             return "skipped: no item"
         now = op.now or pg.clock.now()
-        if status is None:
-            pg.write_change(conn, [], [plan_comment(row, message, now=now, actor=actor)], op)
+        if planner is None:
+            assert note is not None
+            pg.write_change(conn, [], [note(row, now)], op)
             return "commented"
         try:
-            change = plan_status(row, status, now=now, actor=actor, message=message)
+            change = planner(row, now)
         except BacklogError as exc:
             pg.write_change(conn, [], [], op, outcome=f"refused: {exc.message}")
             return f"refused: {exc.message}"

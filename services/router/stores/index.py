@@ -30,6 +30,7 @@ class ItemIndex:
         self.items: dict[str, Record] = {}
         self.by_key: dict[str, str] = {}
         self.item_events: dict[str, list[Record]] = {}
+        self.accepted: set[str] = set()  # ids of items whose ``accepted`` is set (any status)
         self._aggregates = BacklogAggregates()
         self._pending: list[tuple[Record | None, Record | None]] = []
         self._order: list[str] = []
@@ -55,6 +56,7 @@ class ItemIndex:
         self.items.clear()
         self.by_key.clear()
         self.item_events.clear()
+        self.accepted.clear()
         self._aggregates.clear()
         self._pending.clear()
         self._order.clear()
@@ -67,7 +69,7 @@ class ItemIndex:
         record costs more than parsing it, and refreshes must stay within 2x of parsing
         (bench/jsonl_bench.py), while the memory that interning saves is in the bulk load.
         """
-        items, by_key, order, pending = self.items, self.by_key, self._order, self._pending
+        items, by_key, order, pending, accepted = self.items, self.by_key, self._order, self._pending, self.accepted
         last = order[-1] if order else ""
         shared = sys.intern
         for record in records:
@@ -86,6 +88,11 @@ class ItemIndex:
                     self._order_dirty = True
                 order.append(item_id)
                 last = item_id
+            # Lines written before acceptance existed have no ``accepted``: the same shape as every backend's.
+            if record.setdefault("accepted", None) is not None:
+                accepted.add(item_id)
+            elif accepted:
+                accepted.discard(item_id)
             items[item_id] = record
             by_key[record["dedupe_key"]] = item_id
             pending.append((old, record))
@@ -99,6 +106,7 @@ class ItemIndex:
 
     def remove(self, item_id: str) -> None:
         record = self.items.pop(item_id, None)
+        self.accepted.discard(item_id)
         if record is not None:
             self._pending.append((record, None))
             if self.by_key.get(record["dedupe_key"]) == item_id:

@@ -26,9 +26,10 @@ from services.router.domain.changes import (
     plan_status,
     plan_upsert,
 )
-from services.router.domain.enums import Status
+from services.router.domain.enums import EventType, Status
 from services.router.domain.models import ItemInput
 from services.router.domain.queries import ItemQuery, OverdueIds, Page, check_fields
+from services.router.domain.revisions import Revision, plan_note, plan_revision
 from services.router.errors import NotFound
 from services.router.stores.base import (
     DEFAULT_OWNER,
@@ -187,6 +188,12 @@ class IndexedStore:
         return OverdueIds(len(found), found[:limit])
 
     @reading
+    def accepted_items(self, env: str | None = None) -> builtins.list[Record]:
+        items = self.index.items
+        return [dict(items[i]) for i in sorted(self.index.accepted)
+                if env is None or items[i]["env"] == env]
+
+    @reading
     def envs(self) -> builtins.list[str]:
         """Envs that hold at least one item (per-env metrics and alerts iterate these)."""
         return sorted(env for env, stats in self.index.aggregates.envs.items() if stats.total > 0)
@@ -195,17 +202,19 @@ class IndexedStore:
         return StoreStatus(backend=self.backend)
 
     # -- writes --------------------------------------------------------------
-    def upsert(self, item: ItemInput, *, actor: str, fallback_owner: str = DEFAULT_OWNER) -> WriteResult:
-        return self.upsert_many([UpsertRequest(item, fallback_owner)], actor=actor)[0]
+    def upsert(self, item: ItemInput, *, actor: str, fallback_owner: str = DEFAULT_OWNER,
+               on_behalf_of: str | None = None) -> WriteResult:
+        return self.upsert_many([UpsertRequest(item, fallback_owner)], actor=actor, on_behalf_of=on_behalf_of)[0]
 
-    def upsert_many(self, requests: Sequence[UpsertRequest], *, actor: str) -> builtins.list[WriteResult]:
+    def upsert_many(self, requests: Sequence[UpsertRequest], *, actor: str,
+                    on_behalf_of: str | None = None) -> builtins.list[WriteResult]:
         unique = dedupe_batch(requests)
         with self._locked():
             now = self.clock.now()
             changes = [
                 plan_upsert(
                     self.index.by_dedupe_key(dedupe_key_of(r.item)), r.item,
-                    fallback_owner=r.fallback_owner, now=now, actor=actor,
+                    fallback_owner=r.fallback_owner, now=now, actor=actor, on_behalf_of=on_behalf_of,
                 )
                 for r in unique
             ]
@@ -213,16 +222,33 @@ class IndexedStore:
         results = {dedupe_key_of(r.item): c for r, c in zip(unique, changes, strict=True)}
         return [self._result(results[dedupe_key_of(r.item)]) for r in requests]
 
-    def set_status(self, item_id: str, status: Status, *, actor: str, message: str = "") -> WriteResult:
+    def set_status(self, item_id: str, status: Status, *, actor: str, message: str = "",
+                   on_behalf_of: str | None = None) -> WriteResult:
         with self._locked():
             change = plan_status(self._require(item_id), status, now=self.clock.now(), actor=actor,
-                                 message=message)
+                                 message=message, on_behalf_of=on_behalf_of)
             self._write([change])
         return self._result(change)
 
-    def add_comment(self, item_id: str, message: str, *, actor: str) -> Record:
+    def revise(self, item_id: str, revision: Revision, *, actor: str, on_behalf_of: str | None = None) -> WriteResult:
         with self._locked():
-            event = plan_comment(self._require(item_id), message, now=self.clock.now(), actor=actor)
+            change = plan_revision(self._require(item_id), revision, now=self.clock.now(), actor=actor,
+                                   on_behalf_of=on_behalf_of)
+            self._write([change])
+        return self._result(change)
+
+    def add_comment(self, item_id: str, message: str, *, actor: str, on_behalf_of: str | None = None) -> Record:
+        with self._locked():
+            event = plan_comment(self._require(item_id), message, now=self.clock.now(), actor=actor,
+                                 on_behalf_of=on_behalf_of)
+            self._persist([], [event])
+        return event
+
+    def add_note(self, item_id: str, kind: EventType, message: str, meta: Record, *, actor: str,
+                 on_behalf_of: str | None = None) -> Record:
+        with self._locked():
+            event = plan_note(self._require(item_id), kind, message, meta, now=self.clock.now(), actor=actor,
+                              on_behalf_of=on_behalf_of)
             self._persist([], [event])
         return event
 

@@ -41,6 +41,9 @@ MIGRATIONS_PACKAGE = "services.router.stores"
 MIGRATIONS_FOLDER = "migrations"
 
 BACKLOG_TABLES = ("backlog_items", "backlog_events", "backlog_applied_ops", "backlog_counts")
+# Columns of later steps the stores read and write: a database without them is not migrated yet.
+BACKLOG_COLUMNS = (("backlog_items", "accepted"), ("backlog_items", "accepted_hold"),
+                   ("backlog_events", "on_behalf_of"))
 
 
 class MigrationError(Exception):
@@ -358,5 +361,11 @@ def migrate(conn: Connection, steps: Sequence[Step] | None = None) -> Plan:
 
 
 def backlog_schema_missing(conn: Connection) -> list[str]:
-    """The backlog tables that are not there (empty: the stores can run)."""
-    return [t for t in BACKLOG_TABLES if not _exists(conn, "table", t)]
+    """The backlog tables and columns that are not there (empty: the stores can run)."""
+    missing = [t for t in BACKLOG_TABLES if not _exists(conn, "table", t)]
+    if missing:
+        return missing
+    found = {(str(t), str(c)) for t, c in conn.execute(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+        "AND table_name = ANY(%s)", (sorted({t for t, _ in BACKLOG_COLUMNS}),)).fetchall()}
+    return [f"{t}.{c}" for t, c in BACKLOG_COLUMNS if (t, c) not in found]

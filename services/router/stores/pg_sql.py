@@ -13,12 +13,15 @@ from typing import Any
 
 import orjson
 
+from services.router.domain.acceptance import hold
 from services.router.domain.changes import RECORD_FIELDS, Record
 from services.router.domain.enums import ACTIVE_STATUSES, ALL_PRIORITIES
 from services.router.domain.queries import ItemQuery, check_fields
 
 TS = """'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'"""
 ACTIVE_SQL = "(" + ", ".join(f"'{s}'" for s in sorted(ACTIVE_STATUSES)) + ")"
+# An accepted item's hold (``domain.acceptance.hold``) keeps it from being overdue through that day.
+NOT_HELD = "(accepted_hold IS NULL OR accepted_hold < %(today)s)"
 
 # A record's fields, each as the SQL that reads it in canonical form, in record order.
 ITEM_FIELDS: dict[str, str] = {
@@ -28,12 +31,13 @@ ITEM_FIELDS: dict[str, str] = {
     "created_at": f"to_char(created_at AT TIME ZONE 'UTC', {TS}) AS created_at",
     "updated_at": f"to_char(updated_at AT TIME ZONE 'UTC', {TS}) AS updated_at",
     "source": "source", "dedupe_key": "dedupe_key", "evidence_refs": "evidence_refs", "tags": "tags",
-    "meta": "meta", "rev": "rev",
+    "meta": "meta", "accepted": "accepted", "rev": "rev",
 }
 ITEM_COLUMNS = ", ".join(ITEM_FIELDS.values())
 assert tuple(ITEM_FIELDS) == RECORD_FIELDS, "the select list must read every record field"
 EVENT_COLUMNS = (
-    f"e.id, e.item_id, to_char(e.ts AT TIME ZONE 'UTC', {TS}) AS ts, e.type, e.actor, e.message, e.meta, e.item_rev"
+    f"e.id, e.item_id, to_char(e.ts AT TIME ZONE 'UTC', {TS}) AS ts, e.type, e.actor, e.message, e.meta, e.item_rev, "
+    "e.on_behalf_of"
 )
 
 SELECT_ITEM = f"SELECT {ITEM_COLUMNS} FROM backlog_items"
@@ -49,32 +53,33 @@ ON CONFLICT (dedupe_key) DO UPDATE SET
     description = EXCLUDED.description, priority = EXCLUDED.priority, status = EXCLUDED.status,
     owner = EXCLUDED.owner, due_date = EXCLUDED.due_date, updated_at = EXCLUDED.updated_at,
     source = EXCLUDED.source, evidence_refs = EXCLUDED.evidence_refs, tags = EXCLUDED.tags,
-    meta = EXCLUDED.meta, rev = EXCLUDED.rev
+    meta = EXCLUDED.meta, accepted = EXCLUDED.accepted, accepted_hold = EXCLUDED.accepted_hold, rev = EXCLUDED.rev
 """
 UPSERT_ITEM = """
 INSERT INTO backlog_items (id, env, service, category, title, description, priority, status, owner, due_date,
-    created_at, updated_at, source, dedupe_key, evidence_refs, tags, meta, rev)
+    created_at, updated_at, source, dedupe_key, evidence_refs, tags, meta, accepted, accepted_hold, rev)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::date, %s::timestamptz, %s::timestamptz, %s, %s,
-    %s::jsonb, %s::jsonb, %s::jsonb, %s)
+    %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::date, %s)
 """ + MERGE_SET
 # The bulk path (large batches), one part of the batch at a time: the planned rows — each item
 # row with its event — are COPYed into a temp table, then one statement merges the items and
 # writes their events (its FK checks run at the end of the statement, after the items are in)
 # and the stage is emptied for the next part. Same rows as UPSERT_ITEM and INSERT_EVENT write.
 ITEM_COLUMN_NAMES = ("id, env, service, category, title, description, priority, status, owner, due_date, created_at, "
-                     "updated_at, source, dedupe_key, evidence_refs, tags, meta, rev")
+                     "updated_at, source, dedupe_key, evidence_refs, tags, meta, accepted, accepted_hold, rev")
 BULK_STAGE = ("CREATE TEMP TABLE backlog_bulk_stage (LIKE backlog_items INCLUDING DEFAULTS, ev_id text, "
               "ev_item_id text, ev_ts timestamptz, ev_type text, ev_actor text, ev_message text, ev_meta jsonb, "
-              "ev_item_rev integer) ON COMMIT DROP")
+              "ev_item_rev integer, ev_on_behalf_of text) ON COMMIT DROP")
 BULK_COPY = (f"COPY backlog_bulk_stage ({ITEM_COLUMN_NAMES}, ev_id, ev_item_id, ev_ts, ev_type, ev_actor, "
-             "ev_message, ev_meta, ev_item_rev) FROM STDIN")
+             "ev_message, ev_meta, ev_item_rev, ev_on_behalf_of) FROM STDIN")
 BULK_MERGE = f"""
 WITH merged AS (
     INSERT INTO backlog_items ({ITEM_COLUMN_NAMES}) SELECT {ITEM_COLUMN_NAMES} FROM backlog_bulk_stage
     {MERGE_SET.strip()}
 )
-INSERT INTO backlog_events (id, item_id, ts, type, actor, message, meta, item_rev)
-SELECT ev_id, ev_item_id, ev_ts, ev_type, ev_actor, ev_message, ev_meta, ev_item_rev FROM backlog_bulk_stage
+INSERT INTO backlog_events (id, item_id, ts, type, actor, message, meta, item_rev, on_behalf_of)
+SELECT ev_id, ev_item_id, ev_ts, ev_type, ev_actor, ev_message, ev_meta, ev_item_rev, ev_on_behalf_of """ \
+    """FROM backlog_bulk_stage
 """
 BULK_CLEAR = "TRUNCATE backlog_bulk_stage"
 # The bulk path's locked read. Rows are locked in id order, like every other writer (the small
@@ -92,9 +97,11 @@ BULK_LOCKED_ROWS = (
     "SELECT k.n, locked.* FROM locked JOIN k ON k.key = locked.dedupe_key ORDER BY k.n"
 )
 INSERT_EVENT = """
-INSERT INTO backlog_events (id, item_id, ts, type, actor, message, meta, item_rev)
-VALUES (%s, %s, %s::timestamptz, %s, %s, %s, %s::jsonb, %s)
+INSERT INTO backlog_events (id, item_id, ts, type, actor, message, meta, item_rev, on_behalf_of)
+VALUES (%s, %s, %s::timestamptz, %s, %s, %s, %s::jsonb, %s, %s)
 """
+ACCEPTED_ITEMS = f"{SELECT_ITEM} WHERE accepted IS NOT NULL ORDER BY id"
+ACCEPTED_ITEMS_OF_ENV = f"{SELECT_ITEM} WHERE accepted IS NOT NULL AND env = %s ORDER BY id"
 EVENTS_OF = (
     f"SELECT i.id AS found, {EVENT_COLUMNS} FROM backlog_items i "
     "LEFT JOIN backlog_events e ON e.item_id = i.id WHERE i.id = %s ORDER BY e.seq"
@@ -161,10 +168,12 @@ def dumps(value: Any) -> str:
 
 
 def item_row(r: Record) -> tuple[Any, ...]:
+    accepted = r.get("accepted")
     return (
         r["id"], r["env"], r["service"], r["category"], r["title"], r["description"], r["priority"],
         r["status"], r["owner"], r["due_date"], r["created_at"], r["updated_at"], r["source"], r["dedupe_key"],
-        dumps(r["evidence_refs"]), dumps(r["tags"]), dumps(r["meta"]), r["rev"],
+        dumps(r["evidence_refs"]), dumps(r["tags"]), dumps(r["meta"]),
+        None if accepted is None else dumps(accepted), hold(accepted), r["rev"],
     )
 
 
@@ -174,11 +183,16 @@ def bulk_row(item: Record, event: Record) -> tuple[Any, ...]:
 
 
 def event_row(e: Record) -> tuple[Any, ...]:
-    return (e["id"], e["item_id"], e["ts"], e["type"], e["actor"], e["message"], dumps(e["meta"]), e["item_rev"])
+    return (e["id"], e["item_id"], e["ts"], e["type"], e["actor"], e["message"], dumps(e["meta"]), e["item_rev"],
+            e.get("on_behalf_of"))
 
 
 def event_record(row: dict[str, Any]) -> Record:
-    return {k: row[k] for k in ("id", "item_id", "ts", "type", "actor", "message", "meta", "item_rev")}
+    """An event as every backend returns it: ``on_behalf_of`` only when a person was named."""
+    event = {k: row[k] for k in ("id", "item_id", "ts", "type", "actor", "message", "meta", "item_rev")}
+    if row.get("on_behalf_of"):
+        event["on_behalf_of"] = row["on_behalf_of"]
+    return event
 
 
 def item_columns(fields: Collection[str] | None) -> str:
@@ -207,9 +221,10 @@ def list_query(query: ItemQuery, today: Any, fields: Collection[str] | None = No
     if query.active is not None:
         where.append(f"status {'' if query.active else 'NOT '}IN {ACTIVE_SQL}")
     if query.overdue is not None:
-        overdue = f"(status IN {ACTIVE_SQL} AND due_date IS NOT NULL AND due_date < %s)"
+        overdue = (f"(status IN {ACTIVE_SQL} AND due_date IS NOT NULL AND due_date < %s "
+                   "AND (accepted_hold IS NULL OR accepted_hold < %s))")
         where.append(overdue if query.overdue else f"NOT {overdue}")
-        params.append(today)
+        params += [today, today]
     if query.cursor is not None:
         where.append("id > %s")
         params.append(query.cursor)
@@ -224,7 +239,7 @@ def overdue_ids_query(env: str | None, priority: str | None) -> str:
     priority_and = "priority = %(priority)s AND " if priority is not None else ""
     return (
         f"WITH hits AS (SELECT id FROM backlog_items WHERE {env_and}{priority_and}"
-        f"status IN {ACTIVE_SQL} AND due_date < %(today)s) "
+        f"status IN {ACTIVE_SQL} AND due_date < %(today)s AND {NOT_HELD}) "
         "SELECT (SELECT count(*) FROM hits) AS n, "
         "ARRAY(SELECT id FROM hits ORDER BY id LIMIT %(limit)s) AS ids"
     )
@@ -234,12 +249,13 @@ def overdue_ids_query(env: str | None, priority: str | None) -> str:
 assert list(ALL_PRIORITIES) == sorted(ALL_PRIORITIES), "priority ranks must sort as text"
 
 
-def dashboard_queries(env: str | None) -> tuple[str, str, str, str]:
-    """Counts by status and priority, overdue count, first overdue items, top services. The
-    numbers come from ``backlog_counts`` (kept by triggers, schema step 4: a few rows per env,
-    whatever the number of items); the overdue list from the partial ``(env, due_date)`` index."""
+def dashboard_queries(env: str | None) -> tuple[str, str, str, str, str]:
+    """Counts by status and priority, overdue count, first overdue items, top services, accepted
+    items. The numbers come from ``backlog_counts`` (kept by triggers, schema steps 4, 5 and 7: a
+    few rows per env, whatever the number of items); the overdue list from the partial
+    ``(env, due_date)`` index; accepted items (few) from their partial index."""
     env_and = "env = %(env)s AND " if env is not None else ""
-    overdue = f"{env_and}status IN {ACTIVE_SQL} AND due_date < %(today)s"
+    overdue = f"{env_and}status IN {ACTIVE_SQL} AND due_date < %(today)s AND {NOT_HELD}"
     return (
         f"SELECT a AS status, b AS priority, sum(n) AS n FROM backlog_counts WHERE {env_and}kind = 's' "
         "GROUP BY a, b HAVING sum(n) > 0",
@@ -253,4 +269,8 @@ def dashboard_queries(env: str | None) -> tuple[str, str, str, str]:
         "ORDER BY n DESC, a LIMIT %(top)s" if env is not None else
         "SELECT a AS service, sum(n) AS n FROM backlog_counts WHERE kind = 'v' "
         "GROUP BY a HAVING sum(n) > 0 ORDER BY n DESC, service LIMIT %(top)s",
+        "SELECT id, service, category, priority, status, owner, to_char(due_date, 'YYYY-MM-DD') AS due_date, "
+        f"title, accepted, count(*) OVER () AS n FROM backlog_items WHERE {env_and}accepted IS NOT NULL "
+        f"AND status IN {ACTIVE_SQL} AND accepted->>'until' >= %(today_text)s "
+        "ORDER BY accepted->>'until' COLLATE \"C\", id LIMIT %(limit)s",
     )

@@ -36,9 +36,10 @@ from psycopg.rows import dict_row
 from services.router.clock import Clock, SystemClock, parse_utc
 from services.router.domain import dashboard as board
 from services.router.domain.changes import Change, Record, dedupe_key_of, plan_comment, plan_status, plan_upsert
-from services.router.domain.enums import ALL_PRIORITIES, Status
+from services.router.domain.enums import ALL_PRIORITIES, EventType, Status
 from services.router.domain.models import ItemInput
 from services.router.domain.queries import ItemQuery, OverdueIds, Page
+from services.router.domain.revisions import Revision, plan_note, plan_revision
 from services.router.errors import NotFound
 from services.router.stores import pg_sql as q
 from services.router.stores.base import (
@@ -154,18 +155,18 @@ class PostgresBacklogStore:
 
     def dashboard(self, env: str | None = None) -> dict[str, Any]:
         now = self.clock.now()
-        params = {"env": env, "today": now.date(), "ranks": list(ALL_PRIORITIES), "limit": board.OVERDUE_LIMIT,
-                  "top": board.TOP_SERVICES}
-        counts_sql, overdue_count_sql, overdue_sql, top_sql = q.dashboard_queries(env)
+        params = {"env": env, "today": now.date(), "today_text": now.date().isoformat(), "ranks": list(ALL_PRIORITIES),
+                  "limit": board.OVERDUE_LIMIT, "top": board.TOP_SERVICES}
+        queries = q.dashboard_queries(env)
         with self._db.conn() as conn:
-            # One snapshot for all four numbers, one round trip for all four queries.
-            cursors = [conn.cursor(row_factory=dict_row) for _ in range(4)]
+            # One snapshot for all five queries, one round trip for all of them.
+            cursors = [conn.cursor(row_factory=dict_row) for _ in queries]
             with conn.pipeline():
                 conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                for cur, sql in zip(cursors, (counts_sql, overdue_count_sql, overdue_sql, top_sql), strict=True):
+                for cur, sql in zip(cursors, queries, strict=True):
                     cur.execute(sql, params)
                 conn.execute("COMMIT")
-            counts, overdue_count, overdue, top = (c.fetchall() for c in cursors)
+            counts, overdue_count, overdue, top, accepted = (c.fetchall() for c in cursors)
         status_counts: dict[str, int] = {}
         priority_counts: dict[str, int] = {}
         for row in counts:
@@ -176,7 +177,14 @@ class PostgresBacklogStore:
             priority_counts=priority_counts, overdue_count=int(overdue_count[0]["n"]),
             overdue=[{f: r[f] for f in board.OVERDUE_FIELDS} for r in overdue],
             top_services=[(r["service"], int(r["n"])) for r in top],
+            accepted_count=int(accepted[0]["n"]) if accepted else 0,
+            accepted=[{f: r[f] for f in board.ACCEPTED_FIELDS} for r in accepted],
         )
+
+    def accepted_items(self, env: str | None = None) -> builtins.list[Record]:
+        if env is None:
+            return self._db.read(q.ACCEPTED_ITEMS)
+        return self._db.read(q.ACCEPTED_ITEMS_OF_ENV, (env,))
 
     def envs(self) -> builtins.list[str]:
         return [r["env"] for r in self._db.read(q.ENVS)]
@@ -186,32 +194,34 @@ class PostgresBacklogStore:
 
     # -- writes --------------------------------------------------------------------------
     def upsert(self, item: ItemInput, *, actor: str, fallback_owner: str = DEFAULT_OWNER,
-               op: OpContext | None = None) -> WriteResult:
-        return self.upsert_many([UpsertRequest(item, fallback_owner)], actor=actor, op=op)[0]
+               on_behalf_of: str | None = None, op: OpContext | None = None) -> WriteResult:
+        return self.upsert_many([UpsertRequest(item, fallback_owner)], actor=actor, on_behalf_of=on_behalf_of,
+                                op=op)[0]
 
-    def upsert_many(self, requests: Sequence[UpsertRequest], *, actor: str,
+    def upsert_many(self, requests: Sequence[UpsertRequest], *, actor: str, on_behalf_of: str | None = None,
                     op: OpContext | None = None) -> builtins.list[WriteResult]:
         unique = dedupe_batch(requests)
         if not unique:
             return []
         keys = [dedupe_key_of(r.item) for r in unique]
+        who = (actor, on_behalf_of)
         if len(unique) >= BULK_MIN:
-            changes = retrying(lambda: self._upsert_bulk(unique, keys, actor=actor, op=op))
+            changes = retrying(lambda: self._upsert_bulk(unique, keys, who=who, op=op))
         else:
-            changes = retrying(lambda: self._upsert_small(unique, keys, actor=actor, op=op))
+            changes = retrying(lambda: self._upsert_small(unique, keys, who=who, op=op))
         if len(unique) == len(requests):  # no key twice: the changes are in request order
             return [_result(c) for c in changes]
         by_key = dict(zip(keys, changes, strict=True))
         return [_result(by_key[dedupe_key_of(r.item)]) for r in requests]
 
-    def _upsert_small(self, unique: Sequence[UpsertRequest], keys: Sequence[str], *, actor: str,
+    def _upsert_small(self, unique: Sequence[UpsertRequest], keys: Sequence[str], *, who: tuple[str, str | None],
                       op: OpContext | None) -> builtins.list[Change]:
         """A small batch: one pipelined transaction (``_tx``), one statement per changed row."""
         with self._db.tx() as conn:
             self.begin_op(conn, keys, op)
             existing = self._locked_rows(conn, keys)
             now = self._op_now(op)
-            changes = [self._plan(existing.get(k), r, now, actor, op) for k, r in zip(keys, unique, strict=True)]
+            changes = [self._plan(existing.get(k), r, now, who, op) for k, r in zip(keys, unique, strict=True)]
             real = [c for c in changes if c.event is not None]
             self.write_change(conn, real, [c.event for c in real if c.event is not None], op)
         return changes
@@ -222,14 +232,15 @@ class PostgresBacklogStore:
             return {r["dedupe_key"]: r for r in cur.execute(q.BY_KEYS + " FOR UPDATE", (keys,)).fetchall()}
 
     @staticmethod
-    def _plan(existing: Record | None, request: UpsertRequest, now: datetime, actor: str,
+    def _plan(existing: Record | None, request: UpsertRequest, now: datetime, who: tuple[str, str | None],
               op: OpContext | None) -> Change:
-        change = plan_upsert(existing, request.item, fallback_owner=request.fallback_owner, now=now, actor=actor)
+        change = plan_upsert(existing, request.item, fallback_owner=request.fallback_owner, now=now, actor=who[0],
+                             on_behalf_of=who[1])
         if op is not None and op.ids:
             change = _keep_id(change, op.ids.get(change.item["dedupe_key"]))
         return change
 
-    def _upsert_bulk(self, unique: Sequence[UpsertRequest], keys: Sequence[str], *, actor: str,
+    def _upsert_bulk(self, unique: Sequence[UpsertRequest], keys: Sequence[str], *, who: tuple[str, str | None],
                      op: OpContext | None) -> builtins.list[Change]:
         """A large batch: the same locks, read and planners as the small path, written by COPY
         into a temp table and one merge statement per part of the batch (``bulk_parts``).
@@ -256,7 +267,7 @@ class PostgresBacklogStore:
                 # the part's end are read, every row of the part is (numbered from 1).
                 for number, record in found.fetchmany(len(part)):
                     existing[number - 1] = record
-                planned = [self._plan(existing.get(i), unique[i], now, actor, op) for i in part]
+                planned = [self._plan(existing.get(i), unique[i], now, who, op) for i in part]
                 changes.extend(planned)
                 return [q.bulk_row(c.item, c.event) for c in planned if c.event is not None]
 
@@ -284,25 +295,47 @@ class PostgresBacklogStore:
         return op.now if op is not None and op.now is not None else self.clock.now()
 
     def set_status(self, item_id: str, status: Status, *, actor: str, message: str = "",
-                   op: OpContext | None = None) -> WriteResult:
+                   on_behalf_of: str | None = None, op: OpContext | None = None) -> WriteResult:
+        return self._change_row(item_id, lambda row, now: plan_status(
+            row, status, now=now, actor=actor, message=message, on_behalf_of=on_behalf_of), op)
+
+    def revise(self, item_id: str, revision: Revision, *, actor: str, on_behalf_of: str | None = None,
+               op: OpContext | None = None) -> WriteResult:
+        return self._change_row(item_id, lambda row, now: plan_revision(
+            row, revision, now=now, actor=actor, on_behalf_of=on_behalf_of), op)
+
+    def _change_row(self, item_id: str, planner: Callable[[Record, datetime], Change],
+                    op: OpContext | None) -> WriteResult:
+        """One item's change under its row lock: planned on the current row, written with its event."""
         def work() -> WriteResult:
             with self._db.tx() as conn:
                 self.begin_op(conn, [], op)
                 row = _locked_row(conn, item_id, "FOR UPDATE")
-                change = plan_status(row, status, now=self._op_now(op), actor=actor, message=message)
+                change = planner(row, self._op_now(op))
                 if change.event is not None:
                     self.write_change(conn, [change], [change.event], op)
             return _result(change)
 
         return retrying(work)
 
-    def add_comment(self, item_id: str, message: str, *, actor: str, op: OpContext | None = None) -> Record:
+    def add_comment(self, item_id: str, message: str, *, actor: str, on_behalf_of: str | None = None,
+                    op: OpContext | None = None) -> Record:
+        return self._add_event(item_id, lambda row, now: plan_comment(
+            row, message, now=now, actor=actor, on_behalf_of=on_behalf_of), op)
+
+    def add_note(self, item_id: str, kind: EventType, message: str, meta: Record, *, actor: str,
+                 on_behalf_of: str | None = None, op: OpContext | None = None) -> Record:
+        return self._add_event(item_id, lambda row, now: plan_note(
+            row, kind, message, meta, now=now, actor=actor, on_behalf_of=on_behalf_of), op)
+
+    def _add_event(self, item_id: str, planner: Callable[[Record, datetime], Record],
+                   op: OpContext | None) -> Record:
         def work() -> Record:
             with self._db.tx() as conn:
                 self.begin_op(conn, [], op)
                 # KEY SHARE: a concurrent cleanup cannot delete the item under the new event.
                 row = _locked_row(conn, item_id, "FOR KEY SHARE")
-                event = plan_comment(row, message, now=self._op_now(op), actor=actor)
+                event = planner(row, self._op_now(op))
                 self.write_change(conn, [], [event], op)
             return event
 
