@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.router.alerts.rules import AlertsPolicy
+from services.router.catalog import CatalogOwner
 from services.router.config_file import load_config_file
 from services.router.domain.enums import Priority
 from services.router.domain.models import SLUG_PATTERN, Slug
@@ -32,6 +33,9 @@ COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
 
 Number = float | int
 Strict = ConfigDict(extra="forbid")
+OnClear = Literal["none", "comment", "close"]
+ClearAfter = Annotated[int, Field(ge=1, le=52)]
+WindowDays = Annotated[int, Field(ge=0, le=3650)]
 
 
 class Rule(BaseModel):
@@ -88,6 +92,10 @@ class Category(BaseModel):
     due_days: int = Field(ge=0, le=3650)
     digest: Literal["weekly", "daily"] = "weekly"
     rules: list[Rule] = Field(min_length=1)
+    # Per-category overrides of the ``lifecycle:`` keys (None: the top-level value).
+    on_clear: OnClear | None = None
+    clear_after_digests: ClearAfter | None = None
+    reopen_window_days: WindowDays | None = None
 
     @model_validator(mode="after")
     def _known_signals(self) -> Category:
@@ -127,12 +135,35 @@ class Ownership(BaseModel):
     overrides: dict[Annotated[str, Field(pattern=SLUG_PATTERN, max_length=64)], Slug] = Field(
         default_factory=dict
     )
+    catalog: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(
+        default_factory=list, max_length=50,
+        description="globs of Backstage catalog-info.yaml files (relative to REPO_ROOT): spec.owner of the "
+                    "service's Component",
+    )
+    reassign_on_change: bool = Field(
+        default=False, description="generation moves items whose owner was set by rule to the new rule owner")
 
-    def owner_for(self, service: str) -> tuple[str, str]:
-        """The owner of a service's generated items and why (shown on the item)."""
+    def owner_for(self, service: str, catalog: dict[str, CatalogOwner] | None = None) -> tuple[str, str]:
+        """The owner of a service's new items and why (shown on the item): ``overrides`` first, then
+        the catalog (``catalog.load_catalog``), then ``default_owner``."""
         if service in self.overrides:
             return self.overrides[service], f"ownership.overrides[{service}]"
+        found = catalog.get(service) if catalog else None
+        if found is not None:
+            return found.owner, found.reason
         return self.default_owner, "ownership.default_owner"
+
+
+class Lifecycle(BaseModel):
+    """What happens to items after they are made (issue 19); each default keeps the runbook's behaviour."""
+
+    model_config = Strict
+
+    on_clear: OnClear = "none"
+    clear_after_digests: ClearAfter = 2
+    reopen_window_days: WindowDays = 30
+    max_accept_days: int = Field(default=180, ge=1, le=3650)
+    restart_due_on_expiry: bool = False
 
 
 def default_categories() -> dict[str, Category]:
@@ -161,6 +192,7 @@ class BacklogPolicy(BaseModel):
     generation: Generation = Field(default_factory=Generation)
     ownership: Ownership = Field(default_factory=Ownership)
     alerts: AlertsPolicy = Field(default_factory=AlertsPolicy)
+    lifecycle: Lifecycle = Field(default_factory=Lifecycle)
     envs: list[Annotated[str, Field(pattern=SLUG_PATTERN, max_length=64)]] = Field(
         default_factory=list, max_length=100,
         description="envs that exist even before they have items or signals (with alerts.envs: never "
@@ -169,6 +201,14 @@ class BacklogPolicy(BaseModel):
 
     def categories_for(self, digest: Literal["weekly", "daily"]) -> dict[str, Category]:
         return {name: c for name, c in self.categories.items() if c.digest == digest}
+
+    def on_clear(self, category: str) -> tuple[OnClear, int, int]:
+        """``(on_clear, clear_after_digests, reopen_window_days)`` of a category, overrides applied."""
+        cat, top = self.categories.get(category), self.lifecycle
+        if cat is None:
+            return top.on_clear, top.clear_after_digests, top.reopen_window_days
+        return (cat.on_clear or top.on_clear, cat.clear_after_digests or top.clear_after_digests,
+                cat.reopen_window_days if cat.reopen_window_days is not None else top.reopen_window_days)
 
 
 def load_policy(path: Path) -> BacklogPolicy:

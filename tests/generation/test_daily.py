@@ -30,7 +30,7 @@ def test_a_critical_service_gets_one_item_per_week(gen: Gen) -> None:
     assert {k: v for k, v in result.items() if k != "items"} == {
         "env": "prod", "week": "2026-W48", "date": "2026-11-26", "digest": "risk/2026-11-26.json",
         "stale_digest": False, "dry_run": False, "created": 1, "updated": 0, "unchanged": 0, "held_back": 0,
-        "ignored_files": [],
+        "suppressed": 0, "ignored_files": [], "cleared": [], "closed_on_clear": 0, "reassigned": [],
     }
     assert [(i["dedupe_key"], i["priority"], i["action"], i["reason"]) for i in result["items"]] == [
         (AUTH_KEY, "P1", "create", "risk_band critical in [critical] — new")]

@@ -48,6 +48,7 @@ def test_first_run_creates_owned_prioritized_items_that_say_why(gen: Gen) -> Non
     assert {k: v for k, v in result.items() if k != "items"} == {
         "env": "prod", "week": "2026-W48", "digest": "platform/2026-W48.json", "stale_digest": False,
         "dry_run": False, "created": 3, "updated": 0, "unchanged": 0, "held_back": 0, "ignored_files": [],
+        "suppressed": 0, "cleared": [], "closed_on_clear": 0, "reassigned": [],  # the lifecycle's, all off
     }
     assert rows(result) == [  # P0 first, then P1 by pressure, then category; catalog triggers nothing
         (1, "payments", "security", "P0", "oncall", "create"),

@@ -105,7 +105,8 @@ def plan_revision(existing: Record, rev: Revision, *, now: datetime, actor: str,
     item = _revised(existing, now, owner=rev.owner, meta={**(existing.get("meta") or {}), **rev.meta})
     return _change(item, EventType.OWNER_CHANGED, now, actor, on_behalf_of,
                    rev.message or f"owner {existing['owner']} -> {rev.owner}",
-                   {"from": existing["owner"], "to": rev.owner, "fields": ["owner", "meta"], "reason": rev.message})
+                   {"from": existing["owner"], "to": rev.owner, "fields": ["owner", "meta"], "reason": rev.message,
+                    "by_rule": True})
 
 
 def _change(item: Record, kind: EventType, now: datetime, actor: str, on_behalf_of: str | None, message: str,

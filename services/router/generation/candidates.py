@@ -17,7 +17,7 @@ the same inputs always give the same candidates (and re-running a generation cha
 from __future__ import annotations
 
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -126,7 +126,8 @@ class Selection:
         return [*self.kept, *self.held_back]
 
 
-def build_candidates(facts: DigestFacts, policy: BacklogPolicy, today: date) -> list[Candidate]:
+def build_candidates(facts: DigestFacts, policy: BacklogPolicy, today: date,
+                     owner_for: Callable[[str], tuple[str, str]] | None = None) -> list[Candidate]:
     """Every (service, category) whose rules hold, ranked by priority then score.
 
     Each candidate's text is the plain one (``tests/generation/test_fast_paths.py`` spells it out
@@ -134,6 +135,7 @@ def build_candidates(facts: DigestFacts, policy: BacklogPolicy, today: date) -> 
     lines, due dates) is worked out once per run, and what is the same for a service's
     categories (header, context and evidence blocks) once per service: a digest has thousands.
     The text is written when first read (``Candidate.written``), so held-back candidates never are.
+    ``owner_for``: a service's owner and why (default: the policy's ``ownership`` without a catalog).
     """
     categories = [RunCategory(name, category, facts, today)
                   for name, category in policy.categories_for(facts.kind).items()]
@@ -141,7 +143,7 @@ def build_candidates(facts: DigestFacts, policy: BacklogPolicy, today: date) -> 
     source = facts.source
     tags = (f"{facts.kind}-digest", *(("sample-data",) if facts.sample else ()))
     run = RunParts(facts, tags, today, prefix)
-    owner_for = policy.ownership.owner_for
+    owner_for = owner_for or policy.ownership.owner_for
     key_head: str | None = None
     drafts: list[Candidate] = []
     for s in facts.services:

@@ -27,7 +27,7 @@ active; they end a streak). ``run.earlier_history`` reads exactly that.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -37,7 +37,7 @@ from services.router.domain.models import ItemInput
 from services.router.domain.weeks import parse_week, weeks_between
 from services.router.generation.candidates import Candidate, Selection
 
-Action = Literal["create", "update", "unchanged", "held_back"]
+Action = Literal["create", "update", "unchanged", "held_back", "suppressed"]
 CARRY_FIELDS = ("weeks_open", "carried_from", "carried_from_week")
 SCORE_WORD = {"pressure_score": "pressure", "risk_score": "risk"}
 
@@ -96,7 +96,8 @@ class Plan:
         return [e for e in self.entries if e.item is not None]
 
     def counts(self) -> dict[str, int]:
-        names = {"create": "created", "update": "updated", "unchanged": "unchanged", "held_back": "held_back"}
+        names = {"create": "created", "update": "updated", "unchanged": "unchanged", "held_back": "held_back",
+                 "suppressed": "suppressed"}
         out = dict.fromkeys(names.values(), 0)
         for e in self.entries:
             out[names[e.action]] += 1
@@ -217,10 +218,11 @@ def changed_names(existing: Record, item: ItemInput, changed: tuple[str, ...]) -
 
 def build_plan(
     selection: Selection, existing: Mapping[str, Record], earlier: Iterable[Record], *, prefix: str,
-    history: History | None = None,
+    history: History | None = None, decorate: Callable[[Candidate, Record | None, ItemInput], ItemInput] | None = None,
 ) -> Plan:
     """One entry per candidate, in rank order (``history``: ``index_history(earlier, prefix)``,
-    when the caller has it already)."""
+    when the caller has it already; ``decorate``: a last touch on each item before it is compared,
+    ``lifecycle.recurrence_decorator``)."""
     if history is None:
         history = index_history(earlier, prefix)
     entries: list[PlanEntry] = []
@@ -236,7 +238,8 @@ def build_plan(
             if streak.carried_from is not None:
                 meta["carried_from"] = streak.carried_from
                 meta["carried_from_week"] = streak.carried_from_week
-            append(PlanEntry(c, "create", create_reason(c, streak), c.request(meta), None))
+            new = c.request(meta)
+            append(PlanEntry(c, "create", create_reason(c, streak), decorate(c, None, new) if decorate else new, None))
             continue
         meta["owner_reason"] = owner_reason(c, record)
         carry = recorded_carry(record)
@@ -244,6 +247,8 @@ def build_plan(
             carry = carry_over(c, history).meta()
         meta.update(carry)
         item = c.request(meta)
+        if decorate is not None:
+            item = decorate(c, record, item)
         changed = changed_fields(record, item)
         if changed:
             what = ", ".join(changed_names(record, item, changed))

@@ -13,10 +13,12 @@ never as a lost or doubled item).
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Sequence
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from services.router.domain.changes import Record
@@ -24,7 +26,17 @@ from services.router.domain.dedupe import generated_key
 from services.router.domain.queries import MAX_PAGE, ItemQuery
 from services.router.domain.weeks import parse_week, previous_week
 from services.router.generation.candidates import Candidate, build_candidates, select
+from services.router.generation.clearing import apply_clearings, find_clearings, lineages
+from services.router.generation.digest_history import current_signals, earlier_signals
 from services.router.generation.facts import DigestFacts
+from services.router.generation.lifecycle import (
+    accepted_problems,
+    apply_reassignments,
+    reassignments,
+    recent_closures,
+    recurrence_decorator,
+    suppress,
+)
 from services.router.generation.plan import (
     Action,
     History,
@@ -43,6 +55,9 @@ STORE_ACTIONS: dict[str, Action] = {"created": "create", "updated": "update", "u
 # What carry-over reads of an earlier item (``generated_week``, ``plan.streak_from``): on Postgres
 # the env's active items are fetched with these columns only, not their texts.
 EARLIER_ITEM_FIELDS = ("id", "env", "service", "category", "status", "dedupe_key", "meta")
+# What resolve on clear and reassignment read of the env's active items.
+ACTIVE_ITEM_FIELDS = ("id", "env", "service", "category", "status", "owner", "source", "dedupe_key", "meta")
+OwnerFor = Callable[[str], tuple[str, str]]
 
 
 def is_stale(facts: DigestFacts, today: date) -> bool:
@@ -112,14 +127,19 @@ def earlier_history(
     return active + between, history
 
 
-def make_plan(store: BacklogStore, policy: BacklogPolicy, facts: DigestFacts, *, today: date) -> Plan:
-    """Candidates from the digest, compared with what the backlog holds (reads only)."""
+def make_plan(store: BacklogStore, policy: BacklogPolicy, facts: DigestFacts, *, today: date,
+              owner_for: OwnerFor | None = None) -> Plan:
+    """Candidates from the digest, compared with what the backlog holds (reads only): recurrences
+    marked and the creates of accepted problems suppressed (``lifecycle``)."""
     prefix = policy.dedupe.key_prefix
-    selection = select(build_candidates(facts, policy, today), policy.defaults.max_items_per_run)
+    selection = select(build_candidates(facts, policy, today, owner_for), policy.defaults.max_items_per_run)
     keys = [c.dedupe_key for c in selection.all]
     existing = store.get_many_by_dedupe_key(keys) if keys else {}
     earlier, history = earlier_history(store, selection.kept, env=facts.env, prefix=prefix)
-    return build_plan(selection, existing, earlier, prefix=prefix, history=history)
+    closures = recent_closures(store, policy, env=facts.env, kind=facts.kind, today=today)
+    plan = build_plan(selection, existing, earlier, prefix=prefix, history=history,
+                      decorate=recurrence_decorator(closures) if closures else None)
+    return suppress(plan, accepted_problems(store.accepted_items(facts.env), today))
 
 
 def plan_requests(plan: Plan) -> list[UpsertRequest]:
@@ -148,16 +168,21 @@ def apply_plan(store: BacklogStore, plan: Plan, *, actor: str) -> list[tuple[Pla
 
 def generate(
     store: BacklogStore, policy: BacklogPolicy, facts: DigestFacts, *, today: date, actor: str, dry_run: bool,
+    owner_for: OwnerFor | None = None, reports_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Plan and (unless ``dry_run``) apply; the result the tool returns."""
+    """Plan and (unless ``dry_run``) apply; the result the tool returns. ``owner_for``: owners with
+    the service catalog (default: the policy's ``ownership`` alone); ``reports_dir``: where the
+    earlier digests are, for resolve on clear (None: the current digest is the only evidence)."""
     with gc_paused():  # the run's candidates, plan and items are gone before collection resumes
-        return _generate(store, policy, facts, today=today, actor=actor, dry_run=dry_run)
+        return _generate(store, policy, facts, today=today, actor=actor, dry_run=dry_run, owner_for=owner_for,
+                         reports_dir=reports_dir)
 
 
 def _generate(
     store: BacklogStore, policy: BacklogPolicy, facts: DigestFacts, *, today: date, actor: str, dry_run: bool,
+    owner_for: OwnerFor | None, reports_dir: Path | None,
 ) -> dict[str, Any]:
-    plan = make_plan(store, policy, facts, today=today)
+    plan = make_plan(store, policy, facts, today=today, owner_for=owner_for)
     rows: list[tuple[PlanEntry, Record | None]] = (
         [(e, None) for e in plan.entries] if dry_run else apply_plan(store, plan, actor=actor)
     )
@@ -168,7 +193,46 @@ def _generate(
     }
     if facts.day is not None:
         result["date"] = facts.day.isoformat()
+    result.update(after_plan(store, policy, facts, today=today, dry_run=dry_run,
+                             owner_for=owner_for or policy.ownership.owner_for, reports_dir=reports_dir))
     return result
+
+
+def after_plan(store: BacklogStore, policy: BacklogPolicy, facts: DigestFacts, *, today: date, dry_run: bool,
+               owner_for: OwnerFor, reports_dir: Path | None) -> dict[str, Any]:
+    """Resolve on clear and reassignment (``clearing``, ``lifecycle``) over the env's active items:
+    ``cleared`` (lineages, with what was done), ``closed_on_clear`` and ``reassigned``. With the
+    defaults (``on_clear: none``, ``reassign_on_change: false``) nothing is read or written."""
+    out: dict[str, Any] = {"cleared": [], "closed_on_clear": 0, "reassigned": []}
+    clearing = any(policy.on_clear(name)[0] != "none" for name in policy.categories_for(facts.kind))
+    if not clearing and not policy.ownership.reassign_on_change:
+        return out
+    active = active_items(store, facts.env)
+    if clearing:
+        digests = itertools.chain([current_signals(facts)],
+                                  earlier_signals(reports_dir, facts) if reports_dir is not None else ())
+        cleared = find_clearings(policy, lineages(policy, facts, active), digests)
+        if dry_run:
+            out["cleared"] = [c.summary() for c in cleared]
+        else:
+            out["closed_on_clear"], out["cleared"] = apply_clearings(store, cleared, today=today)
+            gone = {i for c in out["cleared"] for i in c.get("closed", ())}
+            active = [r for r in active if r["id"] not in gone]
+    if policy.ownership.reassign_on_change:
+        moves = reassignments(store, policy, active, owner_for)
+        out["reassigned"] = moves if dry_run else apply_reassignments(store, moves)
+    return out
+
+
+def active_items(store: BacklogStore, env: str) -> list[Record]:
+    found: list[Record] = []
+    cursor: str | None = None
+    while True:
+        page = store.list(ItemQuery(env=env, active=True, limit=MAX_PAGE, cursor=cursor), fields=ACTIVE_ITEM_FIELDS)
+        found += page.items
+        if page.next_cursor is None:
+            return found
+        cursor = page.next_cursor
 
 
 @contextmanager
@@ -195,6 +259,7 @@ def skipped(env: str, *, dry_run: bool, reason: str) -> dict[str, Any]:
     """A run the policy turned off: the full result shape with zeros, and why (never empty output)."""
     return {
         "env": env, "week": None, "digest": None, "stale_digest": False, "dry_run": dry_run,
-        "created": 0, "updated": 0, "unchanged": 0, "held_back": 0, "items": [],
-        "skipped": True, "reason": reason, "ignored_files": [],
+        "created": 0, "updated": 0, "unchanged": 0, "held_back": 0, "suppressed": 0, "items": [],
+        "skipped": True, "reason": reason, "ignored_files": [], "cleared": [], "closed_on_clear": 0,
+        "reassigned": [],
     }

@@ -24,6 +24,7 @@ from services.router.tools.registry import ToolRegistry
 
 TOOL = "backlog_tool"
 AREA = "backlog"
+EXPLICIT_OWNER = "explicit owner in the upsert"
 
 
 class ItemRef(BaseModel):
@@ -94,29 +95,50 @@ def dashboard(ctx: ToolContext, p: DashboardParams) -> dict[str, Any]:
 
 def upsert(ctx: ToolContext, p: UpsertParams) -> dict[str, Any]:
     item = ItemInput.model_validate(p.model_dump(exclude={"dry_run"}))
-    fallback_owner, _ = ctx.policy().ownership.owner_for(item.service)
+    fallback_owner, owner_reason = ctx.owner_for(item.service)
+    existing = ctx.store.get_by_dedupe_key(dedupe_key_of(item))
+    item = with_owner_reason(item, existing, owner_reason)
     if p.dry_run:
-        existing = ctx.store.get_by_dedupe_key(dedupe_key_of(item))
-        change = plan_upsert(existing, item, fallback_owner=fallback_owner, now=ctx.clock.now(), actor=ctx.actor)
+        change = plan_upsert(existing, item, fallback_owner=fallback_owner, now=ctx.clock.now(), actor=ctx.actor,
+                             on_behalf_of=ctx.on_behalf_of)
         return {"dry_run": True, "action": change.action, "item": change.item, "event": change.event}
-    result = ctx.store.upsert(item, actor=ctx.actor, fallback_owner=fallback_owner)
+    result = ctx.store.upsert(item, actor=ctx.actor, fallback_owner=fallback_owner, on_behalf_of=ctx.on_behalf_of)
     return {"dry_run": False, **result.to_dict()}
+
+
+def with_owner_reason(item: ItemInput, existing: dict[str, Any] | None, rule_reason: str) -> ItemInput:
+    """``meta.owner_reason`` for an upsert that does not say it: why the item has its owner (precedence:
+    an explicit owner, ``ownership.overrides``, the catalog, ``default_owner``), kept as recorded on
+    later upserts so resending the same item stays a no-op."""
+    if "owner_reason" in item.meta:
+        return item
+    if item.owner is not None and (existing is None or existing["owner"] != item.owner):
+        reason: Any = EXPLICIT_OWNER
+    elif existing is not None:
+        reason = (existing.get("meta") or {}).get("owner_reason")
+    else:
+        reason = rule_reason
+    if not isinstance(reason, str):
+        return item
+    return item.model_copy(update={"meta": {**item.meta, "owner_reason": reason}})
 
 
 def set_status(ctx: ToolContext, p: StatusParams) -> dict[str, Any]:
     if p.dry_run:
         change = plan_status(require_item(ctx, p.id), p.status, now=ctx.clock.now(), actor=ctx.actor,
-                             message=p.message)
+                             message=p.message, on_behalf_of=ctx.on_behalf_of)
         return {"dry_run": True, "action": change.action, "item": change.item, "event": change.event}
-    result = ctx.store.set_status(p.id, p.status, actor=ctx.actor, message=p.message)
+    result = ctx.store.set_status(p.id, p.status, actor=ctx.actor, message=p.message, on_behalf_of=ctx.on_behalf_of)
     return {"dry_run": False, **result.to_dict()}
 
 
 def add_comment(ctx: ToolContext, p: CommentParams) -> dict[str, Any]:
     if p.dry_run:
-        event = plan_comment(require_item(ctx, p.id), p.message, now=ctx.clock.now(), actor=ctx.actor)
+        event = plan_comment(require_item(ctx, p.id), p.message, now=ctx.clock.now(), actor=ctx.actor,
+                             on_behalf_of=ctx.on_behalf_of)
         return {"dry_run": True, "event": event}
-    return {"dry_run": False, "event": ctx.store.add_comment(p.id, p.message, actor=ctx.actor)}
+    return {"dry_run": False, "event": ctx.store.add_comment(p.id, p.message, actor=ctx.actor,
+                                                            on_behalf_of=ctx.on_behalf_of)}
 
 
 def cleanup(ctx: ToolContext, p: CleanupParams) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from services.router.catalog import CatalogOwner, load_catalog
 from services.router.clock import Clock
 from services.router.policy import BacklogPolicy, load_policy
 from services.router.settings import Settings
@@ -26,11 +27,27 @@ class ToolContext:
     signals: SignalStore | None = None
     """Set by tests and embedders; None means the process-wide store for the active backend."""
     _policy: BacklogPolicy | None = field(default=None, repr=False)
+    _catalog: dict[str, CatalogOwner] | None = field(default=None, repr=False)
     rejections: RejectionTally | None = None
     """Where rejected signals are counted for ``/metrics`` (the runtime's); None counts nowhere."""
+    on_behalf_of: str | None = None
+    """The person a delegate account acts for (``X-Acting-User``, the web's trusted proxy): written
+    on every event as ``on_behalf_of`` beside ``actor`` (the account)."""
 
     def policy(self) -> BacklogPolicy:
         """Read on first use per context, so an edited policy applies to the next call."""
         if self._policy is None:
             self._policy = load_policy(self.policy_path or self.settings.policy_path)
         return self._policy
+
+    def catalog(self) -> dict[str, CatalogOwner]:
+        """Owners from ``ownership.catalog`` (Backstage files under ``REPO_ROOT``); empty without one.
+        Read on first use per context, like the policy."""
+        if self._catalog is None:
+            patterns = self.policy().ownership.catalog
+            self._catalog = load_catalog(patterns, self.settings.root) if patterns else {}
+        return self._catalog
+
+    def owner_for(self, service: str) -> tuple[str, str]:
+        """A new item's owner and why: ``ownership.overrides``, then the catalog, then ``default_owner``."""
+        return self.policy().ownership.owner_for(service, self.catalog())
