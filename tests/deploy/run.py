@@ -233,7 +233,8 @@ def main() -> int:
         if ready is not None:
             ready_at = datetime.now(UTC)
             report.figure("stack up -> ready (s)", time.monotonic() - up_began)
-            report.figure("  restarts while converging", sum(stack.restarts(s) for s in CORE_SERVICES))
+            restarts = {s: n for s in CORE_SERVICES if (n := stack.restarts(s))}
+            report.figure("  restarts while converging", f"{sum(restarts.values())} {sorted(restarts)}".strip(" []"))
             report.check("health checks pass (router-a image HEALTHCHECK, postgres pg_isready)",
                          stack.healthcheck("router-a") and stack.healthcheck("postgres"))
             dashboard = phase(report, "governance through router-a", lambda: governance_checks(report, stack))
