@@ -234,7 +234,8 @@ def main() -> int:
             ready_at = datetime.now(UTC)
             report.figure("stack up -> ready (s)", time.monotonic() - up_began)
             restarts = {s: n for s in CORE_SERVICES if (n := stack.restarts(s))}
-            report.figure("  restarts while converging", f"{sum(restarts.values())} {sorted(restarts)}".strip(" []"))
+            named = ", ".join(f"{s} {n}" for s, n in restarts.items())
+            report.figure("  restarts while converging", f"{sum(restarts.values())}" + (f" ({named})" if named else ""))
             report.check("health checks pass (router-a image HEALTHCHECK, postgres pg_isready)",
                          stack.healthcheck("router-a") and stack.healthcheck("postgres"))
             dashboard = phase(report, "governance through router-a", lambda: governance_checks(report, stack))
