@@ -83,7 +83,7 @@ def ensure_all() -> Images:
                               base, notes)
     prom = ensure_service_image(os.environ.get("PROMETHEUS_IMAGE", DEFAULT_PROMETHEUS), FALLBACK_PROMETHEUS,
                                 "prometheus", base, notes)
-    podman.build(APP_IMAGE, REPO, build_args={"BASE_IMAGE": base})
+    podman.build(APP_IMAGE, REPO, build_args={"BASE_IMAGE": base}, host_ca=True)
     return Images(base=base, postgres=pg, prometheus=prom, app=APP_IMAGE, notes=notes)
 
 

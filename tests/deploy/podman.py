@@ -69,12 +69,16 @@ def image_healthcheck(name: str) -> str:
     return podman("image", "inspect", "--format", "{{json .Config.Healthcheck}}", name).stdout.strip()
 
 
-def build(tag: str, context: Path, *, build_args: dict[str, str], timeout: float = 600) -> None:
+def build(tag: str, context: Path, *, build_args: dict[str, str], host_ca: bool = False,
+          timeout: float = 600) -> None:
     """``podman build`` as this machine needs it: the host network (apt and pip reach the same
-    registries as the host) and the host's CA bundle mounted for pip — both here, in the test's
-    command, never in the Containerfile. Docker format, so HEALTHCHECK is kept."""
-    argv = ["podman", "build", "--format", "docker", "--network=host", "-v", "/etc/ssl/certs:/etc/ssl/certs:ro",
-            "-t", tag]
+    registries as the host) and, with ``host_ca``, the host's CA bundle mounted for pip — both
+    here, in the test's command, never in a Containerfile. Only the project's image takes the
+    mount: a package whose post-install writes to /etc/ssl/certs (ssl-cert, pulled in by
+    postgresql) fails on a read-only mount. Docker format, so HEALTHCHECK is kept."""
+    argv = ["podman", "build", "--format", "docker", "--network=host", "-t", tag]
+    if host_ca:
+        argv += ["-v", "/etc/ssl/certs:/etc/ssl/certs:ro"]
     for key, value in build_args.items():
         argv += ["--build-arg", f"{key}={value}"]
     run([*argv, str(context)], timeout=timeout)

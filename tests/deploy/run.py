@@ -217,6 +217,10 @@ def main() -> int:
         built = images.ensure_all()
     except images.BaseUnavailable as exc:
         return unavailable(str(exc))
+    except Exception as exc:
+        traceback.print_exc()
+        report.check("images built", False, f"{type(exc).__name__}: {exc}")
+        return report.print()
     for note in built.notes:
         say(f"  {note}")
     report.figure("images ready (s)", time.monotonic() - STARTED)
