@@ -44,6 +44,14 @@ def podman(*args: str, check: bool = True, timeout: float = 300) -> subprocess.C
     return run(["podman", *args], check=check, timeout=timeout)
 
 
+def logs(container: str) -> str:
+    """A container's stdout and stderr through one pipe, so its lines keep their order (a start
+    line on stdout after an earlier start's error on stderr must read as the later one)."""
+    result = subprocess.run(["podman", "logs", container], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, timeout=60, env=environment(), stdin=subprocess.DEVNULL, check=False)
+    return result.stdout
+
+
 def missing_tools() -> list[str]:
     return [tool for tool in ("podman", "podman-compose") if shutil.which(tool) is None]
 

@@ -135,8 +135,7 @@ class Stack:
         podman.podman("start", self.container(service))
 
     def logs(self, service: str) -> str:
-        result = podman.podman("logs", self.container(service), check=False)
-        return result.stdout + result.stderr
+        return podman.logs(self.container(service))
 
     def healthcheck(self, service: str) -> bool:
         """Run the container's health check once (Podman without systemd has no timer for it)."""
