@@ -175,6 +175,16 @@ def test_items_filters_and_validation(client: TestClient, seeded: Seeded) -> Non
     assert len(re.findall(r'<tr data-id=', paged.text)) == 5 and 'data-testid="next-page"' in paged.text
 
 
+@pytest.mark.parametrize("query", ["overdue=1", "overdue=yes", "active=0", "overdue=True", "limit=5.0", "limit=true"])
+def test_items_filters_take_only_true_false_and_digits(client: TestClient, seeded: Seeded, query: str) -> None:
+    """The page's filters are the API's query string: the same strict rule (issue 23)."""
+    sign_in(client, "readonly")
+    bad = client.get(f"/items?{query}")
+    name = query.split("=")[0]
+    assert bad.status_code == 422 and 'data-testid="filter-error"' in bad.text and name in bad.text
+    assert not re.findall(r'<tr data-id=', bad.text)
+
+
 def test_item_page_fields_owner_reason_evidence_and_timeline(client: TestClient, seeded: Seeded) -> None:
     api = client.get(f"/v1/backlog/items/{seeded.arch}/events", headers=headers_for("readonly")).json()
     sign_in(client, "readonly")

@@ -22,6 +22,8 @@ from starlette.responses import Response
 
 from services.router.api.auth import ActionCall, requires
 from services.router.api.errors import OrjsonResponse, error_docs
+from services.router.api.query import QueryForm
+from services.router.domain.strict import Flag
 from services.router.signals.models import MAX_BATCH
 
 TOOL = "signals_tool"
@@ -42,7 +44,7 @@ class SignalBatch(BaseModel):
 
     signals: list[Any] = Field(max_length=MAX_BATCH, description="incident, alert, slo_breach, followup, "
                                "deploy or vulnerability objects (discriminated by `kind`)")
-    dry_run: bool = False
+    dry_run: Flag = False
 
 
 class IntakeResult(BaseModel):
@@ -55,6 +57,11 @@ class IntakeResult(BaseModel):
     counts: dict[str, int]
 
 
+class AlertmanagerQuery(QueryForm):
+    model_config = ConfigDict(extra="forbid")
+    dry_run: Flag = Field(default=False, description="Report what would be stored; store nothing")
+
+
 def post_signals(call: IngestCall, body: Annotated[SignalBatch | list[Any], Body()]) -> Response:
     """Send ``{"signals": [...]}`` or a bare JSON array; a resend of the same signal changes nothing."""
     params = {"signals": body} if isinstance(body, list) else body.model_dump()
@@ -63,11 +70,11 @@ def post_signals(call: IngestCall, body: Annotated[SignalBatch | list[Any], Body
 
 def post_alertmanager(
     call: AlertmanagerCall, payload: Annotated[dict[str, Any], Body()],
-    dry_run: Annotated[bool, Query(description="Report what would be stored; store nothing")] = False,
+    query: Annotated[AlertmanagerQuery, Query()],
 ) -> Response:
     """Point an Alertmanager ``webhook_configs`` receiver here with the ``alertmanager`` account's key
     (``http_config.authorization.credentials``). Alerts are keyed by fingerprint."""
-    return OrjsonResponse(call.run({"payload": payload, "dry_run": dry_run}))
+    return OrjsonResponse(call.run({"payload": payload, "dry_run": query.dry_run}))
 
 
 ROUTES: list[tuple[str, Any, str]] = [

@@ -18,6 +18,7 @@ import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from services.router.domain.enums import EventType, Priority, Source, Status
+from services.router.domain.strict import IsoDate
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 MAX_TITLE = 200
@@ -93,7 +94,7 @@ class ItemInput(BaseModel):
     owner: Slug | None = Field(
         default=None, description="Explicit owner: sets the owner even on an existing item."
     )
-    due_date: date | None = None
+    due_date: IsoDate | None = None
     source: Source = Source.MANUAL
     dedupe_key: DedupeKey | None = None
     evidence_refs: list[Ref] = Field(default_factory=list, max_length=100)

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from services.router.domain.strict import Int
 from services.router.signals.models import Alert, Rejection, describe_error
 from services.router.signals.risk_policy import AlertmanagerLabels
 
@@ -46,7 +47,7 @@ class AmPayload(BaseModel):
 
     version: str = "4"
     groupKey: str = ""
-    truncatedAlerts: int = 0
+    truncatedAlerts: Int = 0
     status: Literal["firing", "resolved"]
     receiver: str = ""
     groupLabels: dict[str, str] = Field(default_factory=dict)

@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.router.domain.models import Slug
+from services.router.domain.strict import Flag, Moment
 from services.router.domain.weeks import iso_week
 from services.router.errors import DigestMissing
 from services.router.generation.digest import NO_PLATFORM_DIGEST, PlatformDigest, validate_digest, week_files
@@ -32,8 +33,8 @@ NO_DIGEST = NO_PLATFORM_DIGEST
 class DigestParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     env: Slug | None = Field(default=None, description="default: every env; other envs' sections are kept")
-    as_of: AwareDatetime | None = Field(default=None, description="the moment the digest describes (default: now)")
-    dry_run: bool = False
+    as_of: Moment | None = Field(default=None, description="the moment the digest describes (default: now)")
+    dry_run: Flag = False
 
 
 class LatestParams(BaseModel):

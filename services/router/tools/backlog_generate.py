@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.router.domain.models import Slug
+from services.router.domain.strict import Flag
 from services.router.errors import BacklogError, DigestMissing
 from services.router.generation.candidates import daily_facts, weekly_facts
 from services.router.generation.digest import (
@@ -49,7 +50,7 @@ AREA = "backlog"
 class GenerateParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     env: Slug
-    dry_run: bool = Field(default=False, description="Return the plan; write nothing")
+    dry_run: Flag = Field(default=False, description="Return the plan; write nothing")
 
 
 def policy_file(ctx: ToolContext) -> str:

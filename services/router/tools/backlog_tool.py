@@ -16,6 +16,7 @@ from services.router.domain.changes import dedupe_key_of, plan_comment, plan_sta
 from services.router.domain.enums import Status
 from services.router.domain.models import CommentText, ItemId, ItemInput, Slug, Text
 from services.router.domain.queries import ItemQuery
+from services.router.domain.strict import Flag, Int
 from services.router.errors import NotFound
 from services.router.stores.base import cleanup_cutoff
 from services.router.tools.context import ToolContext
@@ -36,7 +37,7 @@ class DashboardParams(BaseModel):
 
 
 class UpsertParams(ItemInput):
-    dry_run: bool = False
+    dry_run: Flag = False
 
 
 class StatusParams(BaseModel):
@@ -44,20 +45,20 @@ class StatusParams(BaseModel):
     id: ItemId
     status: Status
     message: Text = ""
-    dry_run: bool = False
+    dry_run: Flag = False
 
 
 class CommentParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: ItemId
     message: CommentText
-    dry_run: bool = False
+    dry_run: Flag = False
 
 
 class CleanupParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    retention_days: int | None = Field(default=None, ge=0, le=36500, description="default: policy")
-    dry_run: bool = False
+    retention_days: Int | None = Field(default=None, ge=1, le=36500, description="default: policy")
+    dry_run: Flag = False
 
 
 def require_item(ctx: ToolContext, item_id: str) -> dict[str, Any]:

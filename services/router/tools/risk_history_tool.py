@@ -12,10 +12,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.router.clock import iso_z
 from services.router.domain.models import Slug
+from services.router.domain.strict import Flag, Int, Moment
 from services.router.generation.digest import RiskDigest, validate_digest
 from services.router.signals.access import moment, store_and_policy
 from services.router.signals.digest_files import folder_lock, read_json, write_json_and_md
@@ -33,29 +34,29 @@ MAX_HISTORY_DAYS = 366
 class SnapshotParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     env: Slug | None = Field(default=None, description="default: every env with signals")
-    as_of: AwareDatetime | None = Field(default=None, description="backfill: the moment to score (default: now)")
-    dry_run: bool = False
+    as_of: Moment | None = Field(default=None, description="backfill: the moment to score (default: now)")
+    dry_run: Flag = False
 
 
 class DigestParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     env: Slug | None = Field(default=None, description="default: every env; other envs' sections are kept")
-    as_of: AwareDatetime | None = None
-    dry_run: bool = False
+    as_of: Moment | None = None
+    dry_run: Flag = False
 
 
 class CleanupParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    retention_days: int | None = Field(default=None, ge=8, le=3650, description="default: policy")
-    dry_run: bool = False
+    retention_days: Int | None = Field(default=None, ge=8, le=3650, description="default: policy")
+    dry_run: Flag = False
 
 
 class HistoryParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     env: Slug
     service: Slug
-    days: int = Field(default=7, ge=1, le=MAX_HISTORY_DAYS, description="period ending now (or at `until`)")
-    until: AwareDatetime | None = None
+    days: Int = Field(default=7, ge=1, le=MAX_HISTORY_DAYS, description="period ending now (or at `until`)")
+    until: Moment | None = None
 
 
 def snapshot(ctx: ToolContext, p: SnapshotParams) -> dict[str, Any]:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.router.clock import iso_z
 from services.router.domain.models import Slug
+from services.router.domain.strict import Flag, Int, Moment
 from services.router.errors import ValidationFailed
 from services.router.signals.access import risk_policy_for, signal_store_for
 from services.router.signals.alertmanager import AmPayload, convert
@@ -32,13 +33,13 @@ MAX_LIST = 1000
 class IngestParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     signals: list[Any] = Field(max_length=MAX_BATCH, description="signal objects; each is validated on its own")
-    dry_run: bool = False
+    dry_run: Flag = False
 
 
 class AlertmanagerParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     payload: dict[str, Any] = Field(description="the webhook body exactly as Alertmanager sends it (version 4)")
-    dry_run: bool = False
+    dry_run: Flag = False
 
 
 class ListParams(BaseModel):
@@ -46,9 +47,9 @@ class ListParams(BaseModel):
     env: Slug | None = None
     service: Slug | None = None
     kind: Literal["incident", "alert", "slo_breach", "followup", "deploy", "vulnerability"] | None = None
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
-    limit: int = Field(default=100, ge=1, le=MAX_LIST)
+    since: Moment | None = None
+    until: Moment | None = None
+    limit: Int = Field(default=100, ge=1, le=MAX_LIST)
 
 
 def result(
