@@ -27,6 +27,7 @@ from urllib.parse import unquote_plus
 
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, QueryParams
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -262,6 +263,15 @@ class ActionCall:
     def run(self, params: dict[str, Any], *, agent_id: object = None) -> Any:
         check_agent(self.principal, agent_id)
         return self.runtime.execute(self.principal.name, self.spec.tool, self.spec.action, params)
+
+    def parse(self, params: dict[str, Any]) -> BaseModel:
+        """The action's params as its model validates them (``ValidationFailed`` → 422)."""
+        return self.runtime.registry.parse(self.spec, params)
+
+    def run_parsed(self, parsed: BaseModel, *, agent_id: object = None) -> Any:
+        """Run with params already validated by ``parse``."""
+        check_agent(self.principal, agent_id)
+        return self.spec.handler(self.runtime.context(self.principal.name), parsed)
 
     async def run_async(self, params: dict[str, Any], *, agent_id: object = None) -> Any:
         """Run the action from a route: on the event loop when it only reads an in-process index

@@ -45,7 +45,8 @@ class ExecuteRequest(BaseModel):
     job: str | None = Field(
         default=None, pattern=NAME_PATTERN, max_length=64,
         description="Optional. The governance job this call runs (cron's runner sends it): the router records "
-                    "the run under the job's scheduled slot, so /metrics shows its last success.",
+                    "the run under the job's scheduled slot, so /metrics shows its last success. A call whose "
+                    "tool, action or params differ from the job's registry entry is refused (409).",
     )
 
 
@@ -67,10 +68,11 @@ async def execute(dispatcher: DispatcherDep, body: ExecuteRequest) -> Response:
     check_agent(call.principal, params.pop("agent_id", None))
     if body.job is None:
         result = await call.run_async(params, agent_id=body.agent_id)
-    else:
+    else:  # validated first: whether it is a dry run, and whether it is the job, come from the params as parsed
+        parsed = call.parse(params)
         recorder = cron_recorder(dispatcher.runtime)
-        result = await run_in_threadpool(recorder.run, body.job, body.tool, body.action, params,
-                                         lambda: call.run(params, agent_id=body.agent_id))
+        result = await run_in_threadpool(recorder.run, body.job, body.tool, body.action, parsed,
+                                         lambda: call.run_parsed(parsed, agent_id=body.agent_id))
     return OrjsonResponse({"ok": True, "tool": body.tool, "action": body.action, "result": result})
 
 
