@@ -217,6 +217,28 @@ def test_pages_are_escaped_and_sent_with_a_strict_csp(client: TestClient, runtim
 
 
 # -- writes --------------------------------------------------------------------------------------
+RESOURCE_REFS = re.compile(r'<(?:script|img|iframe|link|source|form)\b[^>]*?\b(?:src|href|action)="([^"]*)"', re.I)
+
+
+def test_no_page_loads_anything_from_another_origin(client: TestClient, seeded: Seeded) -> None:
+    """Every script, style, image, frame and form target on every page is this app's own path; every
+    page carries the same security headers (issue 23: /docs included). Evidence links (``<a>``) may
+    point elsewhere: a person follows them, the page does not load them."""
+    login = client.get("/login")
+    sign_in(client, "oncall")
+    pages = [login, client.get("/"), client.get("/items?env=prod"), client.get(f"/items/{seeded.arch}"),
+             client.get("/items/bl_0123456789abcdef"), client.get("/docs")]
+    csp = pages[1].headers["content-security-policy"]
+    for page in pages:
+        assert page.headers["content-type"].startswith("text/html"), page.url
+        assert (page.headers["content-security-policy"], page.headers["x-frame-options"],
+                page.headers["x-content-type-options"]) == (csp, "DENY", "nosniff"), page.url
+        refs = RESOURCE_REFS.findall(page.text)
+        assert refs, page.url
+        for ref in refs:
+            assert (ref.startswith("/") and not ref.startswith("//")) or ref.startswith("data:"), (page.url, ref)
+
+
 def test_read_only_account_gets_no_forms_and_a_403_on_write(client: TestClient, seeded: Seeded) -> None:
     token = sign_in(client, "readonly")
     response = client.post(f"/items/{seeded.arch}/status", data={"status": "done", "csrf_token": token})

@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from services.router import web as web_ui
-from services.router.api import routes_backlog, routes_health, routes_signals, routes_tools
+from services.router.api import docs, routes_backlog, routes_health, routes_signals, routes_tools
 from services.router.api.auth import (
     PUBLIC_PATHS,
     SECURITY_REQUIREMENT,
@@ -80,7 +80,7 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
 
     app = FastAPI(
         title="Backlog Bridge", version=package_version(), description=DESCRIPTION,
-        docs_url="/docs", redoc_url=None, openapi_url="/openapi.json",
+        docs_url=None, redoc_url=None, openapi_url=docs.OPENAPI_URL,
         default_response_class=OrjsonResponse, lifespan=lifespan,
     )
     metrics = routes_health.ApiMetrics(rt.store, clock=rt.clock, sources=HealthSources.from_settings(rt.settings))
@@ -90,6 +90,7 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
     sessions: web_ui.WebSessions | None = None
 
     install_error_handlers(app)
+    docs.register(app)
     install_access_log_redaction()
     routes_health.register(app)
     routes_tools.register(app, responses=PROTECTED_ERRORS)

@@ -39,9 +39,8 @@ from services.router.runtime import Runtime
 from services.router.stores.base import hold_if_free
 from services.router.tools.registry import ActionSpec
 
-PUBLIC_PATHS: frozenset[str] = frozenset({
-    "/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json",
-})
+PUBLIC_PATHS: frozenset[str] = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json"})
+PUBLIC_PREFIXES: tuple[str, ...] = ("/docs/assets/",)  # Swagger UI's files (``api/docs.py``)
 # Query parameters that look like credentials: refused everywhere, because URLs end up in
 # proxy logs, browser history and shell history.
 QUERY_KEY_PARAMS: frozenset[str] = frozenset({
@@ -131,7 +130,7 @@ def presented_key(headers: Headers) -> str | None:
 
 def path_kind(path: str) -> PathKind:
     """Which credential a path takes: none, none (web), a session cookie (web), or an API key."""
-    if path in PUBLIC_PATHS:
+    if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
         return "public"
     if path in WEB_PUBLIC_PATHS or path.startswith(WEB_PUBLIC_PREFIXES):
         return "web-public"
