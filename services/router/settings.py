@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     backlog_pg_connect_timeout_seconds: float = Field(
         default=3.0, gt=0, validation_alias="BACKLOG_PG_CONNECT_TIMEOUT_SECONDS"
     )
+    # ``backlog serve``'s connection limits (``api/connections.py``).
+    backlog_header_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=3600, validation_alias="BACKLOG_HEADER_TIMEOUT_SECONDS"
+    )
+    backlog_max_connections: int = Field(default=1000, ge=1, le=1_000_000, validation_alias="BACKLOG_MAX_CONNECTIONS")
 
     @property
     def root(self) -> Path:

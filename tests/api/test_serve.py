@@ -78,7 +78,10 @@ def test_serve_runs_uvicorn_on_asyncio_with_httptools(tmp_path: Path, monkeypatc
         gc.unfreeze()  # ``warm_up`` froze this test process's heap
     assert result.exit_code == 0, result.output
     (options,) = calls
-    assert options["loop"] == "asyncio" and options["http"] == "httptools"
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    assert options["loop"] == "asyncio" and issubclass(options["http"], HttpToolsProtocol)  # type: ignore[arg-type]
+    assert (options["http"].header_timeout_seconds, options["http"].max_connections) == (10, 1000)  # type: ignore[attr-defined]
     assert options["host"] == "127.0.0.1" and options["port"] == 8765
     assert options["access_log"] is False and options["server_header"] is False
     assert importlib.util.find_spec("httptools") is not None  # the parser it names is installed

@@ -18,10 +18,13 @@ from typing import Any, cast
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.registry import Collector
 from pydantic import BaseModel
 from starlette.responses import Response
 
+from services.router.api import connections
 from services.router.api.auth import RuntimeDep
 from services.router.api.errors import OrjsonResponse, error_docs
 from services.router.api.health_sources import HealthSources
@@ -53,6 +56,7 @@ class ApiMetrics:
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.registry.register(BacklogCollector(store, clock=clock, env_index=self.env_index))
+        self.registry.register(ConnectionsCollector())
         if sources is not None:
             self.registry.register(RunsCollector(sources))
 
@@ -69,6 +73,17 @@ class ApiMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class ConnectionsCollector(Collector):
+    """Connections ``backlog serve`` closed by its limits (``api/connections.py``), by reason."""
+
+    def collect(self) -> Any:
+        family = CounterMetricFamily("backlog_http_connections_closed", "Connections closed by the header deadline "
+                                     "or the connection cap, by reason", labels=["reason"])
+        for reason in connections.REASONS:
+            family.add_metric([reason], connections.CLOSED[reason])
+        yield family
 
 
 class Health(BaseModel):
