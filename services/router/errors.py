@@ -12,6 +12,7 @@ them, so a status code or an exit code is decided in exactly one place::
     ├── PolicyInvalid         a config file that does not validate  → 500 (operator error)
     ├── AuthError             missing/unknown key                   → 401
     ├── Forbidden             known key without the entitlement     → 403
+    ├── RateLimited           too many failed sign-ins              → 429 (Retry-After)
     └── StoreUnavailable      backend cannot be reached             → 503
 """
 
@@ -69,6 +70,14 @@ class AuthError(BacklogError):
 
 class Forbidden(BacklogError):
     """A known identity without the entitlement an action declares."""
+
+
+class RateLimited(BacklogError):
+    """Too many attempts from one client; ``retry_after_seconds`` says when to try again."""
+
+    def __init__(self, message: str, *, retry_after_seconds: int, **details: Any) -> None:
+        super().__init__(message, retry_after_seconds=retry_after_seconds, **details)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class StoreUnavailable(BacklogError):
