@@ -75,7 +75,7 @@ class Forbidden(BacklogError):
 class RateLimited(BacklogError):
     """Too many attempts from one client; ``retry_after_seconds`` says when to try again."""
 
-    def __init__(self, message: str, *, retry_after_seconds: int, **details: Any) -> None:
+    def __init__(self, message: str, *, retry_after_seconds: int = 60, **details: Any) -> None:
         super().__init__(message, retry_after_seconds=retry_after_seconds, **details)
         self.retry_after_seconds = retry_after_seconds
 

@@ -43,7 +43,7 @@ REQUIRED: dict[str, dict[str, Any]] = {
 # Wrongly typed values per JSON type; each is what lax parsing used to accept or coerce.
 WRONG: dict[str, list[Any]] = {
     "boolean": [1, 0, "true", "false", "off", "no", "1", 0.0],
-    "integer": [True, False, 1.0, 180.0, "1", "180"],
+    "integer": [True, False, 1.5, 0.5, "1", "180", "1.0"],
     "string": [1, True, ["x"], {"a": "b"}],
     "date": [0, 20261201, "0", "1767225600", True],
     "date-time": [0, 1767225600, "0", "1767225600", True],
@@ -208,7 +208,7 @@ def test_cases_cover_the_risky_parameters() -> None:
             ("/v1/signals/alertmanager", "query", "dry_run"), ("/v1/signals", "body", "dry_run")} <= rest
 
 
-@pytest.mark.parametrize("days", [False, True, 0, 0.0, "0", "180", -1])
+@pytest.mark.parametrize("days", [False, True, 0, 0.0, "0", "180", -1, 1.5])
 def test_cleanup_retention_must_be_a_positive_json_integer(client: TestClient, store: MemoryBacklogStore,
                                                            world: Callable[[], Any], days: Any) -> None:
     before = world()
@@ -226,3 +226,10 @@ def test_query_booleans_are_exactly_true_or_false(client: TestClient) -> None:
     assert len(client.get("/v1/backlog/items?overdue=true", headers=ADMIN).json()["items"]) == 1
     assert len(client.get("/v1/backlog/items?overdue=false", headers=ADMIN).json()["items"]) == 0
     assert client.get("/v1/backlog/items?limit=2", headers=ADMIN).status_code == 200
+
+
+def test_a_whole_number_is_the_integer_json_schema_says_it_is(client: TestClient) -> None:
+    """``180.0`` is 180 (JSON Schema: an integer is a number with a zero fractional part)."""
+    body = {"tool": "backlog_tool", "action": "cleanup", "retention_days": 180.0, "dry_run": True}
+    response = client.post("/v1/tools/execute", json=body, headers=ADMIN)
+    assert response.status_code == 200 and response.json()["result"]["retention_days"] == 180

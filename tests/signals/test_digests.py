@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from services.router.clock import FixedClock
-from services.router.errors import DigestMissing, StoreUnavailable, ValidationFailed
+from services.router.errors import Conflict, DigestMissing, StoreUnavailable, ValidationFailed
 from services.router.generation.digest import load_platform_digest, load_risk_digest
 from services.router.signals import digest_files
 from tests.signals.builders import deploy, followup, incident, slo_breach, vulnerability
@@ -103,9 +103,9 @@ def test_as_of_names_the_week_and_refuses_the_future(call: Call) -> None:
     seed(call)
     out = call("architecture_pressure_tool", "digest", env="prod", as_of="2026-11-16T06:00:00Z")
     assert Path(out["path"]).name == "2026-W47.json"
-    with pytest.raises(ValidationFailed) as err:
+    with pytest.raises(Conflict) as err:  # well formed, but ahead of the clock: 409 (issue 23)
         call("architecture_pressure_tool", "digest", env="prod", as_of="2026-12-01T00:00:00Z")
-    assert err.value.field == "as_of"
+    assert err.value.details["field"] == "as_of" and "in the future" in err.value.message
 
 
 def test_latest_returns_the_newest_week(call: Call, clock: FixedClock) -> None:

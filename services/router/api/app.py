@@ -97,7 +97,7 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
     routes_backlog.register(app, responses=PROTECTED_ERRORS)
     routes_signals.register(app, responses=PROTECTED_ERRORS)
     document_guards(app, rt)
-    document_security(app)
+    document_security(app, rt)
     if web:
         store = web_ui.SessionStore()
         web_ui.register(app, runtime=rt, rbac=config, sessions=store, envs=metrics.env_index.envs)
@@ -110,8 +110,9 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
     return app
 
 
-def document_security(app: FastAPI) -> None:
-    """Every operation outside ``PUBLIC_PATHS`` takes an API key; say so in the schema."""
+def document_security(app: FastAPI, runtime: Runtime) -> None:
+    """Every operation outside ``PUBLIC_PATHS`` takes an API key; say so in the schema. The
+    ``/v1/tools/execute`` body is described per action (``routes_tools.execute_body_schema``)."""
     for route in app.routes:
         if isinstance(route, APIRoute) and route.path not in PUBLIC_PATHS:
             route.openapi_extra = {**(route.openapi_extra or {}), "security": SECURITY_REQUIREMENT}
@@ -119,7 +120,9 @@ def document_security(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            generate().setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            document = generate()
+            document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            routes_tools.document_execute_body(document, runtime.registry)
         return app.openapi_schema  # type: ignore[return-value]
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -23,7 +23,9 @@ from starlette.responses import Response
 from services.router.api.auth import ActionCall, requires
 from services.router.api.errors import OrjsonResponse, error_docs
 from services.router.api.query import QueryForm
+from services.router.domain.models import SchemaOf
 from services.router.domain.strict import Flag
+from services.router.signals.alertmanager import AmPayload
 from services.router.signals.models import MAX_BATCH
 
 TOOL = "signals_tool"
@@ -69,7 +71,7 @@ def post_signals(call: IngestCall, body: Annotated[SignalBatch | list[Any], Body
 
 
 def post_alertmanager(
-    call: AlertmanagerCall, payload: Annotated[dict[str, Any], Body()],
+    call: AlertmanagerCall, payload: Annotated[dict[str, Any], SchemaOf(AmPayload), Body()],
     query: Annotated[AlertmanagerQuery, Query()],
 ) -> Response:
     """Point an Alertmanager ``webhook_configs`` receiver here with the ``alertmanager`` account's key

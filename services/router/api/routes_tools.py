@@ -84,6 +84,43 @@ def cron_recorder(runtime: Runtime) -> CronRunRecorder:
     return recorder  # type: ignore[no-any-return]
 
 
+REF = "#/components/schemas/{model}"
+
+
+def execute_body_schema(registry: ToolRegistry, components: dict[str, Any]) -> dict[str, Any]:
+    """The bodies ``/v1/tools/execute`` accepts, exactly: for each served action, ``{tool, action}``
+    with its params under ``"params"`` or flat beside them (never both), and nothing else — the
+    params' own schemas (``params.<tool>.<action>``) carry their types and limits. Their
+    definitions are added to ``components``."""
+    envelope = ExecuteRequest.model_json_schema(ref_template=REF)["properties"]
+    branches: list[dict[str, Any]] = []
+    for spec in registry.specs():
+        params = spec.params.model_json_schema(ref_template=REF)
+        for name, definition in params.pop("$defs", {}).items():
+            if components.setdefault(name, definition) != definition:
+                raise RuntimeError(f"schema {name} of {spec.tool}.{spec.action} differs from another of that name")
+        component = f"params.{spec.tool}.{spec.action}"
+        components[component] = params
+        fixed = {"tool": {"type": "string", "const": spec.tool}, "action": {"type": "string", "const": spec.action},
+                 "agent_id": envelope["agent_id"], "job": envelope["job"]}
+        title = f"{spec.tool}.{spec.action}"
+        branches.append({"title": f"{title}, params under \"params\"", "type": "object", "additionalProperties": False,
+                         "required": ["tool", "action", "params"],
+                         "properties": {**fixed, "params": {"$ref": REF.format(model=component)}}})
+        branches.append({"title": f"{title}, params flat", "type": "object", "additionalProperties": False,
+                         "required": ["tool", "action", *params.get("required", [])],
+                         "properties": {**fixed, **params.get("properties", {})}})
+    return {"anyOf": branches, "examples": RUNBOOK_EXAMPLES}
+
+
+def document_execute_body(openapi: dict[str, Any], registry: ToolRegistry) -> None:
+    """Replace FastAPI's loose ``ExecuteRequest`` (any extra property) with ``execute_body_schema``."""
+    components = openapi.setdefault("components", {}).setdefault("schemas", {})
+    body = openapi["paths"]["/v1/tools/execute"]["post"]["requestBody"]["content"]["application/json"]
+    body["schema"] = execute_body_schema(registry, components)
+    components.pop("ExecuteRequest", None)
+
+
 def describe_catalog(registry: ToolRegistry) -> str:
     """The served actions and their entitlements, for the route's OpenAPI description."""
     rows = [f"| `{s.tool}` | `{s.action}` | `{s.entitlement}` | {s.summary} |" for s in registry.specs()]

@@ -6,8 +6,10 @@ careless client's ``{"retention_days": false}`` then deleted every closed item, 
 from them and the signal models use these types instead, so through every surface:
 
 - a boolean is a JSON boolean (``Flag``): not ``1``, ``"true"`` or ``"off"``;
-- an integer is a JSON integer (``Int``): not ``true``, ``1.0`` or ``"1"``; a number (``Number``)
-  is a JSON number, not a boolean or a string;
+- an integer is a JSON integer (``Int``): not ``true``, ``1.5`` or ``"1"``; a number (``Number``)
+  is a JSON number, not a boolean or a string. ``180.0`` is the integer 180, as JSON Schema
+  defines it (a number with a zero fractional part) and as JavaScript writes it anyway: the
+  OpenAPI document promises it, so schema-driven clients may send it;
 - a date is text ``YYYY-MM-DD`` (``IsoDate``) and a moment is ISO 8601 text with its offset
   (``Moment``): not a Unix timestamp, as a number or as text.
 
@@ -21,7 +23,7 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BeforeValidator, StrictBool, StrictFloat, StrictInt
+from pydantic import AwareDatetime, BeforeValidator, Strict, StrictBool, StrictFloat
 from pydantic_core import PydanticCustomError
 
 DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -36,6 +38,17 @@ def _date_text(value: Any) -> Any:
     raise PydanticCustomError("date_type", "Input should be a date as text, YYYY-MM-DD")
 
 
+def _json_integer(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise PydanticCustomError("int_from_float", "Input should be a valid integer, got a number with a "
+                                                        "fractional part")
+        return int(value)
+    return value
+
+
 def _moment_text(value: Any) -> Any:
     if isinstance(value, datetime) or (isinstance(value, str) and MOMENT_TEXT.match(value)):
         return value
@@ -44,7 +57,10 @@ def _moment_text(value: Any) -> Any:
 
 
 Flag = StrictBool
-Int = StrictInt
+# A bounded integer keeps its bounds inside, before ``JSON_INTEGER`` (so the JSON Schema states them):
+#     Annotated[int, Strict(), Field(ge=1, le=500), JSON_INTEGER]
+JSON_INTEGER = BeforeValidator(_json_integer)
+Int = Annotated[int, Strict(), JSON_INTEGER]
 Number = StrictFloat  # a JSON integer is a number too; a boolean or text is not
 IsoDate = Annotated[date, BeforeValidator(_date_text)]
 Moment = Annotated[AwareDatetime, BeforeValidator(_moment_text)]

@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from services.router.domain.models import Slug
+from services.router.domain.models import Slug, plain_text
 from services.router.domain.strict import IsoDate, Moment, Number
 
 KINDS: tuple[str, ...] = ("incident", "alert", "slo_breach", "followup", "deploy", "vulnerability")
@@ -45,8 +45,10 @@ UtcDatetime = Annotated[Moment, AfterValidator(_to_utc)]
 # printable text without whitespace, short enough to index.
 SignalId = Annotated[str, StringConstraints(pattern=r"^\S+$", min_length=1, max_length=200)]
 SourceRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-OptionalTitle = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+# Titles reach digests and generated items: no bidirectional controls there either.
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+                  AfterValidator(plain_text)]
+OptionalTitle = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(plain_text)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 CveId = Annotated[str, StringConstraints(pattern=r"^CVE-\d{4}-\d{4,}$")]
 

@@ -7,16 +7,16 @@ then returns the same plan without writing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from services.router.alerts.service import current_alerts
 from services.router.domain.changes import dedupe_key_of, plan_comment, plan_status, plan_upsert
 from services.router.domain.enums import Status
 from services.router.domain.models import CommentText, ItemId, ItemInput, Slug, Text
 from services.router.domain.queries import ItemQuery
-from services.router.domain.strict import Flag, Int
+from services.router.domain.strict import JSON_INTEGER, Flag
 from services.router.errors import NotFound
 from services.router.stores.base import cleanup_cutoff
 from services.router.tools.context import ToolContext
@@ -55,9 +55,12 @@ class CommentParams(BaseModel):
     dry_run: Flag = False
 
 
+RetentionDays = Annotated[int, Strict(), Field(ge=1, le=36500), JSON_INTEGER]
+
+
 class CleanupParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    retention_days: Int | None = Field(default=None, ge=1, le=36500, description="default: policy")
+    retention_days: RetentionDays | None = Field(default=None, description="default: policy")
     dry_run: Flag = False
 
 

@@ -10,13 +10,13 @@ nothing the policy still promises to keep. Every write accepts ``dry_run``.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from services.router.clock import iso_z
 from services.router.domain.models import Slug
-from services.router.domain.strict import Flag, Int, Moment
+from services.router.domain.strict import JSON_INTEGER, Flag, Moment
 from services.router.generation.digest import RiskDigest, validate_digest
 from services.router.signals.access import moment, store_and_policy
 from services.router.signals.digest_files import folder_lock, read_json, write_json_and_md
@@ -47,7 +47,8 @@ class DigestParams(BaseModel):
 
 class CleanupParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    retention_days: Int | None = Field(default=None, ge=8, le=3650, description="default: policy")
+    retention_days: Annotated[int, Strict(), Field(ge=8, le=3650), JSON_INTEGER] | None = Field(
+        default=None, description="default: policy")
     dry_run: Flag = False
 
 
@@ -55,7 +56,8 @@ class HistoryParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     env: Slug
     service: Slug
-    days: Int = Field(default=7, ge=1, le=MAX_HISTORY_DAYS, description="period ending now (or at `until`)")
+    days: Annotated[int, Strict(), Field(ge=1, le=MAX_HISTORY_DAYS), JSON_INTEGER] = Field(
+        default=7, description="period ending now (or at `until`)")
     until: Moment | None = None
 
 
@@ -107,7 +109,7 @@ def cleanup(ctx: ToolContext, p: CleanupParams) -> dict[str, Any]:
 
 def history(ctx: ToolContext, p: HistoryParams) -> dict[str, Any]:
     store, _ = store_and_policy(ctx)
-    until: datetime = moment(ctx, p.until) if p.until is not None else ctx.clock.now()
+    until: datetime = moment(ctx, p.until, field="until") if p.until is not None else ctx.clock.now()
     since = until - timedelta(days=p.days)
     snaps = store.snapshots(env=p.env, service=p.service, since=since, until=until)
     scores = [s.score for s in snaps]

@@ -10,13 +10,13 @@ The HTTP routes ``POST /v1/signals`` and ``/v1/signals/alertmanager`` and the CL
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from services.router.clock import iso_z
-from services.router.domain.models import Slug
-from services.router.domain.strict import Flag, Int, Moment
+from services.router.domain.models import SchemaOf, Slug
+from services.router.domain.strict import JSON_INTEGER, Flag, Moment
 from services.router.errors import ValidationFailed
 from services.router.signals.access import risk_policy_for, signal_store_for
 from services.router.signals.alertmanager import AmPayload, convert
@@ -38,7 +38,8 @@ class IngestParams(BaseModel):
 
 class AlertmanagerParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    payload: dict[str, Any] = Field(description="the webhook body exactly as Alertmanager sends it (version 4)")
+    payload: Annotated[dict[str, Any], SchemaOf(AmPayload)] = Field(
+        description="the webhook body exactly as Alertmanager sends it (version 4)")
     dry_run: Flag = False
 
 
@@ -49,7 +50,7 @@ class ListParams(BaseModel):
     kind: Literal["incident", "alert", "slo_breach", "followup", "deploy", "vulnerability"] | None = None
     since: Moment | None = None
     until: Moment | None = None
-    limit: Int = Field(default=100, ge=1, le=MAX_LIST)
+    limit: Annotated[int, Strict(), Field(ge=1, le=MAX_LIST), JSON_INTEGER] = 100
 
 
 def result(
