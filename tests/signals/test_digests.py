@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from services.router.clock import FixedClock
-from services.router.errors import Conflict, DigestMissing, StoreUnavailable, ValidationFailed
+from services.router.errors import Conflict, DigestMissing, StoreUnavailable
 from services.router.generation.digest import load_platform_digest, load_risk_digest
 from services.router.signals import digest_files
 from tests.signals.builders import deploy, followup, incident, slo_breach, vulnerability
