@@ -38,6 +38,7 @@ from services.router.api.errors import OrjsonResponse, error_docs, install_error
 from services.router.api.health_sources import HealthSources
 from services.router.api.middleware import MAX_BODY_BYTES, BodyLimitMiddleware, RequestContextMiddleware
 from services.router.api.rbac import RbacConfig, default_rbac_path, load_rbac
+from services.router.api.redaction import KeyRedactor
 from services.router.errors import NotFound
 from services.router.runtime import Runtime, build_runtime
 
@@ -89,9 +90,11 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
     app.state.metrics = metrics
     sessions: web_ui.WebSessions | None = None
 
+    authenticator = Authenticator(config)
+    redactor = KeyRedactor(authenticator.is_key)
     install_error_handlers(app)
     docs.register(app)
-    install_access_log_redaction()
+    install_access_log_redaction(redactor)
     routes_health.register(app)
     routes_tools.register(app, responses=PROTECTED_ERRORS)
     routes_backlog.register(app, responses=PROTECTED_ERRORS)
@@ -105,8 +108,8 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
 
     # Outermost last: request context → authentication → body limit → routes.
     app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)
-    app.add_middleware(AuthMiddleware, authenticator=Authenticator(config), sessions=sessions)
-    app.add_middleware(RequestContextMiddleware, routes=app.router.routes, observe=metrics.observe)
+    app.add_middleware(AuthMiddleware, authenticator=authenticator, sessions=sessions)
+    app.add_middleware(RequestContextMiddleware, routes=app.router.routes, observe=metrics.observe, redactor=redactor)
     return app
 
 

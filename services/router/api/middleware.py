@@ -13,11 +13,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.router.api.errors import RequestTooLarge, error_response, internal_error_response
+from services.router.api.redaction import KeyRedactor
 
 log = logging.getLogger("backlog.http")
 
@@ -29,10 +31,13 @@ UNMATCHED = "<unmatched>"
 Observer = Callable[[str, str, int, float], None]  # method, route template, status, seconds
 
 
-def request_id_for(headers: Headers) -> str:
-    """Keep a caller's well-formed id (tracing across services); otherwise make one."""
+def request_id_for(headers: Headers, redactor: KeyRedactor | None = None) -> str:
+    """Keep a caller's well-formed id (tracing across services); otherwise make one. An id equal
+    to a configured API key (a careless client's) is replaced: it is echoed and logged."""
     incoming = headers.get(REQUEST_ID_HEADER.lower(), "")
-    return incoming if REQUEST_ID_PATTERN.match(incoming) else uuid.uuid4().hex
+    if not REQUEST_ID_PATTERN.match(incoming) or (redactor is not None and redactor.is_key(incoming)):
+        return uuid.uuid4().hex
+    return incoming
 
 
 def route_template(scope: Scope, routes: Sequence[BaseRoute]) -> str:
@@ -47,23 +52,27 @@ def route_template(scope: Scope, routes: Sequence[BaseRoute]) -> str:
 class RequestContextMiddleware:
     """Request id (also in the ``X-Request-ID`` response header), one log line per request,
     request metrics, and the last line of defence: an unexpected exception becomes a bare 500
-    whose traceback is logged here and never sent."""
+    whose traceback is logged here and never sent. With a ``redactor``, JSON error bodies are
+    sent with any configured API key in them replaced (``api/redaction.py``)."""
 
-    def __init__(self, app: ASGIApp, *, routes: Sequence[BaseRoute], observe: Observer | None = None) -> None:
+    def __init__(self, app: ASGIApp, *, routes: Sequence[BaseRoute], observe: Observer | None = None,
+                 redactor: KeyRedactor | None = None) -> None:
         self.app = app
         self.routes = routes
         self.observe = observe
+        self.redactor = redactor
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = request_id_for(Headers(scope=scope))
+        request_id = request_id_for(Headers(scope=scope), self.redactor)
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
         status = 500
         response_started = False
+        held: list[Message] = []  # an error response's start and body, until the body is complete
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, response_started
@@ -73,6 +82,18 @@ class RequestContextMiddleware:
                 headers = MutableHeaders(scope=message)
                 headers[REQUEST_ID_HEADER] = request_id
                 headers.setdefault("X-Content-Type-Options", "nosniff")  # JSON, static files, errors: all of them
+                if self.redactor is not None and status >= 400 and headers.get("content-type", "").startswith(
+                        "application/json"):
+                    held.append(message)
+                    return
+            elif held:
+                held.append(message)
+                if message.get("more_body", False):
+                    return
+                for scrubbed in self._scrubbed(held):
+                    await send(scrubbed)
+                held.clear()
+                return
             await send(message)
 
         try:
@@ -92,6 +113,21 @@ class RequestContextMiddleware:
             )
             if self.observe is not None:
                 self.observe(scope["method"], route, status, seconds)
+
+
+    def _scrubbed(self, held: list[Message]) -> list[Message]:
+        """The held error response with keys taken out of its JSON body (as sent when it has none)."""
+        assert self.redactor is not None
+        start, bodies = held[0], held[1:]
+        raw = b"".join(m.get("body", b"") for m in bodies)
+        try:
+            clean = orjson.dumps(self.redactor.scrub_json(orjson.loads(raw)))
+        except orjson.JSONDecodeError:
+            return held
+        if clean == raw:
+            return held
+        MutableHeaders(scope=start)["content-length"] = str(len(clean))
+        return [start, {"type": "http.response.body", "body": clean, "more_body": False}]
 
 
 class BodyLimitMiddleware:

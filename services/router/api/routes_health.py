@@ -128,5 +128,9 @@ def register(app: FastAPI) -> None:
     app.add_api_route("/readyz", readyz, methods=["GET"], response_model=Ready, tags=["health"],
                       responses=error_docs(503),
                       summary="The store is reachable; names the active backend and whether it is degraded")
+    # HEAD for load balancers that probe with it; the same answer without a body (not a second
+    # operation in the OpenAPI document).
+    app.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
+    app.add_api_route("/readyz", readyz, methods=["HEAD"], include_in_schema=False)
     app.add_api_route("/metrics", metrics, methods=["GET"], response_class=PlainTextResponse, tags=["health"],
                       summary="Prometheus metrics (text format 0.0.4)")

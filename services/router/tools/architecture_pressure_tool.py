@@ -57,14 +57,15 @@ def digest(ctx: ToolContext, p: DigestParams) -> dict[str, Any]:
     if p.dry_run:
         planned = pressure_digest(sections, at=at, previous=None)
         validate_digest(PlatformDigest, planned, f"platform/{path.name}")
-        return {"dry_run": True, "path": str(path), "envs": summary, "digest": planned}
+        return {"dry_run": True, "path": ctx.shown(path), "envs": summary, "digest": planned}
     with folder_lock(folder):
         merged = pressure_digest(sections, at=at, previous=read_json(path))
         # Generation reads this file through the same model: never write one it would refuse.
         validate_digest(PlatformDigest, merged, f"platform/{path.name}")
         write_json_and_md(path, merged, render_pressure_md(merged))
-    return {"dry_run": False, "week": merged["week"], "path": str(path), "md_path": str(path.with_suffix(".md")),
-            "envs": summary, "kept_envs": sorted(set(merged["envs"]) - set(sections))}
+    return {"dry_run": False, "week": merged["week"], "path": ctx.shown(path),
+            "md_path": ctx.shown(path.with_suffix(".md")), "envs": summary,
+            "kept_envs": sorted(set(merged["envs"]) - set(sections))}
 
 
 def latest(ctx: ToolContext, p: LatestParams) -> dict[str, Any]:
@@ -78,7 +79,7 @@ def latest(ctx: ToolContext, p: LatestParams) -> dict[str, Any]:
                 continue
             data = {**data, "envs": {p.env: envs[p.env]}}
         current = iso_week(ctx.clock.now().date())
-        return {"week": data.get("week", path.stem), "path": str(path), "stale_digest": path.stem != current,
+        return {"week": data.get("week", path.stem), "path": ctx.shown(path), "stale_digest": path.stem != current,
                 "digest": data}
     raise DigestMissing(NO_DIGEST, env=p.env) if p.env else DigestMissing(NO_DIGEST)
 

@@ -54,11 +54,7 @@ class GenerateParams(BaseModel):
 
 
 def policy_file(ctx: ToolContext) -> str:
-    path = ctx.policy_path or ctx.settings.policy_path
-    try:
-        return str(Path(path).resolve().relative_to(ctx.settings.root.resolve()))
-    except ValueError:
-        return str(path)
+    return ctx.shown(Path(ctx.policy_path or ctx.settings.policy_path))
 
 
 def auto_generate_weekly(ctx: ToolContext, p: GenerateParams) -> dict[str, Any]:

@@ -85,7 +85,7 @@ def digest(ctx: ToolContext, p: DigestParams) -> dict[str, Any]:
     if p.dry_run:
         planned = risk_digest(sections, at=at)
         validate_digest(RiskDigest, planned, f"risk/{path.name}")
-        return {"dry_run": True, "path": str(path), "digest": planned}
+        return {"dry_run": True, "path": ctx.shown(path), "digest": planned}
     with folder_lock(folder):
         previous = read_json(path) or {}
         kept: dict[str, Any] = previous["envs"] if isinstance(previous.get("envs"), dict) else {}
@@ -94,7 +94,8 @@ def digest(ctx: ToolContext, p: DigestParams) -> dict[str, Any]:
         # Daily generation reads this file through the same model: never write one it would refuse.
         validate_digest(RiskDigest, merged, f"risk/{path.name}")
         write_json_and_md(path, merged, render_risk_md(merged))
-    return {"dry_run": False, "path": str(path), "md_path": str(path.with_suffix(".md")), "digest": merged}
+    return {"dry_run": False, "path": ctx.shown(path), "md_path": ctx.shown(path.with_suffix(".md")),
+            "digest": merged}
 
 
 def cleanup(ctx: ToolContext, p: CleanupParams) -> dict[str, Any]:
