@@ -138,3 +138,13 @@ def test_bidirectional_controls_are_refused_naming_the_field(client: TestClient,
     events = client.get(f"/v1/backlog/items/{item['id']}/events", headers=ADMIN).json()["events"]
     assert [e["type"] for e in events] == ["created"]  # nothing written
     assert len(client.get("/v1/backlog/items", headers=ADMIN).json()["items"]) == 1
+
+
+@pytest.mark.parametrize("key", ["FMl4CLXdmiPq2emdOc2BViMS4", "-a_b-C.d9e8f7g6h5i4", "k'e\"y:w1th,punct;Q"])
+def test_the_redactor_finds_keys_of_every_shape(key: str) -> None:
+    redactor = KeyRedactor(lambda text: text == key)
+    for text in (key, f"{key}: unknown field", f"params.{key}", f"flat: {key}, env", f"unknown tool '{key}'",
+                 f"({key})"):
+        assert key not in redactor.scrub(text), text
+    assert redactor.scrub_json({key: [key, {"field": f"body.{key}"}]}) == {"***": ["***", {"field": "body.***"}]}
+    assert redactor.scrub("nothing secret here at all") == "nothing secret here at all"

@@ -10,7 +10,6 @@ goes to the server log only (see ``middleware.RequestContextMiddleware``).
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 import orjson
@@ -37,9 +36,6 @@ log = logging.getLogger("backlog.api")
 
 DEFAULT_RETRY_AFTER_SECONDS = 5
 LOCATIONS = ("body", "query", "path", "header", "cookie")
-# What pydantic puts in an error's location for a union's branch (``SignalBatch``, ``list[any]``):
-# not a field the client sent, so not part of the field name a 422 reports.
-UNION_BRANCH = re.compile(r"^[A-Z][A-Za-z0-9]*$|\[")
 
 
 class RequestTooLarge(BacklogError):
@@ -113,7 +109,7 @@ def request_validation_failed(exc: RequestValidationError) -> ValidationFailed:
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ())]
         where = loc[0] if loc and loc[0] in LOCATIONS else "body"
-        path = [p for p in (loc[1:] if loc and loc[0] in LOCATIONS else loc) if not UNION_BRANCH.search(p)]
+        path = loc[1:] if loc and loc[0] in LOCATIONS else loc
         kind = str(err.get("type", ""))
         if kind == "json_invalid":
             errors.append({"field": "body", "in": "body", "message": "invalid JSON", "type": kind})

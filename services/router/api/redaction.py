@@ -4,7 +4,7 @@ A client that sends its key as ``X-Request-ID``, as a parameter name (``{"<key>"
 field") or as a tool name would have it echoed in the response and written to the log. Only
 SHA-256 digests of the keys are in memory (``rbac``), so a text is checked by trying the pieces
 a key could be: the whole text, each whitespace-separated word, the word without the quotes and
-punctuation around it, and its dot-separated parts (field paths). Each candidate costs one
+punctuation around it, and each run of its dot-separated parts (field paths). Each candidate costs one
 digest and a constant-time comparison per account, and only error bodies, request ids and
 access-log lines are checked.
 """
@@ -16,6 +16,7 @@ from typing import Any
 
 REDACTED = "***"
 PUNCTUATION = "'\"`,:;()[]{}<>"
+MAX_PARTS = 16
 
 IsKey = Callable[[str], bool]
 
@@ -34,8 +35,11 @@ class KeyRedactor:
         for word in text.split():
             for piece in (word, word.strip(PUNCTUATION), word.rstrip(PUNCTUATION), word.lstrip(PUNCTUATION)):
                 yield piece
-                if "." in piece:
-                    yield from piece.split(".")
+                parts = piece.split(".")
+                if 1 < len(parts) <= MAX_PARTS:  # a field path: every run of its parts (a key may hold dots)
+                    for start in range(len(parts)):
+                        for end in range(start + 1, len(parts) + 1):
+                            yield ".".join(parts[start:end])
 
     def scrub(self, text: str) -> str:
         """``text`` with every configured key in it replaced by ``***``."""

@@ -25,6 +25,7 @@ from services.router.api.errors import OrjsonResponse, error_docs
 from services.router.api.query import QueryForm
 from services.router.domain.models import SchemaOf
 from services.router.domain.strict import Flag
+from services.router.errors import ValidationFailed
 from services.router.signals.alertmanager import AmPayload
 from services.router.signals.models import MAX_BATCH
 
@@ -64,10 +65,16 @@ class AlertmanagerQuery(QueryForm):
     dry_run: Flag = Field(default=False, description="Report what would be stored; store nothing")
 
 
-def post_signals(call: IngestCall, body: Annotated[SignalBatch | list[Any], Body()]) -> Response:
+def post_signals(call: IngestCall, body: Annotated[Any, SchemaOf(SignalBatch | list[Any]), Body()]) -> Response:
     """Send ``{"signals": [...]}`` or a bare JSON array; a resend of the same signal changes nothing."""
-    params = {"signals": body} if isinstance(body, list) else body.model_dump()
-    return OrjsonResponse(call.run(params))
+    # Validated by the action itself (``signals_tool.ingest``'s params are this batch's fields), so a
+    # 422 names the field as sent, not a branch of the union the document describes.
+    if isinstance(body, list):
+        return OrjsonResponse(call.run({"signals": body}))
+    if not isinstance(body, dict):
+        raise ValidationFailed('body: expected {"signals": [...], "dry_run"?} or a JSON array of signals',
+                               field="body")
+    return OrjsonResponse(call.run(body))
 
 
 def post_alertmanager(
