@@ -6,8 +6,8 @@ careless client's ``{"retention_days": false}`` then deleted every closed item, 
 from them and the signal models use these types instead, so through every surface:
 
 - a boolean is a JSON boolean (``Flag``): not ``1``, ``"true"`` or ``"off"``;
-- an integer is a JSON integer (``Int``): not ``true``, ``1.5`` or ``"1"``; a number (``Number``)
-  is a JSON number, not a boolean or a string. ``180.0`` is the integer 180, as JSON Schema
+- an integer is a JSON integer (``Strict()`` + ``JSON_INTEGER``): not ``true``, ``1.5`` or ``"1"``;
+  a number (``Number``) is a JSON number, not a boolean or a string. ``180.0`` is the integer 180, as JSON Schema
   defines it (a number with a zero fractional part) and as JavaScript writes it anyway: the
   OpenAPI document promises it, so schema-driven clients may send it;
 - a date is text ``YYYY-MM-DD`` (``IsoDate``) and a moment is ISO 8601 text with its offset
@@ -23,7 +23,7 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BeforeValidator, Strict, StrictBool, StrictFloat
+from pydantic import AwareDatetime, BeforeValidator, StrictBool, StrictFloat
 from pydantic_core import PydanticCustomError
 
 DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -60,7 +60,6 @@ Flag = StrictBool
 # A bounded integer keeps its bounds inside, before ``JSON_INTEGER`` (so the JSON Schema states them):
 #     Annotated[int, Strict(), Field(ge=1, le=500), JSON_INTEGER]
 JSON_INTEGER = BeforeValidator(_json_integer)
-Int = Annotated[int, Strict(), JSON_INTEGER]
 Number = StrictFloat  # a JSON integer is a number too; a boolean or text is not
 IsoDate = Annotated[date, BeforeValidator(_date_text)]
 Moment = Annotated[AwareDatetime, BeforeValidator(_moment_text)]
