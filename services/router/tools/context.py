@@ -51,3 +51,17 @@ class ToolContext:
     def owner_for(self, service: str) -> tuple[str, str]:
         """A new item's owner and why: ``ownership.overrides``, then the catalog, then ``default_owner``."""
         return self.policy().ownership.owner_for(service, self.catalog())
+
+    def shown(self, path: Path) -> str:
+        """A file as tool results name it: relative to ``REPO_ROOT``, else to the folder variable
+        that put it elsewhere (``$BACKLOG_REPORTS_DIR/platform/…``), else its name — never the
+        server's absolute path (issue 23)."""
+        resolved = path.resolve()
+        bases = ((self.settings.root, ""), (self.settings.reports_dir, "$BACKLOG_REPORTS_DIR/"),
+                 (self.settings.state_dir, "$BACKLOG_STATE_DIR/"))
+        for base, label in bases:
+            try:
+                return f"{label}{resolved.relative_to(base.resolve())}"
+            except ValueError:
+                continue
+        return path.name
