@@ -15,10 +15,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.router.alerts.rules import AlertsPolicy
-from services.router.catalog import CatalogOwner
 from services.router.config_file import load_config_file
 from services.router.domain.enums import Priority
 from services.router.domain.models import SLUG_PATTERN, Slug
+from services.router.service_catalog import CatalogOwner
 
 WEEKLY_SIGNALS: frozenset[str] = frozenset({
     "pressure_score", "risk_avg_7d", "risk_max_7d", "risk_delta_7d", "incidents_30d",

@@ -36,7 +36,7 @@ DESIGNED_LEVELS = {
     "backlog_tool.list": "read", "backlog_tool.get": "read", "backlog_tool.events": "read",
     "backlog_tool.dashboard": "read", "backlog_tool.upsert": "write", "backlog_tool.set_status": "write",
     "backlog_tool.add_comment": "write", "backlog_tool.cleanup": "admin", "backlog_tool.auto_generate_weekly": "admin",
-    "backlog_tool.auto_generate_daily": "admin",
+    "backlog_tool.auto_generate_daily": "admin", "backlog_tool.accept": "admin", "backlog_tool.unaccept": "admin",
 }
 # Valid params for each known action, so an authorized call succeeds. `{id}` is an existing item.
 # An action missing here (a tool registered later) is still checked: allowed ⇒ neither 401 nor 403.
@@ -51,6 +51,8 @@ SAMPLE_PARAMS: dict[str, dict[str, Any]] = {
     "backlog_tool.cleanup": {"retention_days": 180},
     "backlog_tool.auto_generate_weekly": {"env": "prod"},
     "backlog_tool.auto_generate_daily": {"env": "prod"},
+    "backlog_tool.accept": {"id": "{id}", "until": "2026-12-20", "reason": "vendor patch on its way"},
+    "backlog_tool.unaccept": {"id": "{id}"},
 }
 # Authorized but refused by the state of the world: generation without a digest is a 409.
 AUTHORIZED_REFUSALS = {"backlog_tool.auto_generate_weekly": {409}, "backlog_tool.auto_generate_daily": {409}}
@@ -66,6 +68,8 @@ ROUTE_SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/backlog/items"): {"json": SAMPLE_PARAMS["backlog_tool.upsert"]},
     ("POST", "/v1/backlog/items/{item_id}/status"): {"json": {"status": "blocked"}},
     ("POST", "/v1/backlog/items/{item_id}/comments"): {"json": {"message": "on it"}},
+    ("POST", "/v1/backlog/items/{item_id}/accept"): {"json": {"until": "2026-12-20", "reason": "vendor patch"}},
+    ("POST", "/v1/backlog/items/{item_id}/unaccept"): {"json": {"dry_run": True}},
     ("POST", "/v1/backlog/cleanup"): {"json": {"retention_days": 180, "dry_run": True}},
     ("POST", "/v1/signals"): {"json": {"signals": [], "dry_run": True}},
     ("POST", "/v1/signals/alertmanager"): {

@@ -18,7 +18,7 @@ State = dict[str, Any]
 
 
 def empty_state() -> State:
-    return {"alerts": {}, "reminders": {}, "outbox": []}
+    return {"alerts": {}, "reminders": {}, "outbox": [], "escalations": {}, "escalation_events": []}
 
 
 def notification(kind: str, now: datetime, **fields: Any) -> dict[str, Any]:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from services.router.alerts.escalation import EscalationStep, check_steps
 from services.router.domain.queries import OverdueIds
 
 Metric = Literal["overdue_count", "overdue_p0", "overdue_p1", "overdue_p2", "overdue_p3"]
@@ -62,6 +63,12 @@ class AlertsPolicy(BaseModel):
     cooldown_minutes: int = Field(default=240, ge=1, le=10_080)
     rules: list[AlertRule] = Field(default_factory=default_rules)
     reminders: Reminders = Field(default_factory=Reminders)
+    escalation: list[EscalationStep] = Field(default_factory=list, max_length=20)
+
+    @field_validator("escalation")
+    @classmethod
+    def _ordered(cls, steps: list[EscalationStep]) -> list[EscalationStep]:
+        return check_steps(steps)
 
 
 def evaluate(

@@ -11,13 +11,17 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from services.router.alerts.escalation import ACTOR as ESCALATION_ACTOR
+from services.router.alerts.escalation import escalations
 from services.router.alerts.notifier import alert_transitions, owner_reminders
 from services.router.alerts.receivers import SLACK_ENV, WEBHOOK_ENV, Receiver
 from services.router.alerts.rules import AlertsPolicy
 from services.router.alerts.service import current_alerts
 from services.router.alerts.state import AlertStateFile
 from services.router.clock import Clock
+from services.router.domain.enums import EventType
 from services.router.domain.queries import MAX_PAGE, ItemQuery
+from services.router.errors import BacklogError, NotFound
 from services.router.stores.base import BacklogStore
 
 log = logging.getLogger("backlog.alerts")
@@ -51,8 +55,11 @@ def run_notifier(
             queued += alert_transitions(
                 state, env=env, alerts=alerts, rule_names=[r.name for r in policy.rules], now=now,
                 cooldown=timedelta(minutes=policy.cooldown_minutes))
+            overdue = overdue_items(store, env) if policy.reminders.per_owner_daily or policy.escalation else []
             if policy.reminders.per_owner_daily:
-                queued += owner_reminders(state, overdue=overdue_items(store, env), now=now)
+                queued += owner_reminders(state, overdue=overdue, now=now)
+            if policy.escalation:
+                queued += escalations(state, env=env, overdue=overdue, steps=policy.escalation, now=now)
         if dry_run:
             return {"dry_run": True, "firing": firing, "would_send": queued, "receivers": [r.name for r in receivers]}
         if not receivers:
@@ -66,9 +73,26 @@ def run_notifier(
             state["outbox"].append({"note": note, "pending": [r.name for r in receivers], "attempts": 0})
         state_file.save(state)  # queued before any delivery: a crash now re-delivers, never forgets
         delivered, failed = deliver(state, receivers)
+        write_escalation_events(store, state)
         state_file.save(state)
     return {"dry_run": False, "firing": firing, "queued": queued, "delivered": delivered, "failed": failed,
             "outbox": len(state["outbox"]), "receivers": [r.name for r in receivers]}
+
+
+def write_escalation_events(store: BacklogStore, state: dict[str, Any]) -> None:
+    """The ``escalated`` events queued with their notifications, onto the items' timelines; one the
+    store cannot take now stays queued for the next run (an item gone meanwhile is dropped)."""
+    remaining = []
+    for pending in state["escalation_events"]:
+        try:
+            store.add_note(pending["item_id"], EventType.ESCALATED, pending["message"], pending["meta"],
+                           actor=ESCALATION_ACTOR)
+        except NotFound:
+            log.info("escalated item %s is gone; its event is dropped", pending["item_id"])
+        except BacklogError as exc:
+            log.warning("escalated event of %s not written (will retry): %s", pending["item_id"], exc.message)
+            remaining.append(pending)
+    state["escalation_events"] = remaining
 
 
 def deliver(state: dict[str, Any], receivers: list[Receiver]) -> tuple[int, int]:

@@ -33,7 +33,7 @@ from services.router.access.auth import (
 )
 from services.router.access.rbac import RbacConfig, load_rbac
 from services.router.access.redaction import KeyRedactor
-from services.router.api import routes_backlog, routes_health, routes_signals, routes_tools
+from services.router.api import routes_backlog, routes_health, routes_lifecycle, routes_signals, routes_tools
 from services.router.api.errors import OrjsonResponse, error_docs, install_error_handlers
 from services.router.api.health_sources import HealthSources
 from services.router.app.middleware import MAX_BODY_BYTES, AuthMiddleware, BodyLimitMiddleware, RequestContextMiddleware
@@ -101,6 +101,7 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
     routes_health.register(app)
     routes_tools.register(app, responses=PROTECTED_ERRORS)
     routes_backlog.register(app, responses=PROTECTED_ERRORS)
+    routes_lifecycle.register(app, responses=PROTECTED_ERRORS)
     routes_signals.register(app, responses=PROTECTED_ERRORS)
     document_guards(app, rt)
     document_security(app, rt)

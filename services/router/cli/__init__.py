@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import services.router.cli.generate as _generate  # noqa: F401  (registers `backlog generate`, `backlog policy`)
 import services.router.cli.jobs as _jobs  # noqa: F401  (registers `backlog jobs …`, `backlog scheduler`)
+import services.router.cli.lifecycle as _lifecycle  # noqa: F401  (registers `backlog accept`, `backlog unaccept`)
 import services.router.cli.serve  # noqa: F401  (registers `backlog serve`)
 import services.router.cli.signals as _signals  # noqa: F401  (registers `backlog signals`)
 from services.router.cli import items  # noqa: F401  (registers commands)

@@ -20,6 +20,7 @@ from services.router.cli.app import JsonOpt, app, console, fail, print_json, run
 from services.router.cli.render import PRIORITY_STYLE
 from services.router.errors import BacklogError
 from services.router.policy import BacklogPolicy, load_policy
+from services.router.service_catalog import catalog_files, load_catalog
 from services.router.settings import load_settings
 
 generate_app = typer.Typer(name="generate", no_args_is_help=True,
@@ -28,7 +29,8 @@ policy_app = typer.Typer(name="policy", no_args_is_help=True, help="The backlog 
 app.add_typer(generate_app)
 app.add_typer(policy_app)
 
-ACTION_STYLE = {"create": "bold green", "update": "yellow", "unchanged": "dim", "held_back": "magenta"}
+ACTION_STYLE = {"create": "bold green", "update": "yellow", "unchanged": "dim", "held_back": "magenta",
+                "suppressed": "cyan"}
 EnvOpt = typer.Option(..., "--env", help="Environment, e.g. prod")
 DryRunOpt = typer.Option(False, "--dry-run", help="Show the plan; write nothing.")
 PolicyOpt = typer.Option(None, "--policy", metavar="FILE", help="Use this policy file for this run.")
@@ -53,8 +55,17 @@ def summary_line(result: dict[str, Any]) -> str:
               f"{result['held_back']} held back")
     if result["dry_run"]:
         counts = (f"{result['created']} to create, {result['updated']} to update, {result['unchanged']} unchanged, "
-                  f"{result['held_back']} held back — dry run, nothing written")
-    return f"{result['env']} {result['week']}: {counts}"
+                  f"{result['held_back']} held back")
+    # The lifecycle's figures only when there are any: with its defaults the line reads as before.
+    extra = [f"{result['suppressed']} suppressed (accepted)"] if result.get("suppressed") else []
+    cleared, moved = result.get("cleared") or [], result.get("reassigned") or []
+    if cleared:
+        extra.append(f"{len(cleared)} cleared" + ("" if result["dry_run"] else
+                                                  f" ({result.get('closed_on_clear', 0)} closed on clear)"))
+    if moved:
+        extra.append(f"{len(moved)} {'to reassign' if result['dry_run'] else 'reassigned'}")
+    tail = " — dry run, nothing written" if result["dry_run"] else ""
+    return f"{result['env']} {result['week']}: {', '.join([counts, *extra])}{tail}"
 
 
 def render_plan(result: dict[str, Any]) -> None:
@@ -72,6 +83,12 @@ def render_plan(result: dict[str, Any]) -> None:
         console.print(plan_table(result["items"], "Plan (dry run)" if result["dry_run"] else "Applied"))
     else:
         console.print("No service in this digest meets a category rule: nothing to generate.")
+    for c in result.get("cleared") or []:
+        console.print(f"cleared: {c['service']}/{c['category']} — {c['reason']}", markup=False, highlight=False,
+                      soft_wrap=True)
+    for m in result.get("reassigned") or []:
+        console.print(f"reassign: {m['id']} {m['service']}/{m['category']} {m['from']} -> {m['to']} ({m['reason']})",
+                      markup=False, highlight=False, soft_wrap=True)
     console.print(summary_line(result), markup=False, highlight=False, soft_wrap=True)
     for ignored in result.get("ignored_files", []):
         console.print(f"ignored (not read): {ignored['file']} — {ignored['reason']}", markup=False,
@@ -106,13 +123,25 @@ def policy_summary(policy: BacklogPolicy) -> list[str]:
     ]
 
 
+def catalog_summary(policy: BacklogPolicy, root: Path) -> list[str]:
+    """The catalog files the policy names, validated (file, document, key on the first problem)."""
+    patterns = policy.ownership.catalog
+    if not patterns:
+        return []
+    files = catalog_files(patterns, root)
+    owners = load_catalog(patterns, root)
+    return [f"  catalog: {len(files)} file(s) matching {', '.join(patterns)}; {len(owners)} service owner(s)"]
+
+
 @policy_app.command("check")
 def check(file: Path | None = typer.Argument(None, metavar="[FILE]", help="default: the configured policy"),
           as_json: bool = JsonOpt) -> None:
     """Validate a policy file: OK and a summary, or the error naming file and key (exit 6)."""
-    path = file or load_settings().policy_path
+    settings = load_settings()
+    path = file or settings.policy_path
     try:
         policy = load_policy(path)
+        catalog = catalog_summary(policy, settings.root)
     except BacklogError as exc:
         if as_json:
             print_json({"ok": False, **exc.to_dict()})
@@ -120,5 +149,5 @@ def check(file: Path | None = typer.Argument(None, metavar="[FILE]", help="defau
     if as_json:
         print_json({"ok": True, "file": str(path), "policy": policy.model_dump(mode="json", by_alias=True)})
         return
-    for line in [f"OK: {path}", *policy_summary(policy)]:
+    for line in [f"OK: {path}", *policy_summary(policy), *catalog]:
         console.print(line, markup=False, highlight=False, soft_wrap=True)

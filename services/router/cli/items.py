@@ -96,13 +96,13 @@ def cleanup(
         render=render.render_cleanup)
 
 
-def parse_date(value: str | None) -> str | None:
+def parse_date(value: str | None, option: str = "--due-date") -> str | None:
     if value is None:
         return None
     try:
         return date.fromisoformat(value).isoformat()
     except ValueError:
-        fail(ValidationFailed(f"--due-date must be YYYY-MM-DD, got {value!r}", field="due_date"))
+        fail(ValidationFailed(f"{option} must be YYYY-MM-DD, got {value!r}", field=option.strip("-").replace("-", "_")))
 
 
 def parse_meta(value: str | None) -> dict[str, Any] | None:

@@ -40,6 +40,9 @@ def render_item(item: dict[str, Any]) -> None:
         table.add_row(key, str(item.get(key) if item.get(key) is not None else "-"))
     if item.get("meta", {}).get("owner_reason"):
         table.add_row("owner_reason", str(item["meta"]["owner_reason"]))
+    accepted = item.get("accepted")
+    if accepted:
+        table.add_row("accepted", f"until {accepted.get('until')} by {accepted.get('by')}: {accepted.get('reason')}")
     table.add_row("evidence", ", ".join(item.get("evidence_refs") or []) or "-")
     table.add_row("tags", ", ".join(item.get("tags") or []) or "-")
     console.print(table)
@@ -52,7 +55,8 @@ def render_events(result: dict[str, Any]) -> None:
     for col in ("ts", "type", "actor", "message"):
         table.add_column(col, overflow="fold")
     for e in result["events"]:
-        table.add_row(e["ts"], e["type"], e["actor"], e["message"])
+        who = f"{e['actor']} for {e['on_behalf_of']}" if e.get("on_behalf_of") else e["actor"]
+        table.add_row(e["ts"], e["type"], who, e["message"])
     console.print(table)
 
 
@@ -89,6 +93,10 @@ def render_dashboard(d: dict[str, Any]) -> None:
             table.add_row(r["due_date"], r["priority"], r["service"], r["category"], r["status"], r["owner"],
                           r["title"], r["id"])
         console.print(table)
+    if d.get("accepted"):
+        console.print(f"Accepted risks ({d['accepted_count']}): " + ", ".join(
+            f"{r['id']} {r['service']}/{r['category']} until {r['accepted']['until']}" for r in d["accepted"]),
+            markup=False, highlight=False)
     if d["top_services"]:
         console.print("Top services (active items): " + ", ".join(
             f"{s['service']} {s['count']}" for s in d["top_services"]))

@@ -19,7 +19,7 @@ from typing import Any
 
 from services.router.clock import iso_z
 from services.router.domain.enums import ACTIVE_STATUSES
-from services.router.errors import Conflict, ValidationFailed
+from services.router.errors import Conflict
 
 Record = dict[str, Any]
 DEFAULT_MAX_ACCEPT_DAYS = 180
@@ -54,13 +54,16 @@ def is_expired(record: Record, today: date) -> bool:
 
 
 def check_until(until: date, *, today: date, max_days: int) -> None:
-    """``until`` must be after today and at most ``max_days`` ahead (``lifecycle.max_accept_days``)."""
+    """``until`` must be after today and at most ``max_days`` ahead (``lifecycle.max_accept_days``).
+
+    A ``Conflict`` (409), not a validation error: the date is well formed, the clock refuses it (as
+    a future ``as_of`` is refused)."""
     if until <= today:
-        raise ValidationFailed(f"until: {until.isoformat()} is not in the future (today is {today.isoformat()})",
-                               field="until")
+        raise Conflict(f"until: {until.isoformat()} is not in the future (today is {today.isoformat()})",
+                       field="until", today=today.isoformat())
     latest = today + timedelta(days=max_days)
     if until > latest:
-        raise ValidationFailed(
+        raise Conflict(
             f"until: {until.isoformat()} is more than lifecycle.max_accept_days ({max_days}) ahead; "
             f"the latest allowed is {latest.isoformat()}", field="until", max_accept_days=max_days)
 

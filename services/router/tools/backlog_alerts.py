@@ -12,6 +12,7 @@ from services.router.alerts.service import current_alerts
 from services.router.alerts.state import AlertStateFile
 from services.router.domain.models import Slug
 from services.router.domain.strict import Flag
+from services.router.tools.acceptance_expiry import expire_acceptances
 from services.router.tools.context import ToolContext
 from services.router.tools.registry import ToolRegistry
 
@@ -35,8 +36,10 @@ def alerts(ctx: ToolContext, p: AlertsParams) -> dict[str, Any]:
 def notify_alerts(ctx: ToolContext, p: NotifyParams) -> dict[str, Any]:
     envs = p.envs or ctx.policy().alerts.envs
     state = AlertStateFile(ctx.settings.state_dir / "alerts.json")
-    return run_notifier(ctx.store, ctx.policy().alerts, ctx.clock, envs=envs,
-                        receivers=configured_receivers(ctx.settings), state_file=state, dry_run=p.dry_run)
+    expired = expire_acceptances(ctx, dry_run=p.dry_run)  # the job every 15 minutes records them first
+    result = run_notifier(ctx.store, ctx.policy().alerts, ctx.clock, envs=envs,
+                          receivers=configured_receivers(ctx.settings), state_file=state, dry_run=p.dry_run)
+    return {**result, "acceptances_expired": expired}
 
 
 def register(registry: ToolRegistry) -> None:

@@ -34,6 +34,7 @@ from services.router.generation.facts import daily_facts, weekly_facts
 from services.router.generation.records import record_last_generation
 from services.router.generation.run import gc_paused, generate, skipped
 from services.router.policy import BacklogPolicy
+from services.router.tools.acceptance_expiry import expire_acceptances
 from services.router.tools.context import ToolContext
 from services.router.tools.registry import ToolRegistry
 
@@ -87,6 +88,7 @@ def _read_and_generate(ctx: ToolContext, p: GenerateParams, policy: BacklogPolic
         raise DigestMissing(missing, env=p.env, digest_file=found.name, digest_envs=sorted(found.digest.envs),
                             ignored_files=ignored)
     facts = daily_facts(found, p.env) if daily else weekly_facts(found, p.env)
+    expire_acceptances(ctx, dry_run=p.dry_run)  # suppression then sees what is accepted now
     result = generate(ctx.store, policy, facts, today=today, actor=ctx.actor, dry_run=p.dry_run,
                       owner_for=ctx.owner_for, reports_dir=ctx.settings.reports_dir)
     return {**result, "ignored_files": ignored}

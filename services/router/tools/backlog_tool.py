@@ -19,6 +19,7 @@ from services.router.domain.queries import ItemQuery
 from services.router.domain.strict import JSON_INTEGER, Flag
 from services.router.errors import NotFound
 from services.router.stores.base import cleanup_cutoff
+from services.router.tools.acceptance_expiry import expire_acceptances, expire_if_due
 from services.router.tools.context import ToolContext
 from services.router.tools.known_envs import env_status
 from services.router.tools.registry import ToolRegistry
@@ -86,6 +87,7 @@ def get_item(ctx: ToolContext, p: ItemRef) -> dict[str, Any]:
 
 
 def item_events(ctx: ToolContext, p: ItemRef) -> dict[str, Any]:
+    expire_if_due(ctx, p.id)  # the timeline shows an acceptance's end as soon as the item counts again
     return {"item_id": p.id, "events": ctx.store.events(p.id)}
 
 
@@ -155,6 +157,7 @@ def cleanup(ctx: ToolContext, p: CleanupParams) -> dict[str, Any]:
                 "reason": "store is degraded (running on the JSONL fallback); cleanup waits for Postgres"}
     if p.dry_run:
         return {**base, "removed": 0, "skipped": False, "would_remove": count_expired(ctx, cutoff)}
+    expire_acceptances(ctx)
     return {**base, "removed": ctx.store.cleanup(days), "skipped": False}
 
 

@@ -6,6 +6,7 @@ from services.router.tools import (
     architecture_pressure_tool,
     backlog_alerts,
     backlog_generate,
+    backlog_lifecycle,
     backlog_tool,
     risk_history_tool,
     signals_tool,
@@ -16,6 +17,7 @@ from services.router.tools.registry import ToolRegistry
 def build_registry() -> ToolRegistry:
     registry = ToolRegistry()
     backlog_tool.register(registry)
+    backlog_lifecycle.register(registry)
     backlog_alerts.register(registry)
     backlog_generate.register(registry)
     risk_history_tool.register(registry)

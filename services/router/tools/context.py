@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from services.router.catalog import CatalogOwner, load_catalog
 from services.router.clock import Clock
 from services.router.policy import BacklogPolicy, load_policy
+from services.router.service_catalog import CatalogOwner, load_catalog
 from services.router.settings import Settings
 from services.router.stores.base import BacklogStore
 
