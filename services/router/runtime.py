@@ -41,12 +41,14 @@ class Runtime:
     rejections: RejectionTally = field(default_factory=RejectionTally)
     """Rejected signals of this process, for ``backlog_signals_rejected_total``."""
 
-    def context(self, actor: str) -> ToolContext:
+    def context(self, actor: str, on_behalf_of: str | None = None) -> ToolContext:
         return ToolContext(self.store, self.settings, self.clock, actor, self.policy_path, self.signals,
-                           rejections=self.rejections)
+                           rejections=self.rejections, on_behalf_of=on_behalf_of)
 
-    def execute(self, actor: str, tool: str, action: str, params: dict[str, Any]) -> Any:
-        return self.registry.execute(self.context(actor), tool, action, params)
+    def execute(self, actor: str, tool: str, action: str, params: dict[str, Any], *,
+                on_behalf_of: str | None = None) -> Any:
+        """Run an action as ``actor`` (an account), for ``on_behalf_of`` (a person) when a delegate names one."""
+        return self.registry.execute(self.context(actor, on_behalf_of), tool, action, params)
 
     @property
     def failover(self) -> Failover | None:

@@ -36,6 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Scope
 
+from services.router.access.delegation import acting_user
 from services.router.access.rbac import RbacConfig
 from services.router.access.redaction import KeyRedactor
 from services.router.errors import AuthError, Forbidden
@@ -72,6 +73,8 @@ class Principal:
 
     name: str
     entitlements: frozenset[str]
+    on_behalf_of: str | None = None
+    """The person a delegate account acts for (``access.delegation``): ``on_behalf_of`` on its events."""
 
     def allows(self, needed: str) -> bool:
         return grants(self.entitlements, needed)
@@ -208,7 +211,8 @@ class Authenticator:
         account = self.rbac.identify(key) if key is not None else None
         if account is None:
             raise unauthenticated()
-        return Principal(account.name, account.entitlements)
+        person = acting_user(headers, account=account.name, delegate=account.delegate)
+        return Principal(account.name, account.entitlements, person)
 
 
 # -- dependencies ---------------------------------------------------------------------------
@@ -271,7 +275,8 @@ class ActionCall:
 
     def run(self, params: dict[str, Any], *, agent_id: object = None) -> Any:
         check_agent(self.principal, agent_id)
-        return self.runtime.execute(self.principal.name, self.spec.tool, self.spec.action, params)
+        return self.runtime.execute(self.principal.name, self.spec.tool, self.spec.action, params,
+                                    on_behalf_of=self.principal.on_behalf_of)
 
     def parse(self, params: dict[str, Any]) -> BaseModel:
         """The action's params as its model validates them (``ValidationFailed`` → 422)."""

@@ -23,6 +23,7 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.router.access.delegation import WebProxy
 from services.router.config_file import validate_config
 from services.router.errors import PolicyInvalid
 from services.router.tools.registry import grants
@@ -49,12 +50,20 @@ class AccountSpec(BaseModel):
     key_env: Annotated[str, Field(pattern=ENV_NAME_PATTERN)]
     entitlements: list[Entitlement] = Field(min_length=1)
     description: str = ""
+    delegate: bool = Field(default=False, description="may name the person it acts for (X-Acting-User)")
 
 
 class RbacFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     accounts: dict[AccountName, AccountSpec] = Field(min_length=1)
+    web: WebProxy | None = None
+
+    @model_validator(mode="after")
+    def _proxy_account_declared(self) -> RbacFile:
+        if self.web is not None and self.web.proxy_account not in self.accounts:
+            raise ValueError(f"web.proxy_account {self.web.proxy_account!r} is not an account of this file")
+        return self
 
     @model_validator(mode="after")
     def _one_account_per_variable(self) -> RbacFile:
@@ -72,6 +81,7 @@ class ServiceAccount:
     entitlements: frozenset[str]
     key_env: str
     description: str = ""
+    delegate: bool = False
 
     def allows(self, needed: str) -> bool:
         return grants(self.entitlements, needed)
@@ -98,9 +108,11 @@ def check_key(key: str, *, source: str) -> str:
 class RbacConfig:
     """Declared accounts plus the keys of the enabled ones (as digests)."""
 
-    def __init__(self, accounts: Sequence[ServiceAccount], keys: Mapping[str, str], *, source: str = "rbac") -> None:
+    def __init__(self, accounts: Sequence[ServiceAccount], keys: Mapping[str, str], *, source: str = "rbac",
+                 web: WebProxy | None = None) -> None:
         self.accounts: tuple[ServiceAccount, ...] = tuple(accounts)
         self.source = source
+        self.web = web  # the web dashboard's auth proxy (``access.delegation``), if any
         by_name = {a.name: a for a in self.accounts}
         unknown = sorted(set(keys) - set(by_name))
         if unknown:
@@ -141,11 +153,16 @@ class RbacConfig:
 
     def with_keys(self, keys: Mapping[str, str]) -> RbacConfig:
         """The same accounts with these keys (tests, and ``backlog serve``'s local admin key)."""
-        return RbacConfig(self.accounts, keys, source=self.source)
+        return RbacConfig(self.accounts, keys, source=self.source, web=self.web)
 
 
 def read_accounts(path: Path) -> list[ServiceAccount]:
     """Validate the file; errors name the file, the key and what was expected."""
+    return read_rbac_file(path)[0]
+
+
+def read_rbac_file(path: Path) -> tuple[list[ServiceAccount], WebProxy | None]:
+    """The accounts and the ``web:`` proxy settings of a validated RBAC file."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -154,14 +171,14 @@ def read_accounts(path: Path) -> list[ServiceAccount]:
         raise PolicyInvalid(f"{path}: cannot read RBAC file: {exc}", file=str(path)) from exc
     parsed = validate_config(RbacFile, data if data is not None else {}, path)
     return [
-        ServiceAccount(name, frozenset(spec.entitlements), spec.key_env, spec.description)
+        ServiceAccount(name, frozenset(spec.entitlements), spec.key_env, spec.description, spec.delegate)
         for name, spec in parsed.accounts.items()
-    ]
+    ], parsed.web
 
 
 def load_rbac(path: Path, *, environ: Mapping[str, str] | None = None) -> RbacConfig:
     """Accounts from ``path`` with keys from the environment; unset or empty variables disable."""
     env = os.environ if environ is None else environ
-    accounts = read_accounts(path)
+    accounts, web = read_rbac_file(path)
     keys = {a.name: env[a.key_env] for a in accounts if env.get(a.key_env, "").strip()}
-    return RbacConfig(accounts, keys, source=str(path))
+    return RbacConfig(accounts, keys, source=str(path), web=web)

@@ -40,6 +40,7 @@ from services.router.app.middleware import MAX_BODY_BYTES, AuthMiddleware, BodyL
 from services.router.errors import NotFound
 from services.router.runtime import Runtime, build_runtime
 from services.router.web import docs
+from services.router.web.proxy_auth import ProxyAuth
 
 log = logging.getLogger("backlog.api")
 
@@ -108,7 +109,7 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
     if web:
         store = web_ui.SessionStore()
         web_ui.register(app, runtime=rt, rbac=config, sessions=store, envs=metrics.env_index.envs)
-        sessions = web_ui.WebSessions(store)
+        sessions = web_ui.WebSessions(store, ProxyAuth(config) if config.web is not None else None)
 
     # Outermost last: request context → authentication → body limit → routes.
     app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)

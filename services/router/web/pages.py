@@ -15,8 +15,10 @@ from starlette.datastructures import QueryParams
 from starlette.responses import Response
 
 from services.router.api.query import ItemListQuery, query_params
+from services.router.domain.acceptance import hold
 from services.router.domain.enums import ALL_PRIORITIES, ALL_STATUSES
 from services.router.domain.queries import MAX_PAGE
+from services.router.domain.transitions import is_overdue
 from services.router.errors import ValidationFailed
 from services.router.generation.records import GenerationRecord, last_generation
 from services.router.web import views
@@ -111,14 +113,15 @@ async def item_page(page: Page, *, error: str | None = None, status: int = 200) 
     events = (await page.run(TOOL, "events", {"id": item_id}))["events"]
     meta = item.get("meta") or {}
     today = page.web.runtime.clock.now().date().isoformat()
-    overdue = bool(item.get("due_date")) and item["due_date"] < today and item["status"] in ("open", "in_progress",
-                                                                                            "blocked")
+    accepted = item.get("accepted")
+    overdue = is_overdue(item["status"], item.get("due_date"), page.web.runtime.clock.now().date(), hold(accepted))
     notice = NOTICES.get(page.request.query_params.get("done", ""))
     return page.render(
         "item.html", status=status, item=item, events=[{**e, "detail": views.event_detail(e)} for e in events],
         evidence=views.evidence_links(item.get("evidence_refs") or []), owner_reason=meta.get("owner_reason"),
         weeks_open=views.weeks_open(item), carried_from=meta.get("carried_from"), meta_rest=views.meta_rest(meta),
-        overdue=overdue, status_label=views.STATUS_LABELS.get(item["status"], item["status"]),
+        overdue=overdue, accepted=accepted, accepted_expired=bool(accepted) and accepted["until"] < today,
+        status_label=views.STATUS_LABELS.get(item["status"], item["status"]),
         status_choices=views.status_choices(item["status"]), may_set_status=page.may(TOOL, "set_status"),
         may_comment=page.may(TOOL, "add_comment"), error=error, notice=notice, env=item["env"],
     )

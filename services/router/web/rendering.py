@@ -112,6 +112,7 @@ class Page:
         writes = self.principal.allows(self.web.runtime.registry.get("backlog_tool", "set_status").entitlement)
         return {
             "account": self.principal.name,
+            "person": self.principal.on_behalf_of,
             "can_write": writes,
             "csrf_token": self.session.csrf_token,
             "path": self.request.url.path,

@@ -34,7 +34,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from starlette.datastructures import Headers
@@ -65,10 +65,11 @@ class Session:
     csrf_token: str
     created: float
     last_seen: float
+    on_behalf_of: str | None = None  # the person, when an auth proxy signed the request in (``proxy_auth``)
 
     @property
     def principal(self) -> Principal:
-        return Principal(self.account, self.entitlements)
+        return Principal(self.account, self.entitlements, self.on_behalf_of)
 
     def csrf_ok(self, presented: str | None) -> bool:
         return presented is not None and hmac.compare_digest(presented.encode(), self.csrf_token.encode())
@@ -199,10 +200,16 @@ def safe_next(target: str | None) -> str:
 class WebSessions:
     """The ``SessionAuth`` the auth middleware calls for web pages; also stashes the session."""
 
-    def __init__(self, store: SessionStore) -> None:
+    def __init__(self, store: SessionStore, proxy: ProxySessions | None = None) -> None:
         self.store = store
+        self.proxy = proxy
 
     def authenticate(self, scope: Scope) -> Principal | None:
+        """A trusted auth proxy's person first (``proxy_auth``), else the session cookie's account."""
+        session = self.proxy.session(scope) if self.proxy is not None else None
+        if session is not None:
+            scope.setdefault("state", {})[SESSION_STATE] = session
+            return session.principal
         session_id = session_id_of(scope)
         session = self.store.get(session_id) if session_id else None
         if session is None:
@@ -219,6 +226,12 @@ class WebSessions:
             return RedirectResponse(f"/login?next={back}", status_code=303)
         expired = AuthError(SESSION_EXPIRED)
         return Response(expired.message, status_code=status_for(expired), media_type="text/plain; charset=utf-8")
+
+
+class ProxySessions(Protocol):
+    """``proxy_auth.ProxyAuth``: a session for a request an auth proxy signed in, else None."""
+
+    def session(self, scope: Scope) -> Session | None: ...
 
 
 def current_session(scope: Scope) -> Session:
