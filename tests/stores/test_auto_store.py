@@ -15,6 +15,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -340,4 +341,47 @@ def test_writers_in_threads_across_an_outage_lose_nothing(cluster: ThrowawayClus
         assert {k: v["title"] for k, v in items.items()} == last
         assert all(kinds[0][0] == "created" for kinds in events.values())
     finally:
+        store.close()
+
+
+def test_lifecycle_writes_during_an_outage_are_replayed_with_their_person(
+        cluster: ThrowawayCluster, dsn: str, tmp_path: Path, clock: FixedClock) -> None:
+    """Revisions (accept, close on clear), notes (escalated) and ``on_behalf_of`` journaled on the
+    fallback reach Postgres with the same effect, exactly once."""
+    from services.router.domain import acceptance
+    from services.router.domain.enums import EventType
+    from services.router.domain.revisions import Revision
+
+    tick = FakeMonotonic()
+    store = open_auto(dsn, tmp_path, clock, tick)
+    try:
+        cluster.stop()
+        created = store.upsert(item("k1", due_date="2026-11-20"), actor="oncall", on_behalf_of="dana").item
+        assert store.status().degraded
+        value = acceptance.acceptance(until=clock.now().date() + timedelta(days=5),
+                                      reason="vendor fix", by="admin", now=clock.now())
+        store.revise(created["id"], Revision(kind="accept", accepted=value), actor="admin", on_behalf_of="erin")
+        store.add_note(created["id"], EventType.ESCALATED, "escalation step 1: notify oncall", {"step": 1},
+                       actor="system")
+        other = store.upsert(item("k2"), actor="gen").item
+        store.revise(other["id"], Revision(kind="close_on_clear", message="closed on clear: quiet",
+                                           meta={"closed_on_clear": {"at": "2026-11-26"}}), actor="generator")
+        cluster.start()
+        tick.now += RETRY
+        assert store.status().backend == "postgres"
+        got = store.get(created["id"])
+        assert got is not None and got["accepted"] == value
+        events = store.events(created["id"])
+        assert [(e["type"], e["actor"], e.get("on_behalf_of")) for e in events] == [
+            ("created", "oncall", "dana"), ("accepted", "admin", "erin"), ("escalated", "system", None)]
+        closed = store.get(other["id"])
+        assert closed is not None and (closed["status"], closed["meta"]["closed_on_clear"]) == (
+            "done", {"at": "2026-11-26"})
+        assert store.dashboard("prod")["overdue_count"] == 0  # accepted: held on Postgres too
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute("SELECT accepted_hold FROM backlog_items WHERE id = %s", (created["id"],)).fetchone()
+        assert row is not None and row[0].isoformat() == value["until"]
+    finally:
+        if not cluster.running:
+            cluster.start()
         store.close()

@@ -22,7 +22,6 @@ from services.router.domain.enums import ACTIVE_STATUSES
 from services.router.errors import Conflict
 
 Record = dict[str, Any]
-DEFAULT_MAX_ACCEPT_DAYS = 180
 
 
 def hold(accepted: Any) -> str | None:

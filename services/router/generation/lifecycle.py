@@ -5,9 +5,10 @@
   ``suppressed`` with the reason ``suppressed: accepted until YYYY-MM-DD (bl_…: reason)``. This
   week's item, if it exists already, is updated as usual.
 * **Recurrence.** When a lineage closed on clear (``generation.clearing``) triggers again within
-  its ``reopen_window_days``, the new week's item carries ``meta.recurrence_of`` (the id of the
-  last item closed on clear), ``meta.recurrence_closed_on``, the tag ``recurrence`` and a first
-  description line saying so. Once made, the item keeps it on later runs (re-runs stay no-ops).
+  its ``reopen_window_days``, with no item of it still open to carry over from, the new week's
+  item carries ``meta.recurrence_of`` (the id of the last item closed on clear),
+  ``meta.recurrence_closed_on``, the tag ``recurrence`` and a first description line saying so.
+  Once made, the item keeps it on later runs (re-runs stay no-ops).
 * **Reassignment** (``ownership.reassign_on_change``, default false): an active generated item
   whose owner is not the one the rules now give (``Ownership.owner_for``) moves to the new owner
   with an ``owner_changed`` event giving the reason — unless a person ever set its owner (any
@@ -124,7 +125,9 @@ def recurrence_decorator(closures: Mapping[Problem, Closure]) -> Decorate:
             of, on = meta.get("recurrence_of"), meta.get("recurrence_closed_on")
             return with_recurrence(item, Closure(of, on)) if isinstance(of, str) and isinstance(on, str) else item
         closure = closures.get((c.service, c.category))
-        return item if closure is None else with_recurrence(item, closure)
+        if closure is None or "carried_from" in item.meta:  # a problem still open carries over instead
+            return item
+        return with_recurrence(item, closure)
 
     return decorate
 
