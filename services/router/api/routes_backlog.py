@@ -103,6 +103,8 @@ class Dashboard(BaseModel):
     overdue_count: int
     overdue: list[dict[str, Any]]
     top_services: list[ServiceCount]
+    accepted_count: int = Field(default=0, description="active items whose risk is accepted now")
+    accepted: list[dict[str, Any]] = Field(default_factory=list, description="the first 50 of them, by until")
     alerts: list[FiringAlert]
     backend: str
     degraded: bool

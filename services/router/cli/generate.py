@@ -119,7 +119,10 @@ def policy_summary(policy: BacklogPolicy) -> list[str]:
         f"  max_items_per_run {policy.defaults.max_items_per_run}; "
         f"weekly generation {'on' if gen.weekly_from_pressure_digest else 'off'}, "
         f"daily generation {'on' if gen.daily_from_risk_digest else 'off'}",
-        f"  ownership: default owner {policy.ownership.default_owner}, {len(policy.ownership.overrides)} overrides",
+        f"  ownership: default owner {policy.ownership.default_owner}, {len(policy.ownership.overrides)} overrides"
+        f"{', reassign on change' if policy.ownership.reassign_on_change else ''}",
+        f"  lifecycle: on_clear {policy.lifecycle.on_clear} after {policy.lifecycle.clear_after_digests} digest(s), "
+        f"max_accept_days {policy.lifecycle.max_accept_days}; {len(policy.alerts.escalation)} escalation step(s)",
     ]
 
 

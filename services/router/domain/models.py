@@ -246,6 +246,8 @@ class BacklogItem(BaseModel):
     evidence_refs: list[str]
     tags: list[str]
     meta: dict[str, Any]
+    accepted: dict[str, Any] | None = Field(
+        default=None, description="the accepted risk, {until, reason, by, at}; null when not accepted")
     rev: int = 1
 
 
@@ -260,3 +262,4 @@ class BacklogEvent(BaseModel):
     message: str
     meta: dict[str, Any]
     item_rev: int | None = None
+    on_behalf_of: str | None = Field(default=None, description="the person a delegate account acted for")

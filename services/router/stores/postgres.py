@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import builtins
-import itertools
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -50,6 +49,7 @@ from services.router.stores.base import (
     cleanup_cutoff,
     dedupe_batch,
 )
+from services.router.stores.pg_bulk import bulk_parts, numbered_record
 from services.router.stores.pg_conn import Conn, PgConnections, retrying
 
 log = logging.getLogger("backlog_store")
@@ -58,8 +58,6 @@ APPLIED_OPS_MIN_DAYS = 30
 # From this many distinct keys on, an upsert writes with COPY + one merge instead of pipelined
 # executemany (COPY cannot run in pipeline mode, so that path costs a few more round trips).
 BULK_MIN = 200
-# A bulk upsert is planned and merged in this many parts (see ``bulk_parts``).
-BULK_PARTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +250,7 @@ class PostgresBacklogStore:
         planned. Likewise the locked rows are converted to records part by part, as each part
         is planned.
         """
-        with self._db.conn() as conn, conn.transaction(), conn.cursor(row_factory=_numbered_record) as found:
+        with self._db.conn() as conn, conn.transaction(), conn.cursor(row_factory=numbered_record) as found:
             with conn.pipeline():  # one round trip: locks, the stage, the locked read
                 self.begin_op(conn, keys, op)
                 conn.execute(q.BULK_STAGE)
@@ -360,29 +358,6 @@ class PostgresBacklogStore:
     def transaction(self) -> AbstractContextManager[Conn]:
         """One pipelined transaction on the pool (for the journal's replay, ``fallback_journal``)."""
         return self._db.tx()
-
-
-def _numbered_record(cursor: Any) -> Callable[[Sequence[Any]], tuple[int, Record]]:
-    """Row factory: (the row's number, the record of the other columns)."""
-    names = [c.name for c in cursor.description or ()][1:]
-
-    def make(values: Sequence[Any]) -> tuple[int, Record]:
-        return values[0], dict(zip(names, values[1:], strict=True))
-
-    return make
-
-
-def bulk_parts(n: int) -> builtins.list[range]:
-    """``range(n)`` cut into at most ``BULK_PARTS`` consecutive parts, each about twice the
-    previous one: the first (planned before the server has anything to do) is small, and
-    planning a part (~3x faster per item than the server merges one) ends before the server
-    is done with the part before it. A fixed number of parts: round trips do not grow with n.
-    """
-    weights = [2**i for i in range(BULK_PARTS)]
-    bounds = [0]
-    for i in range(BULK_PARTS):
-        bounds.append(round(n * sum(weights[: i + 1]) / sum(weights)))
-    return [range(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def _keep_id(change: Change, item_id: str | None) -> Change:
