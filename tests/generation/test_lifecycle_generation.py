@@ -8,10 +8,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.conftest import AUTO_BACKENDS, BACKENDS
 from tests.generation.builders import platform, svc
 from tests.generation.conftest import Gen
 
 MONDAY = datetime(2026, 11, 23, 6, 20, tzinfo=UTC)
+
+
+@pytest.fixture(params=BACKENDS + AUTO_BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every backend, and the Auto store healthy and degraded."""
+    return str(request.param)
+
 CATALOG = """\
 apiVersion: backstage.io/v1alpha1
 kind: System
