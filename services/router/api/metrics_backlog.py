@@ -158,12 +158,14 @@ class BacklogCollector(Collector):
                   "(since the UTC midnight after its due date); 0 when nothing is overdue", "env"),
             gauge("backlog_items_by_weeks_open", "Active items by meta.weeks_open (consecutive weeks a generated "
                   "problem has stayed open); items without it are not counted", "env", "weeks_open"),
+            gauge("backlog_accepted_items", "Active items whose risk is accepted now (counted in no overdue figure)",
+                  "env"),
             gauge("backlog_store_degraded", "1 while the store serves from its fallback backend", "backend"),
             gauge("backlog_metrics_scrape_error", "1 when the backlog gauges could not be read"),
         )
 
     def collect(self) -> Iterator[Metric]:
-        items, by_priority, overdue, overdue_pri, oldest, weeks, degraded, failed = self.families()
+        items, by_priority, overdue, overdue_pri, oldest, weeks, accepted, degraded, failed = self.families()
         try:
             state = self.store.status()
             degraded.add_metric([state.backend], 1.0 if state.degraded else 0.0)
@@ -175,6 +177,7 @@ class BacklogCollector(Collector):
                 for priority, count in board["priority_counts"].items():
                     by_priority.add_metric([env, priority], count)
                 overdue.add_metric([env], board["overdue_count"])
+                accepted.add_metric([env], board.get("accepted_count", 0))
                 for priority, count in overdue_by_priority(self.store, env, board).items():
                     overdue_pri.add_metric([env, priority], count)
                 first = board["overdue"][0]["due_date"] if board["overdue"] else None
@@ -186,7 +189,7 @@ class BacklogCollector(Collector):
         except Exception:  # a scrape must answer even when the store does not
             log.warning("backlog gauges unavailable", exc_info=True)
             failed.add_metric([], 1.0)
-        yield from (items, by_priority, overdue, overdue_pri, oldest, weeks, degraded, failed)
+        yield from (items, by_priority, overdue, overdue_pri, oldest, weeks, accepted, degraded, failed)
 
 
 class RunsCollector(Collector):
