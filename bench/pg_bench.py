@@ -70,9 +70,8 @@ ON CONFLICT (dedupe_key) DO UPDATE SET
     source = EXCLUDED.source, evidence_refs = EXCLUDED.evidence_refs, tags = EXCLUDED.tags,
     meta = EXCLUDED.meta, rev = EXCLUDED.rev
 """
-ITEM_COPY = ("COPY bench_stage (id, env, service, category, title, description, priority, status, owner, due_date, "
-             "created_at, updated_at, source, dedupe_key, evidence_refs, tags, meta, rev) FROM STDIN")
-EVENT_COPY = "COPY backlog_events (id, item_id, ts, type, actor, message, meta, item_rev) FROM STDIN"
+ITEM_COPY = f"COPY bench_stage ({q.ITEM_COLUMN_NAMES}) FROM STDIN"  # the columns of q.item_row
+EVENT_COPY = "COPY backlog_events (id, item_id, ts, type, actor, message, meta, item_rev, on_behalf_of) FROM STDIN"
 SEQ_SCAN_COUNT = "SELECT count(*) FROM backlog_items"
 
 

@@ -271,6 +271,6 @@ def dashboard_queries(env: str | None) -> tuple[str, str, str, str, str]:
         "GROUP BY a HAVING sum(n) > 0 ORDER BY n DESC, service LIMIT %(top)s",
         "SELECT id, service, category, priority, status, owner, to_char(due_date, 'YYYY-MM-DD') AS due_date, "
         f"title, accepted, count(*) OVER () AS n FROM backlog_items WHERE {env_and}accepted IS NOT NULL "
-        f"AND status IN {ACTIVE_SQL} AND accepted->>'until' >= %(today_text)s "
+        f"AND status IN {ACTIVE_SQL} AND (accepted->>'until') COLLATE \"C\" >= %(today_text)s "
         "ORDER BY accepted->>'until' COLLATE \"C\", id LIMIT %(limit)s",
     )
