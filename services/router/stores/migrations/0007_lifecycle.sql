@@ -1,4 +1,4 @@
--- Step 7 (0007; 0006 until tracker sync lands): item lifecycle (issue 19): risk acceptance on items, the person behind an event.
+-- Step 7: item lifecycle (issue 19): risk acceptance on items, the person behind an event.
 --
 -- backlog_items.accepted is the item's acceptance ({until, reason, by, at, ...}) or NULL;
 -- accepted_hold is the last day the acceptance keeps the item from being overdue (its "until",
