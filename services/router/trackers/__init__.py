@@ -7,7 +7,7 @@ backoff, links and cursors belong to the sync engine and its outbox, which sit o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import httpx
 
@@ -26,8 +26,10 @@ __all__ = [
 
 def build_adapter(name: str, config: TrackerConfig, *, transport: httpx.BaseTransport | None = None,
                   environ: Mapping[str, str] | None = None, clock: Clock | None = None,
-                  timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> TrackerAdapter:
-    """The adapter for one configured tracker (``transport`` lets tests serve a fake)."""
+                  timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+                  observe: Callable[[str], None] | None = None) -> TrackerAdapter:
+    """The adapter for one configured tracker (``transport`` lets tests serve a fake; ``observe``
+    hears the outcome of every request it sends)."""
     from services.router.trackers.github import GitHubAdapter
     from services.router.trackers.gitlab import GitLabAdapter
     from services.router.trackers.jira import JiraAdapter
@@ -36,5 +38,7 @@ def build_adapter(name: str, config: TrackerConfig, *, transport: httpx.BaseTran
     kinds: dict[str, type[RedmineAdapter | GitHubAdapter | GitLabAdapter | JiraAdapter]] = {
         "redmine": RedmineAdapter, "github": GitHubAdapter, "gitlab": GitLabAdapter, "jira": JiraAdapter,
     }
-    return kinds[config.kind](name, config, transport=transport, environ=environ, clock=clock,
-                              timeout_seconds=timeout_seconds)
+    adapter = kinds[config.kind](name, config, transport=transport, environ=environ, clock=clock,
+                                 timeout_seconds=timeout_seconds)
+    adapter.observer = observe
+    return adapter

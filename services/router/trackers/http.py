@@ -71,6 +71,7 @@ class HttpAdapter:
     """Base of the four adapters: requests, JSON and classification; subclasses translate."""
 
     kind = "http"
+    observer: Callable[[str], None] | None = None
 
     def __init__(
         self,
@@ -108,7 +109,22 @@ class HttpAdapter:
 
     def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
                 json: Any = None) -> httpx.Response:
-        """One request; any answer but 2xx raises the classified :class:`TrackerError`."""
+        """One request; any answer but 2xx raises the classified :class:`TrackerError`.
+
+        ``observer`` (set by the sync engine) hears each request's outcome: ``ok``, ``retryable``,
+        ``rate_limited`` or ``refused`` (``backlog_tracker_requests_total``).
+        """
+        try:
+            response = self._send(method, path, params=params, json=json)
+        except TrackerError as exc:
+            if self.observer is not None:
+                self.observer(outcome_of(exc))
+            raise
+        if self.observer is not None:
+            self.observer("ok")
+        return response
+
+    def _send(self, method: str, path: str, *, params: Mapping[str, Any] | None, json: Any) -> httpx.Response:
         what = f"{method} {path}"
         try:
             response = self._client.request(method, path, params=params, json=json)
@@ -182,6 +198,15 @@ class HttpAdapter:
         except TrackerPermanent:
             return text
         return scrub(text, (token, *token.split(":", 1)) if ":" in token else (token,))
+
+
+def outcome_of(error: TrackerError) -> str:
+    """The request outcome a failure counts as (the label of ``backlog_tracker_requests_total``)."""
+    if isinstance(error, TrackerRateLimited):
+        return "rate_limited"
+    if isinstance(error, TrackerRetryable):
+        return "retryable"
+    return "refused"
 
 
 def iso_seconds(at: datetime) -> str:
