@@ -38,15 +38,17 @@ class Runtime:
         return self.registry.execute(self.context(actor), tool, action, params)
 
     def close(self) -> None:
-        """Release the backlog store and the signal stores opened for it (pools, file handles)."""
+        """Release the backlog store and the signal and tracker link stores opened for it (pools, files)."""
         from services.router.signals.backend import close_signal_stores
+        from services.router.stores.tracker_link_factory import close_link_stores
 
-        self.store.close()
-        close_signal_stores()
-        for extra in self.extras.values():
+        for extra in self.extras.values():  # background work first (tracker pulls use the stores)
             closer = getattr(extra, "close", None)
             if callable(closer):
                 closer()
+        self.store.close()
+        close_signal_stores()
+        close_link_stores()
 
 
 def build_runtime(

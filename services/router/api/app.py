@@ -22,11 +22,12 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from services.router import web as web_ui
-from services.router.api import routes_backlog, routes_health, routes_signals, routes_tools
+from services.router.api import routes_backlog, routes_health, routes_signals, routes_tools, routes_trackers
 from services.router.api.auth import (
     PUBLIC_PATHS,
     SECURITY_REQUIREMENT,
     SECURITY_SCHEMES,
+    TRACKER_SECRET_ROUTES,
     ActionGuard,
     Authenticator,
     AuthMiddleware,
@@ -35,6 +36,7 @@ from services.router.api.auth import (
 )
 from services.router.api.errors import OrjsonResponse, error_docs, install_error_handlers
 from services.router.api.health_sources import HealthSources
+from services.router.api.metrics_trackers import TrackerCollector
 from services.router.api.middleware import MAX_BODY_BYTES, BodyLimitMiddleware, RequestContextMiddleware
 from services.router.api.rbac import RbacConfig, load_rbac
 from services.router.errors import NotFound
@@ -84,6 +86,7 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
     )
     metrics = routes_health.ApiMetrics(rt.store, clock=rt.clock, sources=HealthSources.from_settings(rt.settings),
                                        rejections=rt.rejections)
+    metrics.registry.register(TrackerCollector(rt.store, rt.settings))
     app.state.runtime = rt
     app.state.rbac = config
     app.state.metrics = metrics
@@ -95,6 +98,7 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
     routes_tools.register(app, responses=PROTECTED_ERRORS)
     routes_backlog.register(app, responses=PROTECTED_ERRORS)
     routes_signals.register(app, responses=PROTECTED_ERRORS)
+    routes_trackers.register(app, responses={})
     document_guards(app, rt)
     document_security(app)
     if web:
@@ -112,7 +116,7 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
 def document_security(app: FastAPI) -> None:
     """Every operation outside ``PUBLIC_PATHS`` takes an API key; say so in the schema."""
     for route in app.routes:
-        if isinstance(route, APIRoute) and route.path not in PUBLIC_PATHS:
+        if isinstance(route, APIRoute) and route.path not in PUBLIC_PATHS | TRACKER_SECRET_ROUTES:
             route.openapi_extra = {**(route.openapi_extra or {}), "security": SECURITY_REQUIREMENT}
     generate = app.openapi
 
@@ -128,6 +132,9 @@ def document_guards(app: FastAPI, runtime: Runtime) -> None:
     """Refuse unguarded routes; write each route's entitlement into its OpenAPI operation."""
     for route in app.routes:
         if not isinstance(route, APIRoute) or route.path in PUBLIC_PATHS:
+            continue
+        if route.path in TRACKER_SECRET_ROUTES:  # authenticated by the tracker's secret (api/auth.py)
+            route.openapi_extra = {"security": [], "x-authentication": "tracker webhook secret"}
             continue
         guard = guard_of(route)
         if guard is None:

@@ -21,6 +21,7 @@ cookies to cross-site requests and the API has no CSRF token; a web page ignores
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol, cast
 from urllib.parse import unquote_plus
@@ -41,6 +42,13 @@ from services.router.tools.registry import ActionSpec
 PUBLIC_PATHS: frozenset[str] = frozenset({
     "/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json",
 })
+# Tracker webhooks: a tracker cannot send one of our API keys, so these routes authenticate with
+# that tracker's own shared secret instead (GitHub's HMAC signature, GitLab's token header, Jira's
+# signature; ``webhook_secret_env`` in config/trackers.yml), checked in constant time by the route
+# before anything in the body is read (``trackers/webhooks.py``). Deny by default still holds:
+# the middleware lets only these paths through without a key, and only to that check.
+TRACKER_SECRET_ROUTES: frozenset[str] = frozenset({"/v1/trackers/{name}/webhook"})
+TRACKER_SECRET_PATH = re.compile(r"^/v1/trackers/[a-z0-9][a-z0-9._-]{0,47}/webhook$")
 # Query parameters that look like credentials: refused everywhere, because URLs end up in
 # proxy logs, browser history and shell history.
 QUERY_KEY_PARAMS: frozenset[str] = frozenset({
@@ -52,7 +60,7 @@ WEB_PUBLIC_PATHS: frozenset[str] = frozenset({"/login"})
 WEB_PUBLIC_PREFIXES: tuple[str, ...] = ("/static/",)
 WEB_SESSION_PATHS: frozenset[str] = frozenset({"/", "/items", "/logout"})
 WEB_SESSION_PREFIXES: tuple[str, ...] = ("/items/",)
-PathKind = Literal["public", "web-public", "web-session", "api"]
+PathKind = Literal["public", "web-public", "web-session", "tracker-secret", "api"]
 MAX_KEY_LENGTH = 512
 NO_QUERY = QueryParams("")
 UNAUTHENTICATED = "missing or unknown API key; send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
@@ -132,6 +140,8 @@ def path_kind(path: str) -> PathKind:
     """Which credential a path takes: none, none (web), a session cookie (web), or an API key."""
     if path in PUBLIC_PATHS:
         return "public"
+    if TRACKER_SECRET_PATH.match(path):
+        return "tracker-secret"
     if path in WEB_PUBLIC_PATHS or path.startswith(WEB_PUBLIC_PREFIXES):
         return "web-public"
     if path in WEB_SESSION_PATHS or path.startswith(WEB_SESSION_PREFIXES):
@@ -183,7 +193,7 @@ class AuthMiddleware:
         if kind.startswith("web") and self.sessions is None:
             kind = "api"
         try:
-            if kind in ("public", "web-public"):
+            if kind in ("public", "web-public", "tracker-secret"):
                 refuse_query_keys(query)
             elif kind == "web-session" and self.sessions is not None:
                 refuse_query_keys(query)

@@ -40,6 +40,11 @@ def render_item(item: dict[str, Any]) -> None:
         table.add_row(key, str(item.get(key) if item.get(key) is not None else "-"))
     if item.get("meta", {}).get("owner_reason"):
         table.add_row("owner_reason", str(item["meta"]["owner_reason"]))
+    tracker = item.get("tracker")
+    if tracker:
+        where = " ".join(str(tracker[k]) for k in ("tracker", "key", "url") if tracker.get(k))
+        reason = f": {tracker['reason']}" if tracker.get("reason") else ""
+        table.add_row("tracker", f"{where} ({tracker.get('sync')}{reason})")
     table.add_row("evidence", ", ".join(item.get("evidence_refs") or []) or "-")
     table.add_row("tags", ", ".join(item.get("tags") or []) or "-")
     console.print(table)

@@ -49,7 +49,12 @@ CommentText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT
                         AfterValidator(no_nul)]
 DedupeKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]+$", min_length=1, max_length=300)]
 Ref = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(no_nul)]
-Actor = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$", max_length=64)]
+# Who an event is by: an account name (``alice``, ``scheduler``), or ``tracker:<name>`` when tracker
+# sync brings a remote change back. The namespace keeps the two apart: account names cannot hold a
+# ``:`` (``config/rbac.yml``), so no API key can write as a tracker.
+Actor = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*(?::[a-z0-9][a-z0-9._-]*)?$",
+                                         max_length=64)]
+TRACKER_ACTOR_PREFIX = "tracker:"
 ItemId = Annotated[str, StringConstraints(pattern=r"^bl_[0-9a-f]{12,40}$")]
 
 MAX_META_BYTES = 64 * 1024

@@ -23,7 +23,8 @@ from services.router.tools.registry import ToolRegistry
 
 # What the `scheduler` service account holds (config/rbac.yml, RUNBOOK §9). A job needing more
 # could never run through the router, so the registry refuses it up front.
-SCHEDULER_ENTITLEMENTS: frozenset[str] = frozenset({"tools.backlog.admin", "tools.pressure.write", "tools.risk.write"})
+SCHEDULER_ENTITLEMENTS: frozenset[str] = frozenset({"tools.backlog.admin", "tools.pressure.write", "tools.risk.write",
+                                                  "tools.tracker.admin"})
 SCHEDULER_ACTOR = "scheduler"
 REGISTRY_PATH_ENV = "BACKLOG_TASK_REGISTRY"
 

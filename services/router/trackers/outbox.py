@@ -30,6 +30,7 @@ from typing import Any
 
 from services.router.clock import Clock, iso_z
 from services.router.domain.changes import Record
+from services.router.domain.models import TRACKER_ACTOR_PREFIX
 from services.router.stores.base import BacklogStore
 from services.router.stores.tracker_links import SyncLock, SyncWork, TrackerLink, TrackerLinkStore, WorkKind
 from services.router.trackers.config import TrackerConfig, TrackersConfig
@@ -81,7 +82,7 @@ class TrackerRun:
 
     @property
     def actor(self) -> str:
-        return f"tracker:{self.name}"
+        return f"{TRACKER_ACTOR_PREFIX}{self.name}"
 
     def by_key(self) -> dict[str, TrackerLink]:
         return {link.remote_key: link for link in self.tlinks.values() if link.remote_key and link.state == "linked"}
