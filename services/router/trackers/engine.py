@@ -127,7 +127,8 @@ class SyncEngine:
             tlinks = {link.item_id: link for link in self.links.links(name)}
             work = {w.subject: w for w in self.links.work(name)}
             elsewhere = {link.item_id for link in all_links if link.tracker != name}
-            marks: dict[str, str | None] = {k: v.comments_through for k, v in tlinks.items() if v.state == "linked"}
+            marks: dict[str, str | None] = {k: v.comments_through for k, v in tlinks.items()
+                                            if v.state in ("linked", "creating")}
             marks.update({k: None for k, v in items.items()
                           if k not in tlinks and k not in elsewhere and v["status"] in ACTIVE_STATUSES})
             comments = self.links.new_comments(marks)

@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from services.router.clock import iso_z, parse_utc
-from services.router.domain.enums import EventType, Status
+from services.router.domain.enums import CLOSED_STATUSES, EventType, Status
 from services.router.stores.jsonl_log import checkpoint
 from services.router.stores.tracker_links import TrackerLink
 from services.router.trackers.errors import TrackerError, TrackerPermanent
@@ -108,6 +108,10 @@ def apply_remote(run: TrackerRun, link: TrackerLink, issue: RemoteIssue) -> None
         if found is not None:
             run.store.add_comment(link.item_id, found.note, actor=run.actor)
             run.record("conflict", link.item_id, key=issue.key, winner="tracker" if found.remote_wins else "backlog")
+    if pushed.get("status") is not None and (pushed["status"] in CLOSED_STATUSES) != issue.closed:
+        # What the link says was pushed no longer matches what the tracker shows (a crash between
+        # moving the item and storing the link, a lost conflict): unknown, so the next push resends it.
+        pushed["status"] = None
     run.put_link(replace(link, remote=seen, pushed=pushed, synced_at=iso_z(run.clock.now())))
     checkpoint("tracker:pull_applied")
 

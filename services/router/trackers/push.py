@@ -63,10 +63,10 @@ def plan_items(run: TrackerRun, elsewhere: set[str], comments: dict[str, list[Re
         link = run.tlinks.get(item_id)
         if link is None:
             project = route(run, item) if item_id not in elsewhere and item["status"] in ACTIVE_STATUSES else None
-            if project is not None:  # its comments so far set the mark: only later ones are sent
+            if project is not None:  # its comments so far are sent once the issue exists
                 creates.append(ItemPlan(item, project=project, comments=comments.get(item_id, [])))
         elif link.state == "creating":
-            creates.append(ItemPlan(item, project=link.project, intent=link))
+            creates.append(ItemPlan(item, project=link.project, intent=link, comments=comments.get(item_id, [])))
         elif link.state == "linked":
             wanted = desired(item, run.public_url)
             news = [c for c in comments.get(item_id, []) if c["actor"] != run.actor]
@@ -127,11 +127,10 @@ def create(run: TrackerRun, plan: ItemPlan) -> None:
             link = linked(run, plan.intent, found, sent)
             run.put_link(link)
             run.record("adopted", plan.item_id, key=found.key, url=found.url)
-            if changed_fields(wanted, sent):
-                update(run, ItemPlan(item, fields=changed_fields(wanted, sent)))
+            if changed_fields(wanted, sent) or plan.comments:
+                update(run, ItemPlan(item, fields=changed_fields(wanted, sent), comments=plan.comments))
             return
-    mark = max((str(e["id"]) for e in plan.comments), default=None) if plan.intent is None else \
-        plan.intent.comments_through
+    mark = plan.intent.comments_through if plan.intent is not None else None
     intent = TrackerLink(plan.item_id, run.name, project, "creating", pushed=wanted, comments_through=mark,
                          intent_at=iso_z(run.clock.now()))
     run.put_link(intent)
@@ -148,6 +147,8 @@ def create(run: TrackerRun, plan: ItemPlan) -> None:
     run.put_link(linked(run, intent, issue, wanted))
     checkpoint("tracker:link_stored")
     run.record("created", plan.item_id, key=issue.key, url=issue.url, project=project)
+    if plan.comments:  # the item's comments so far follow it to its new issue
+        update(run, ItemPlan(item, comments=plan.comments))
 
 
 def linked(run: TrackerRun, intent: TrackerLink, issue: RemoteIssue, pushed: dict[str, object]) -> TrackerLink:
