@@ -11,6 +11,7 @@ the tracker's own error text become a retryable, rate-limited or permanent error
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Generator, Mapping
 from datetime import datetime
@@ -29,6 +30,11 @@ from services.router.trackers.errors import (
     retry_after_seconds,
     scrub,
 )
+
+# httpcore's DEBUG trace prints every response's raw headers, and a tracker (or a proxy before it)
+# may echo the token it was sent in one: found by the secrets canary with BACKLOG_LOG_LEVEL=DEBUG.
+# Its trace is for debugging httpcore itself; our requests are logged by what they did.
+logging.getLogger("httpcore").setLevel(logging.INFO)
 
 USER_AGENT = "backlog-bridge/0.1 (+tracker sync)"
 DEFAULT_TIMEOUT_SECONDS = 10.0

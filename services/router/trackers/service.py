@@ -36,8 +36,8 @@ def engine_for(store: BacklogStore, settings: Settings, clock: Clock,
 
 
 def sync(store: BacklogStore, settings: Settings, clock: Clock, *, tracker: str | None = None,
-         dry_run: bool = False) -> dict[str, Any]:
-    engine = engine_for(store, settings, clock)
+         dry_run: bool = False, adapter_for: AdapterFactory | None = None) -> dict[str, Any]:
+    engine = engine_for(store, settings, clock, adapter_for)
     if engine is None:
         return {"dry_run": dry_run, "skipped": True, "reason": sync_off(settings), "trackers": []}
     return engine.sync(tracker=tracker, dry_run=dry_run)
@@ -52,9 +52,9 @@ def status(store: BacklogStore, settings: Settings, clock: Clock, *, tracker: st
 
 
 def link(store: BacklogStore, settings: Settings, clock: Clock, *, item_id: str, url: str,
-         tracker: str | None = None) -> dict[str, Any]:
+         tracker: str | None = None, adapter_for: AdapterFactory | None = None) -> dict[str, Any]:
     """Adopt an existing remote issue for an item; the next sync makes it say what the item says."""
-    engine = require(engine_for(store, settings, clock))
+    engine = require(engine_for(store, settings, clock, adapter_for))
     item = store.get(item_id)
     if item is None:
         raise NotFound(f"no backlog item {item_id}", id=item_id)
