@@ -183,15 +183,17 @@ class JiraAdapter(HttpAdapter):
         offered = self.json("GET", f"/issue/{issue.key}/transitions")["transitions"]
         chosen = _transition_to(offered, wanted)
         reopen = self.config.statuses[Status.OPEN]
+        current = repr(issue.status)
         if chosen is None and issue.closed and backlog_status != Status.OPEN:
             via = _transition_to(offered, reopen)
-            if via is not None:
+            if via is not None:  # an active status was asked for: reopened is nearer to it than closed
                 self.request("POST", f"/issue/{issue.key}/transitions", json={"transition": {"id": via["id"]}})
                 offered = self.json("GET", f"/issue/{issue.key}/transitions")["transitions"]
                 chosen = _transition_to(offered, wanted)
+                current = f"{via['to']['name']!r} (reopened from {issue.status!r})"
         if chosen is None:
             available = ", ".join(f"{t['name']} → {t['to']['name']}" for t in offered) or "none"
-            raise TrackerPermanent(self.name, f"status_map.{backlog_status}: no transition from {issue.status!r} to "
+            raise TrackerPermanent(self.name, f"status_map.{backlog_status}: no transition from {current} to "
                                    f"{wanted!r} for {issue.key} (available: {available})", kind="config")
         self.request("POST", f"/issue/{issue.key}/transitions", json={"transition": {"id": chosen["id"]}})
 
