@@ -28,8 +28,8 @@ from psycopg import sql
 from bench.common import Report, interleaved, ratio_row
 from bench.pg_bench import ADMIN_DSN, scratch_database
 from services.router.clock import FixedClock
-from services.router.generation.candidates import weekly_facts
 from services.router.generation.digest import Found, PlatformDigest, load_platform_digest
+from services.router.generation.facts import weekly_facts
 from services.router.generation.run import gc_paused, generate, make_plan, plan_requests
 from services.router.policy import BacklogPolicy, load_policy
 from services.router.settings import Settings

@@ -34,16 +34,13 @@ import orjson
 
 from bench.gen_bench import ENV, LAST_WEEK, TODAY, WEEK, capped_policy, found, probe_requests, write_digest
 from services.router.clock import FixedClock
-from services.router.domain.enums import ACTIVE_STATUSES, Source
+from services.router.domain.enums import ACTIVE_STATUSES, PRIORITY_RANK, Source
 from services.router.domain.models import ItemInput
-from services.router.generation.candidates import PRIORITY_RANK, weekly_facts
+from services.router.generation.facts import weekly_facts
 from services.router.generation.run import gc_paused, generate
 from services.router.policy import BacklogPolicy
 from services.router.stores.base import UpsertRequest
 from services.router.stores.jsonl import JsonlBacklogStore
-
-FIELDS = frozenset({"env", "service", "category", "title", "description", "priority", "due_date", "source",
-                    "dedupe_key", "evidence_refs", "tags", "meta"})
 
 
 def lean_generation(store: JsonlBacklogStore, digest_path: Path, policy: BacklogPolicy) -> list[dict[str, Any]]:
@@ -94,9 +91,9 @@ def lean_generation(store: JsonlBacklogStore, digest_path: Path, policy: Backlog
             "env": ENV, "service": name, "category": category, "title": f"{category}: {name} ({ENV}) — {why}",
             "description": f"Raised by the weekly platform digest for {name} in {ENV}, because:\n- {why}\n\n"
                            f"{context}",
-            "priority": priority, "owner": None, "due_date": due, "source": Source.WEEKLY_PRESSURE_DIGEST,
+            "priority": priority, "due_date": due, "source": Source.WEEKLY_PRESSURE_DIGEST,
             "dedupe_key": key, "evidence_refs": list(refs), "tags": ["weekly-digest"], "meta": meta,
-        }, set(FIELDS))
+        })
         requests.append(UpsertRequest(item, "oncall"))
         rows.append({"dedupe_key": key, "service": name, "category": category, "priority": priority.value,
                      "action": "create", "reason": f"{why} — new"})

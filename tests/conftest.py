@@ -1,7 +1,10 @@
 """Shared fixtures: a settable clock and one store per backend for the contract suite.
 
-``BACKENDS`` lists every backend the contract tests run on. Postgres support (a fresh
-database per test session on ``$BACKLOG_TEST_POSTGRES_DSN``) lives in ``tests/pg_support.py``.
+``BACKENDS`` lists the backends store-backed tests run on; the store contract suite adds
+``AUTO_BACKENDS``: the Auto store both healthy (on Postgres) and degraded (its DSN names a port
+nothing listens on, so it serves from its JSONL fallback and journals every write). Postgres
+support (a fresh database per test session on ``$BACKLOG_TEST_POSTGRES_DSN``) lives in
+``tests/pg_support.py``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from tests.pg_support import ThrowawayCluster, session_cluster
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 BACKENDS = ["memory", "jsonl", "postgres"]
+AUTO_BACKENDS = ["auto", "auto-degraded"]
+UNREACHABLE_DSN = "postgresql://backlog:pw@127.0.0.1:1/backlog"
 
 StoreFactory = Callable[[], BacklogStore]
 
@@ -51,13 +56,38 @@ def make_store(
             store = JsonlBacklogStore(tmp_path / "backlog", clock=clock)
             opened.append(store)
             return store
-    else:
+    elif backend == "postgres":
         from tests.pg_support import postgres_store_factory
 
         factory = postgres_store_factory(request, clock, opened)
+    else:
+        factory = auto_store_factory(request, backend, tmp_path, clock, opened)
     yield factory
     for store in opened:
         store.close()
+
+
+def auto_store_factory(request: pytest.FixtureRequest, backend: str, tmp_path: Path, clock: FixedClock,
+                       opened: list[BacklogStore]) -> StoreFactory:
+    from services.router.settings import Settings
+    from services.router.stores.auto import AutoBacklogStore
+    from tests.pg_support import session_dsn, truncate
+
+    if backend == "auto":
+        dsn = session_dsn(request)
+        truncate(dsn)
+    else:
+        dsn = UNREACHABLE_DSN
+    settings = Settings(BACKLOG_POSTGRES_DSN=dsn, POSTGRES_DSN=None, BACKLOG_JSONL_DIR=str(tmp_path / "backlog"),
+                        BACKLOG_PG_RETRY_SECONDS=3600, BACKLOG_PG_CONNECT_TIMEOUT_SECONDS=1)
+
+    def factory() -> BacklogStore:
+        store = AutoBacklogStore(settings, clock=clock)
+        assert store.degraded is (backend == "auto-degraded")
+        opened.append(store)
+        return store
+
+    return factory
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ def unavailable(reason: str) -> None:
 def server_problem(dsn: str | None = None) -> str | None:
     import psycopg
 
-    from services.router.stores.pg_dsn import describe_error, redact_dsn
+    from services.router.dsn import describe_error, redact_dsn
 
     dsn = dsn or admin_dsn()
     try:

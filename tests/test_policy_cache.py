@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from services.router.policy import RACY_NS, load_policy
+from services.router.files import RACY_NS
+from services.router.policy import load_policy
 
 POLICY = "defaults: {{retention_days: {days}, max_items_per_run: 50}}\n"
 

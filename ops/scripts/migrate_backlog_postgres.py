@@ -53,8 +53,8 @@ def fail(code: int, message: str) -> NoReturn:
 
 
 try:  # standard library only; fails only when the step files themselves are wrong
+    from services.router.dsn import describe_error, redact_dsn
     from services.router.stores import pg_schema, pg_verify
-    from services.router.stores.pg_dsn import describe_error, redact_dsn
 except Exception as exc:  # one line, never a traceback
     fail(EXIT_FAILED, f"cannot load the migration steps: {exc}")
 

@@ -7,22 +7,17 @@ operator can fix it without reading code.
 from __future__ import annotations
 
 import operator
-import os
-import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.router.alerts.rules import AlertsPolicy
+from services.router.config_file import load_config_file
 from services.router.domain.enums import Priority
 from services.router.domain.models import SLUG_PATTERN, Slug
-from services.router.errors import PolicyInvalid
 
 WEEKLY_SIGNALS: frozenset[str] = frozenset({
     "pressure_score", "risk_avg_7d", "risk_max_7d", "risk_delta_7d", "incidents_30d",
@@ -36,7 +31,6 @@ COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 Number = float | int
-M = TypeVar("M", bound=BaseModel)
 Strict = ConfigDict(extra="forbid")
 
 
@@ -109,7 +103,7 @@ class Category(BaseModel):
 class Defaults(BaseModel):
     model_config = Strict
 
-    retention_days: int = Field(default=180, ge=0, le=36500)
+    retention_days: int = Field(default=180, ge=1, le=36500)
     max_items_per_run: int = Field(default=50, ge=0, le=100_000)
 
 
@@ -180,91 +174,3 @@ class BacklogPolicy(BaseModel):
 def load_policy(path: Path) -> BacklogPolicy:
     """Read and validate a policy file; a missing file is an error, not silent defaults."""
     return load_config_file(BacklogPolicy, path, "policy file")
-
-
-@dataclass(frozen=True, slots=True)
-class _Loaded:
-    stamp: tuple[int, int, int, int]  # inode, mtime, ctime, size
-    text_hash: int
-    settled: bool  # the file was older than the clock's granularity when read (see below)
-    parsed: BaseModel
-
-
-_loaded: dict[tuple[type[BaseModel], Path], _Loaded] = {}
-_loaded_lock = threading.Lock()
-RACY_NS = 2_000_000_000  # file timestamps tick coarsely: a rewrite this soon may keep the same mtime
-
-
-def load_config_file(model: type[M], path: Path, what: str, *, loader: type[yaml.SafeLoader] = yaml.SafeLoader,
-                     shape: str = "a mapping at the top level") -> M:
-    """Every YAML config (policy, risk policy, task registry) fails the same way: one line naming the file.
-
-    Parsed once per version of the file: the router reads the policy on every request, and an
-    edit applies to the next request without a restart. A file whose stamp (inode, mtime,
-    ctime, size) is unchanged and that was already settled when read costs one ``stat``; one
-    modified within the last two seconds is read and compared by content, because a rewrite
-    within the same timestamp tick can leave the stamp as it was (git's "racy clean" problem).
-    """
-    try:
-        st = os.stat(path)
-    except FileNotFoundError as exc:
-        raise PolicyInvalid(f"{path}: {what} not found", file=str(path)) from exc
-    except OSError as exc:
-        raise PolicyInvalid(f"{path}: cannot read {what}: {exc}", file=str(path)) from exc
-    stamp = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
-    key = (model, path)
-    with _loaded_lock:
-        cached = _loaded.get(key)
-    if cached is not None and cached.settled and cached.stamp == stamp:
-        return cached.parsed  # type: ignore[return-value]
-    settled = time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > RACY_NS  # judged before reading
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise PolicyInvalid(f"{path}: {what} not found", file=str(path)) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyInvalid(f"{path}: cannot read {what}: {exc}", file=str(path)) from exc
-    text_hash = hash(text)
-    if cached is not None and cached.stamp == stamp and cached.text_hash == text_hash:
-        parsed = cached.parsed
-    else:
-        parsed = parse_config_text(model, text, path, loader=loader, shape=shape)
-    with _loaded_lock:
-        _loaded[key] = _Loaded(stamp, text_hash, settled, parsed)
-    return parsed  # type: ignore[return-value]
-
-
-def parse_config_text(model: type[M], text: str, path: Path, *, loader: type[yaml.SafeLoader] = yaml.SafeLoader,
-                      shape: str = "a mapping at the top level") -> M:
-    try:
-        data = yaml.load(text, Loader=loader)
-    except yaml.YAMLError as exc:
-        raise PolicyInvalid(f"{path}: not valid YAML: {exc}", file=str(path)) from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise PolicyInvalid(f"{path}: expected {shape}", file=str(path))
-    return validate_config(model, data, path)
-
-
-def validate_config(model: type[M], data: Any, path: Path) -> M:
-    """Validate ``data`` and turn pydantic's report into one error naming file and keys."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = [format_problem(err) for err in exc.errors()]
-        raise PolicyInvalid(
-            f"{path}: " + "; ".join(problems), file=str(path),
-            keys=[".".join(str(p) for p in err["loc"]) for err in exc.errors()],
-        ) from None
-
-
-def format_problem(err: Any) -> str:
-    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    if err["type"] == "extra_forbidden":
-        return f"unknown key {key}"
-    if err["type"] == "missing":
-        return f"{key}: required key is missing"
-    got = err.get("input")
-    shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__
-    return f"{key}: {err['msg'].removeprefix('Value error, ')} (got {shown})"

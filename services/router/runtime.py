@@ -1,4 +1,10 @@
-"""Wiring: settings → clock → store → tool registry, built once per process and passed down."""
+"""Wiring: settings → clock → stores → tool registry, built once per process and passed down.
+
+Each store is opened once here — the backlog store and the signal store that matches it (on the
+Auto backend both join one ``stores.failover.Failover``) — and handed to every tool call in its
+context. Long-running processes (``serve``, ``scheduler``) call ``start_background()`` so the
+failover retries Postgres on its own timer, with no request needed.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,12 @@ from typing import Any
 
 from services.router.clock import Clock, default_clock
 from services.router.settings import Settings, load_settings
+from services.router.signals.backend import open_signal_store
 from services.router.signals.rejections import RejectionTally
+from services.router.signals.store import SignalStore
 from services.router.stores.base import BacklogStore
 from services.router.stores.factory import open_store
+from services.router.stores.failover import Failover
 from services.router.tools.catalog import build_registry
 from services.router.tools.context import ToolContext
 from services.router.tools.registry import ToolRegistry
@@ -25,6 +34,7 @@ class Runtime:
     settings: Settings
     clock: Clock
     store: BacklogStore
+    signals: SignalStore
     registry: ToolRegistry
     policy_path: Path | None = None
     extras: dict[str, Any] = field(default_factory=dict)
@@ -32,36 +42,52 @@ class Runtime:
     """Rejected signals of this process, for ``backlog_signals_rejected_total``."""
 
     def context(self, actor: str) -> ToolContext:
-        return ToolContext(self.store, self.settings, self.clock, actor, self.policy_path, rejections=self.rejections)
+        return ToolContext(self.store, self.settings, self.clock, actor, self.policy_path, self.signals,
+                           rejections=self.rejections)
 
     def execute(self, actor: str, tool: str, action: str, params: dict[str, Any]) -> Any:
         return self.registry.execute(self.context(actor), tool, action, params)
 
-    def close(self) -> None:
-        """Release the backlog store and the signal and tracker link stores opened for it (pools, files)."""
-        from services.router.signals.backend import close_signal_stores
-        from services.router.stores.tracker_link_factory import close_link_stores
+    @property
+    def failover(self) -> Failover | None:
+        """The Auto stores' shared failover (None on the other backends)."""
+        failover = getattr(self.store, "failover", None)
+        return failover if isinstance(failover, Failover) else None
 
-        for extra in self.extras.values():  # background work first (tracker pulls use the stores)
+    def start_background(self) -> None:
+        """For ``serve`` and ``scheduler``: retry Postgres (and replay the journals) on a timer."""
+        if self.failover is not None:
+            self.failover.start()
+
+    def close(self) -> None:
+        """Stop the timer and background work (tracker pulls use the stores), then release the
+        stores (pools, file handles): the tracker link store that went with the backlog store too."""
+        from services.router.stores.tracker_link_factory import close_link_store
+
+        if self.failover is not None:
+            self.failover.stop()
+        for extra in self.extras.values():
             closer = getattr(extra, "close", None)
             if callable(closer):
                 closer()
+        close_link_store(self.store)
+        self.signals.close()
         self.store.close()
-        close_signal_stores()
-        close_link_stores()
 
 
 def build_runtime(
     settings: Settings | None = None, *, clock: Clock | None = None, store: BacklogStore | None = None,
-    policy_path: Path | None = None,
+    signals: SignalStore | None = None, policy_path: Path | None = None,
 ) -> Runtime:
-    from services.router.signals.backend import attach_outage_replay
-
     settings = settings or load_settings()
     clock = clock or default_clock(settings)
     store = store or open_store(settings, clock=clock)
-    attach_outage_replay(store, settings)  # the Auto store's recovery replays signals too
-    return Runtime(settings, clock, store, build_registry(), policy_path)
+    try:
+        signals = signals or open_signal_store(settings, store, clock)
+    except BaseException:
+        store.close()
+        raise
+    return Runtime(settings, clock, store, signals, build_registry(), policy_path)
 
 
 def configure_logging(default_level: str = "WARNING", settings: Settings | None = None) -> None:

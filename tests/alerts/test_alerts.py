@@ -21,10 +21,16 @@ from services.router.domain.queries import MAX_PAGE, ItemQuery
 from services.router.runtime import Runtime, build_runtime
 from services.router.settings import Settings
 from services.router.stores.base import BacklogStore, UpsertRequest
+from services.router.tools.context import ToolContext
 from tests.factories import item
 
 REPO = Path(__file__).resolve().parents[2]
 TODAY = date(2026, 11, 26)
+
+
+def notifier_args(ctx: ToolContext) -> tuple[Any, ...]:
+    """What ``backlog_tool.notify_alerts`` passes from its context: store, alert policy, clock."""
+    return ctx.store, ctx.policy().alerts, ctx.clock
 
 
 @pytest.fixture
@@ -104,7 +110,7 @@ def receiver() -> Iterator[tuple[Receiver, type[Receiver200]]]:
 
 
 def notify(rt: Runtime, recv: Receiver, tmp_path: Path) -> dict[str, Any]:
-    return run_notifier(rt.context("scheduler"), envs=["prod"], receivers=[recv],
+    return run_notifier(*notifier_args(rt.context("scheduler")), envs=["prod"], receivers=[recv],
                         state_file=AlertStateFile(tmp_path / "state" / "alerts.json"), dry_run=False)
 
 
@@ -166,7 +172,7 @@ def test_dry_run_sends_and_records_nothing(runtime: Runtime, tmp_path: Path,
                                            receiver: tuple[Receiver, type[Receiver200]]) -> None:
     recv, handler = receiver
     add_overdue(runtime, 6)
-    result = run_notifier(runtime.context("t"), envs=["prod"], receivers=[recv],
+    result = run_notifier(*notifier_args(runtime.context("t")), envs=["prod"], receivers=[recv],
                           state_file=AlertStateFile(tmp_path / "state" / "alerts.json"), dry_run=True)
     assert [n["kind"] for n in result["would_send"]] == ["firing", "reminder"]
     assert handler.received == [] and not (tmp_path / "state" / "alerts.json").exists()
@@ -179,7 +185,8 @@ def test_without_a_receiver_nothing_is_recorded_so_a_later_receiver_still_hears_
     recv, handler = receiver
     add_overdue(runtime, 6)
     state = AlertStateFile(tmp_path / "state" / "alerts.json")
-    result = run_notifier(runtime.context("t"), envs=["prod"], receivers=[], state_file=state, dry_run=False)
+    result = run_notifier(*notifier_args(runtime.context("t")), envs=["prod"], receivers=[], state_file=state,
+                          dry_run=False)
     assert result["skipped"] is True and "BACKLOG_ALERT_WEBHOOK_URL" in result["reason"]
     assert "2 notification(s) wait" in result["reason"]
     clock.advance(minutes=15)

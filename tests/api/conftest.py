@@ -15,8 +15,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from services.router.api import create_app
-from services.router.api.rbac import RbacConfig, read_accounts
+from services.router.access.rbac import RbacConfig, read_accounts
+from services.router.app import create_app
 from services.router.clock import FixedClock
 from services.router.runtime import Runtime, build_runtime
 from services.router.settings import Settings

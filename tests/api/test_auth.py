@@ -11,8 +11,9 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from services.router.api.rbac import RbacConfig, ServiceAccount, grants, load_rbac, read_accounts
+from services.router.access.rbac import RbacConfig, ServiceAccount, load_rbac, read_accounts
 from services.router.errors import PolicyInvalid
+from services.router.tools.registry import grants
 from tests.api.conftest import KEYS, RBAC_FILE, WRONG_KEY, headers_for, new_item
 
 ITEMS = "/v1/backlog/items"

@@ -18,13 +18,13 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from services.router.api.app import document_guards
-from services.router.api.auth import PUBLIC_PATHS, TRACKER_SECRET_ROUTES, ActionGuard, DispatchGuard, guard_of
-from services.router.api.rbac import ENTITLEMENT_PATTERN, grants
+from services.router.access.auth import PUBLIC_PATHS, TRACKER_SECRET_ROUTES, ActionGuard, DispatchGuard, guard_of
+from services.router.access.rbac import ENTITLEMENT_PATTERN
+from services.router.app.factory import document_guards
 from services.router.errors import NotFound
 from services.router.runtime import Runtime
 from services.router.tools.catalog import build_registry
-from services.router.tools.registry import ActionSpec
+from services.router.tools.registry import ActionSpec, grants
 from tests.api.conftest import ROLES, make_rbac, new_item, route_table_app
 
 REGISTRY = build_registry()

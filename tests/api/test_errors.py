@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.router import errors
-from services.router.api import create_app
 from services.router.api.errors import RequestTooLarge, status_for
-from services.router.api.middleware import MAX_BODY_BYTES
+from services.router.app import create_app
+from services.router.app.middleware import MAX_BODY_BYTES
 from services.router.clock import FixedClock
 from services.router.errors import BacklogError, StoreUnavailable
 from services.router.stores.memory import MemoryBacklogStore
@@ -24,7 +24,7 @@ EXPECTED_STATUS: dict[type[BacklogError], int] = {
     errors.ValidationFailed: 422, errors.NotFound: 404, errors.Conflict: 409, errors.TransitionRefused: 409,
     errors.DigestMissing: 409, errors.PolicyInvalid: 500, errors.SettingsInvalid: 500,
     errors.AuthError: 401, errors.Forbidden: 403,
-    errors.StoreUnavailable: 503, RequestTooLarge: 413,
+    errors.StoreUnavailable: 503, RequestTooLarge: 413, errors.RateLimited: 429,
 }
 
 

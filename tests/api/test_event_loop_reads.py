@@ -14,7 +14,7 @@ import time
 import httpx
 from fastapi import FastAPI
 
-from services.router.stores.base import hold_if_free
+from services.router.stores.indexed import hold_if_free
 from services.router.stores.memory import MemoryBacklogStore
 from tests.api.conftest import headers_for
 from tests.factories import item

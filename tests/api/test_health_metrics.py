@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.router.api import create_app
 from services.router.api.routes_health import EnvIndex
+from services.router.app import create_app
 from services.router.clock import FixedClock
 from services.router.domain.queries import ItemQuery, Page
 from services.router.errors import StoreUnavailable

@@ -12,7 +12,7 @@ from pathlib import Path
 from bench.gen_bench import ENV, TODAY, WEEK, capped_policy, found, write_digest
 from bench.gen_lower_bound import lean_generation
 from services.router.clock import FixedClock
-from services.router.generation.candidates import weekly_facts
+from services.router.generation.facts import weekly_facts
 from services.router.generation.run import make_plan, plan_requests
 from services.router.stores.jsonl import JsonlBacklogStore
 

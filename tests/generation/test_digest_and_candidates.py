@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from services.router.errors import ValidationFailed
-from services.router.generation.candidates import DigestFacts, build_candidates, select, weekly_facts
+from services.router.generation.candidates import build_candidates, select
 from services.router.generation.digest import Found, PlatformDigest, RiskDigest, load_platform_digest
-from services.router.generation.digest_lookup import latest_platform_digest, latest_risk_digest
+from services.router.generation.digest_lookup import find_risk_digest, latest_platform_digest
+from services.router.generation.facts import DigestFacts, weekly_facts
 from services.router.policy import BacklogPolicy
 from tests.generation.builders import platform, risk, risk_svc, svc, write_json
 
@@ -39,7 +40,7 @@ def test_latest_risk_digest_is_chosen_by_date(tmp_path: Path) -> None:
     for day in ("2026-11-09", "2026-11-26", "2026-11-10"):
         write_json(tmp_path / "risk" / f"{day}.json", risk(day, {"prod": [risk_svc("auth", 10.0, "low")]}))
     write_json(tmp_path / "risk" / "2026-13-01.json", b"{")
-    found = latest_risk_digest(tmp_path)
+    found = find_risk_digest(tmp_path).found
     assert found is not None and found.digest.date == date(2026, 11, 26)
 
 

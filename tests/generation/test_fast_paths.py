@@ -20,26 +20,14 @@ import pytest
 from pydantic import ValidationError
 
 from services.router.domain.models import MAX_TEXT, ItemInput
-from services.router.generation.candidates import (
-    SIGNAL_EVIDENCE,
-    SIGNAL_LABELS,
-    Candidate,
-    CandidateText,
-    DigestFacts,
-    ServiceFacts,
-    Trigger,
-    _in_rank_order,
-    build_candidates,
-    clip,
-    evidence_lines,
-    rule_text,
-    select,
-    signed,
-    weekly_facts,
-)
+from services.router.domain.text import signed
+from services.router.generation.candidates import Candidate, _in_rank_order, build_candidates, select
 from services.router.generation.digest import Evidence, Found, PlatformDigest
+from services.router.generation.drafts import CandidateText
+from services.router.generation.facts import DigestFacts, ServiceFacts, weekly_facts
 from services.router.generation.plan import build_plan
 from services.router.generation.run import gc_paused
+from services.router.generation.wording import SIGNAL_EVIDENCE, SIGNAL_LABELS, Trigger, clip, evidence_lines, rule_text
 from services.router.policy import BacklogPolicy, Category
 from tests.generation.builders import platform, svc
 
@@ -137,7 +125,7 @@ def test_the_signals_line_shows_each_signal_as_formatted_alone() -> None:
     digest = random_digest(random.Random(3), 20)
     for model, s in zip(digest.envs["prod"].services, facts_of(digest).services, strict=True):
         figures = model.signals.model_dump()
-        shown = ", ".join(f"{SIGNAL_LABELS[k]} {signed(v) if k == 'risk_delta_7d' else f'{v:g}'}"
+        shown = ", ".join(f"{SIGNAL_LABELS[k]} {signed(v, missing='unknown') if k == 'risk_delta_7d' else f'{v:g}'}"
                           for k, v in figures.items())
         assert s.context == (f"Pressure {model.pressure_score:g} (band {model.band}). Signals: {shown}.",)
         assert s.signals == {**figures, "pressure_score": model.pressure_score, "band": model.band}

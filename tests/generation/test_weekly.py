@@ -361,8 +361,9 @@ def test_dry_run_returns_the_plan_and_writes_nothing(gen: Gen, backend: str, tmp
 
 def test_explicit_owner_is_never_sent_by_generation(gen: Gen) -> None:
     """Generated upserts carry no owner: that is what keeps a person's correction in place."""
-    from services.router.generation.candidates import build_candidates, weekly_facts
+    from services.router.generation.candidates import build_candidates
     from services.router.generation.digest_lookup import latest_platform_digest
+    from services.router.generation.facts import weekly_facts
 
     gen.platform(w48())
     found = latest_platform_digest(gen.reports)

@@ -19,6 +19,7 @@ from services.router.errors import DigestMissing
 from services.router.jobs.registry import TaskRegistry
 from services.router.runtime import Runtime
 from services.router.settings import Settings
+from services.router.signals.store import MemorySignalStore
 from services.router.stores.memory import MemoryBacklogStore
 from services.router.tools.context import ToolContext
 from services.router.tools.registry import ToolRegistry
@@ -72,7 +73,7 @@ class Probe:
 
     def runtime(self, clock: Clock, root: Path) -> Runtime:
         settings = Settings(REPO_ROOT=root)
-        return Runtime(settings, clock, MemoryBacklogStore(clock=clock), self.tools())
+        return Runtime(settings, clock, MemoryBacklogStore(clock=clock), MemorySignalStore(), self.tools())
 
 
 def job(name: str, schedule: str, action: str = "touch", **extra: Any) -> dict[str, Any]:

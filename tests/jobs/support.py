@@ -26,8 +26,8 @@ def live_router(runtime: Any) -> Iterator[str]:
     """The real FastAPI app under uvicorn, in a thread, on a free 127.0.0.1 port."""
     import uvicorn
 
-    from services.router.api import create_app
-    from services.router.api.rbac import RbacConfig, read_accounts
+    from services.router.access.rbac import RbacConfig, read_accounts
+    from services.router.app import create_app
 
     rbac = RbacConfig(read_accounts(RBAC_FILE), KEYS, source=str(RBAC_FILE))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

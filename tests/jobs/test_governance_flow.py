@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from services.router.clock import FixedClock
+from services.router.jobs.ledger import JsonlRunLedger, RunRecord
 from services.router.jobs.registry import TaskRegistry, load_registry
-from services.router.jobs.runs import JsonlRunLedger, RunRecord
 from services.router.jobs.scheduler import Scheduler
 from services.router.runtime import Runtime, build_runtime
 from services.router.settings import Settings

@@ -8,9 +8,16 @@ import pytest
 from typer.testing import CliRunner
 
 from services.router.cli import app
+from services.router.config_file import parse_config_text
 from services.router.errors import PolicyInvalid
 from services.router.jobs.cron import compare, parse_cron, render
-from services.router.jobs.registry import SCHEDULER_ENTITLEMENTS, load_registry, parse_registry
+from services.router.jobs.registry import (
+    REGISTRY_SHAPE,
+    SCHEDULER_ENTITLEMENTS,
+    TaskRegistry,
+    UniqueKeyLoader,
+    load_registry,
+)
 from tests.jobs.support import REPO
 
 REGISTRY = REPO / "ops" / "task_registry.yml"
@@ -142,7 +149,8 @@ def test_invalid_registry_names_file_and_key(edit: tuple[str, str], message: str
     text = REGISTRY.read_text().replace(*edit, 1)
     assert text != REGISTRY.read_text()
     with pytest.raises(PolicyInvalid) as caught:
-        parse_registry(text, Path("ops/task_registry.yml"))
+        parse_config_text(TaskRegistry, text, Path("ops/task_registry.yml"), loader=UniqueKeyLoader,
+                          shape=REGISTRY_SHAPE)
     assert caught.value.message.startswith("ops/task_registry.yml: ")
     assert message in caught.value.message
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from services.router.cli import app
 from services.router.clock import FixedClock
 from services.router.errors import Conflict
-from services.router.jobs.runs import JsonlRunLedger, RunRecord
+from services.router.jobs.ledger import JsonlRunLedger, RunRecord
 from services.router.jobs.scheduler import Scheduler
 from tests.jobs.probe import NO_DIGEST, Probe, job, registry
 from tests.jobs.support import REPO
@@ -166,7 +166,7 @@ def test_scheduler_and_history_commands_on_jsonl(tmp_path: Path, monkeypatch: py
 
 def test_history_says_what_a_results_lists_hold_in_words() -> None:
     """``jobs history`` used to print ``firing=[1]``; it means one rule in the ``firing`` list."""
-    from services.router.jobs.runs import summarize
+    from services.router.jobs.ledger import summarize
 
     assert summarize({"dry_run": False, "sent": 2, "firing": [{"rule": "overdue_backlog"}], "would_send": []}) == (
         "dry_run=False sent=2, 1 firing, 0 would_send")

@@ -17,8 +17,8 @@ import psycopg
 import pytest
 
 from services.router.clock import FixedClock, iso_z
+from services.router.jobs.ledger import RunRecord
 from services.router.jobs.pg_ledger import PgRunLedger
-from services.router.jobs.runs import RunRecord
 from services.router.jobs.scheduler import Scheduler
 from tests.jobs.probe import EFFECTS_DDL, Probe, job, registry
 from tests.jobs.support import REPO

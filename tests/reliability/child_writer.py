@@ -13,8 +13,8 @@ import random
 import signal
 import sys
 
+from services.router import files
 from services.router.domain.models import ItemInput
-from services.router.stores import jsonl_log
 from services.router.stores.jsonl import JsonlBacklogStore
 
 SIZES = (100, 1_000, 4_000, 5_000, 16_000, 60_000)
@@ -35,7 +35,7 @@ def install_crash(point: str, nth: int) -> None:
             if hits[0] == nth:
                 os.kill(os.getpid(), signal.SIGKILL)
 
-    jsonl_log.crash_hook = hook
+    files.crash_hook = hook
 
 
 def main(argv: list[str]) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from services.router.api import create_app
+from services.router.app import create_app
 from services.router.clock import FixedClock
 from services.router.domain.queries import ItemQuery
 from services.router.stores.memory import MemoryBacklogStore

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.router.api.auth import AccessLogKeyRedactor, redact_query_keys
+from services.router.access.auth import AccessLogKeyRedactor, redact_query_keys
 from tests.pg_support import ThrowawayCluster, session_cluster
 from tests.reliability import secrets_canary
 

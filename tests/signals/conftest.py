@@ -18,7 +18,6 @@ import pytest
 from services.router.clock import FixedClock
 from services.router.runtime import Runtime, build_runtime
 from services.router.settings import Settings
-from services.router.signals.backend import close_signal_stores
 from services.router.signals.store import MemorySignalStore, SignalStore
 from services.router.signals.store_jsonl import JsonlSignalStore
 from services.router.stores.memory import MemoryBacklogStore
@@ -52,12 +51,6 @@ def runtime(settings: Settings, clock: FixedClock) -> Iterator[Runtime]:
     rt = build_runtime(settings, clock=clock, store=MemoryBacklogStore(clock=clock))
     yield rt
     rt.close()
-
-
-@pytest.fixture(autouse=True)
-def _forget_cached_stores() -> Iterator[None]:
-    yield
-    close_signal_stores()
 
 
 Call = Callable[..., Any]

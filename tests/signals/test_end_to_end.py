@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 from services.router.runtime import Runtime
 from tests.signals.builders import deploy, followup, incident, slo_breach, vulnerability
 from tests.signals.conftest import NOW, Call
@@ -31,8 +29,7 @@ def platform_signals() -> list[dict[str, object]]:
 
 
 def test_signals_to_backlog_items(runtime: Runtime, call: Call) -> None:
-    if ("backlog_tool", "auto_generate_weekly") not in {(s.tool, s.action) for s in runtime.registry.specs()}:
-        pytest.skip("backlog_tool.auto_generate_weekly is not registered yet (issue 4)")
+    assert ("backlog_tool", "auto_generate_weekly") in {(s.tool, s.action) for s in runtime.registry.specs()}
     assert call("signals_tool", "ingest", signals=platform_signals())["counts"]["rejected"] == 0
     for back in range(24 * 7 - 1, -1, -6):
         call("risk_history_tool", "snapshot", env="prod", as_of=(NOW - timedelta(hours=back)).isoformat())

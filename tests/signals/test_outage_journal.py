@@ -21,11 +21,10 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from services.router.api import create_app
+from services.router.app import create_app
 from services.router.clock import FixedClock
 from services.router.runtime import Runtime, build_runtime
 from services.router.settings import Settings
-from services.router.signals.backend import signal_store_for
 from services.router.signals.models import parse_signal
 from services.router.signals.store import RiskSnapshot, SignalStore
 from services.router.signals.store_postgres import PostgresSignalStore
@@ -189,15 +188,21 @@ def test_a_newer_value_in_postgres_is_not_overwritten_by_the_replay(
 
 
 def test_a_write_that_slips_in_after_the_switch_is_replayed_before_postgres_serves_it(
-        rt: Runtime, cluster: ThrowawayCluster, dsn: str, root: Path, tick: FakeMonotonic) -> None:
-    """A writer that chose JSONL just before the switch journals after the replay: the next
-    caller of the signal store replays it before Postgres answers anything."""
+        rt: Runtime, cluster: ThrowawayCluster, dsn: str, root: Path, clock: FixedClock, tick: FakeMonotonic) -> None:
+    """Another process, still on its fallback, journals after this one replayed and switched
+    back: the next caller of this process's signal store replays it before Postgres answers."""
     go_down(rt, cluster)
-    late = signal_store_for(rt.context("t"))  # the degraded choice, used after the switch
-    come_back(rt, cluster, tick)
-    late.upsert_many([parse_signal(incident("INC-LATE"))])
-    assert (root / "ops" / "signals" / JOURNAL).stat().st_size > 0
-    assert [s["id"] for s in runner(rt)("signals_tool", "list")["signals"]] == ["INC-LATE"]
+    settings = auto_settings(root, dsn)
+    late = build_runtime(settings, clock=clock,
+                         store=AutoBacklogStore(settings, clock=clock, monotonic=FakeMonotonic()))
+    try:
+        come_back(rt, cluster, tick)
+        assert late.signals.backend == "jsonl"  # its own retry is not due yet
+        late.signals.upsert_many([parse_signal(incident("INC-LATE"))])
+        assert (root / "ops" / "signals" / JOURNAL).stat().st_size > 0
+        assert [s["id"] for s in runner(rt)("signals_tool", "list")["signals"]] == ["INC-LATE"]
+    finally:
+        late.close()
     assert set(pg_signals(dsn)) == {("incident", "INC-LATE")}
 
 
@@ -206,14 +211,14 @@ import os, signal, sys
 from services.router.clock import FixedClock, parse_utc
 from services.router.runtime import build_runtime
 from services.router.settings import Settings
-from services.router.stores import jsonl_log
+from services.router import files
 hits = [0]
 def hook(name):
     if name == "signals_replay:after_op":
         hits[0] += 1
         if hits[0] == int(sys.argv[2]):
             os.kill(os.getpid(), signal.SIGKILL)
-jsonl_log.crash_hook = hook
+files.crash_hook = hook
 settings = Settings(REPO_ROOT=sys.argv[1], BACKLOG_BACKEND="auto", BACKLOG_POSTGRES_DSN=os.environ["AUTO_DSN"],
                     POSTGRES_DSN=None)
 rt = build_runtime(settings, clock=FixedClock(parse_utc("2026-11-26T14:00:00Z")))
@@ -289,3 +294,18 @@ def test_keep_newer_never_replaces_a_snapshot_computed_later(signal_store: Signa
     assert signal_store.put_snapshots([snap(20.0, 40)], keep_newer=True) == 1
     assert signal_store.put_snapshots([snap(30.0, 5)]) == 1
     assert [(s.score, s.computed_at.minute) for s in signal_store.snapshots()] == [(30.0, 5)]
+
+
+def test_a_signal_write_that_meets_the_outage_first_falls_back_like_a_backlog_write(
+        rt: Runtime, cluster: ThrowawayCluster, dsn: str, root: Path, tick: FakeMonotonic) -> None:
+    """No backlog call noticed the outage: the signal write itself fails on Postgres, is served
+    by JSONL and journaled (not refused with 503), and the whole process is degraded with it."""
+    run = runner(rt)
+    assert run("signals_tool", "ingest", signals=[incident("INC-A")])["backend"] == "postgres"
+    cluster.stop()
+    out = run("signals_tool", "ingest", signals=[incident("INC-B")])
+    assert out["backend"] == "jsonl" and out["counts"]["created"] == 1
+    assert (rt.store.status().backend, rt.store.status().degraded) == ("jsonl", True)
+    assert (root / "ops" / "signals" / JOURNAL).stat().st_size > 0
+    come_back(rt, cluster, tick)
+    assert set(pg_signals(dsn)) == {("incident", "INC-A"), ("incident", "INC-B")}

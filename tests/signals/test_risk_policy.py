@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from services.router.errors import PolicyInvalid
-from services.router.signals.risk_policy import RiskPolicy, load_risk_policy, parse_risk_policy
+from services.router.signals.risk_policy import RiskPolicy, load_risk_policy
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,7 +30,7 @@ def test_invalid_files_name_file_and_key(tmp_path: Path, text: str, key: str, ex
     path = tmp_path / "risk_policy.yml"
     path.write_text(text)
     with pytest.raises(PolicyInvalid) as err:
-        parse_risk_policy(path)
+        load_risk_policy(path)
     assert str(path) in err.value.message and expected in err.value.message
     assert key in err.value.details["keys"]
 

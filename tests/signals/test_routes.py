@@ -12,20 +12,26 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from services.router.api import create_app, routes_signals
-from services.router.api.auth import SECURITY_REQUIREMENT, ActionGuard, guard_of
+from services.router.access.auth import SECURITY_REQUIREMENT, ActionGuard, guard_of
+from services.router.app import create_app
 from services.router.runtime import Runtime
 from tests.api.conftest import KEYS, make_rbac
 from tests.signals.builders import deploy, incident
 from tests.signals.test_alertmanager import FIRING
 
 
+def signal_routes(app: FastAPI) -> list[APIRoute]:
+    return [r for r in app.routes if isinstance(r, APIRoute) and r.path.startswith("/v1/signals")]
+
+
 @pytest.fixture
 def client(runtime: Runtime) -> Iterator[TestClient]:
     app = create_app(runtime, make_rbac())
-    assert [r.openapi_extra for r in routes_signals.signal_routes(app)] == [
+    assert [r.openapi_extra for r in signal_routes(app)] == [
         {"x-entitlement": "tools.signals.write", "x-action": "signals_tool.ingest", "security": SECURITY_REQUIREMENT},
         {"x-entitlement": "tools.signals.write", "x-action": "signals_tool.alertmanager",
          "security": SECURITY_REQUIREMENT}]
@@ -39,7 +45,7 @@ def key(account: str) -> dict[str, str]:
 
 def test_routes_declare_their_guard(runtime: Runtime) -> None:
     app = create_app(runtime, make_rbac())
-    guards = {route.path: guard_of(route) for route in routes_signals.signal_routes(app)}
+    guards = {route.path: guard_of(route) for route in signal_routes(app)}
     assert {p: (g.tool, g.action) for p, g in guards.items() if isinstance(g, ActionGuard)} == {
         "/v1/signals": ("signals_tool", "ingest"), "/v1/signals/alertmanager": ("signals_tool", "alertmanager")}
 

@@ -9,11 +9,13 @@ import pytest
 
 from services.router.clock import FixedClock
 from services.router.errors import ValidationFailed
-from services.router.runtime import Runtime
+from services.router.runtime import Runtime, build_runtime
 from services.router.settings import Settings
-from services.router.signals.backend import open_signal_store, signal_store_for
+from services.router.signals.backend import open_signal_store
 from services.router.signals.store import MemorySignalStore
 from services.router.signals.store_jsonl import JsonlSignalStore
+from services.router.stores.jsonl import JsonlBacklogStore
+from services.router.stores.memory import MemoryBacklogStore
 from services.router.tools.catalog import build_registry
 from tests.signals.builders import deploy, incident, vulnerability
 from tests.signals.conftest import NOW, Call
@@ -91,15 +93,17 @@ def test_ingest_reports_each_item(call: Call) -> None:
         call("signals_tool", "ingest", signals=[{}] * 5001)
 
 
-def test_store_follows_the_backlog_backend(runtime: Runtime, settings: Settings, root: Path) -> None:
+def test_store_follows_the_backlog_backend(runtime: Runtime, settings: Settings, root: Path,
+                                          clock: FixedClock) -> None:
     ctx = runtime.context("t")
-    assert isinstance(signal_store_for(ctx), MemorySignalStore)
-    assert signal_store_for(ctx) is signal_store_for(runtime.context("u")), "cached per settings"
-    other = Settings(REPO_ROOT=root)
-    assert open_signal_store(other, "memory") is not open_signal_store(settings, "memory")
-    jsonl = open_signal_store(settings, "jsonl")
+    assert isinstance(ctx.signals, MemorySignalStore)
+    assert ctx.signals is runtime.context("u").signals, "opened once per runtime"
+    other = build_runtime(Settings(REPO_ROOT=root), clock=clock, store=MemoryBacklogStore(clock=clock))
+    assert other.signals is not runtime.signals
+    jsonl = open_signal_store(settings, JsonlBacklogStore(root / "ops" / "backlog", clock=clock), clock)
     assert isinstance(jsonl, JsonlSignalStore) and jsonl.signals_dir == root / "ops" / "signals"
     assert jsonl.risk_dir == root / "ops" / "risk"
+    jsonl.close()
 
 
 def test_postgres_backlog_gets_postgres_signals(request: pytest.FixtureRequest, root: Path, clock: FixedClock) -> None:
@@ -116,7 +120,7 @@ def test_postgres_backlog_gets_postgres_signals(request: pytest.FixtureRequest, 
     settings = Settings(REPO_ROOT=root, BACKLOG_BACKEND="postgres", BACKLOG_POSTGRES_DSN=dsn)
     rt = build_runtime(settings, clock=clock, store=PostgresBacklogStore(dsn, clock=clock))
     try:
-        assert isinstance(signal_store_for(rt.context("t")), PostgresSignalStore)
+        assert isinstance(rt.context("t").signals, PostgresSignalStore)
         rt.execute("t", "signals_tool", "ingest", {"signals": [incident(severity="sev1"), vulnerability()]})
         out = rt.execute("t", "risk_history_tool", "snapshot", {})
         assert (out["backend"], out["written"], out["snapshots"][0]["score"]) == ("postgres", 1, 60.0)

@@ -226,7 +226,7 @@ def test_an_op_committed_before_the_drop_is_not_applied_twice(dsn: str, tmp_path
         journal.write_text(json.dumps({"op_id": row[0], "kind": "comment", "ts": "2026-11-26T12:00:00.000000Z",
                                        "actor": "bob", "item_id": created["id"], "dedupe_key": "k1",
                                        "message": "once"}) + "\n")
-        store._next_check = 0.0  # the periodic journal check, now
+        store.failover.check()  # the periodic journal check, now
         store.status()
         assert [e["message"] for e in store.events(created["id"])] == ["created: Review gateway architecture",
                                                                       "once"]
@@ -239,7 +239,7 @@ CHILD = """
 import os, signal, sys
 from services.router.clock import FixedClock, parse_utc
 from services.router.settings import Settings
-from services.router.stores import jsonl_log
+from services.router import files
 from services.router.stores.auto import AutoBacklogStore
 hits = [0]
 def hook(name):
@@ -247,7 +247,7 @@ def hook(name):
         hits[0] += 1
         if hits[0] == int(sys.argv[2]):
             os.kill(os.getpid(), signal.SIGKILL)
-jsonl_log.crash_hook = hook
+files.crash_hook = hook
 AutoBacklogStore(Settings(BACKLOG_POSTGRES_DSN=os.environ["AUTO_DSN"], BACKLOG_JSONL_DIR=sys.argv[1]),
                  clock=FixedClock(parse_utc("2026-11-26T12:00:00Z")))
 """
@@ -290,7 +290,7 @@ def test_a_replay_killed_midway_then_run_again_gives_the_same_result(
                                 ("updated", "updated title")]
         # and the whole journal once more: still the same
         shutil.copy(backup, tmp_path / "backlog" / JOURNAL_FILE)
-        store._next_check = 0.0
+        store.failover.check()
         store.status()
         assert pg_state(dsn) == (items, events)
     finally:

@@ -35,7 +35,8 @@ from services.router.stores import pg_sql as q
 from services.router.stores.auto import AutoBacklogStore
 from services.router.stores.base import UpsertRequest
 from services.router.stores.fallback_journal import JOURNAL_FILE
-from services.router.stores.postgres import BULK_MIN, TRANSIENT, PostgresBacklogStore
+from services.router.stores.pg_conn import TRANSIENT
+from services.router.stores.postgres import BULK_MIN, PostgresBacklogStore
 from tests.factories import item
 from tests.pg_support import fresh_database
 from tests.stores.test_postgres_specific import counters_match

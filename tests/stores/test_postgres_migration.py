@@ -18,8 +18,8 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
+from services.router.dsn import describe_error, redact_dsn
 from services.router.stores import pg_schema
-from services.router.stores.pg_dsn import describe_error, redact_dsn
 from tests.pg_support import admin_dsn, free_port, fresh_database, server_problem, session_cluster, unavailable
 
 pytestmark = pytest.mark.postgres

@@ -26,7 +26,8 @@ from services.router.domain.queries import ItemQuery
 from services.router.errors import StoreUnavailable, ValidationFailed
 from services.router.stores.base import UpsertRequest
 from services.router.stores.memory import MemoryBacklogStore
-from services.router.stores.postgres import BULK_PARTS, SCHEMA_MISSING, PostgresBacklogStore
+from services.router.stores.pg_conn import SCHEMA_MISSING
+from services.router.stores.postgres import BULK_PARTS, PostgresBacklogStore
 from tests.factories import item
 from tests.pg_support import free_port, fresh_database, truncate
 

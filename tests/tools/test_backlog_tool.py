@@ -60,7 +60,7 @@ def test_cleanup_uses_policy_retention_by_default(runtime: Runtime, clock: Fixed
     clock.advance(days=2)
     result = call(runtime, "cleanup")
     assert (result["removed"], result["retention_days"], result["skipped"]) == (1, 180, False)
-    assert call(runtime, "cleanup", retention_days=0)["removed"] == 0
+    assert call(runtime, "cleanup", retention_days=1)["removed"] == 0
 
 
 def test_upsert_owner_falls_back_to_policy(runtime: Runtime) -> None:

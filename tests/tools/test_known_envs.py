@@ -13,11 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from services.router.api import create_app
+from services.router.app import create_app
 from services.router.cli import app as cli
 from services.router.clock import FixedClock
 from services.router.runtime import Runtime
-from services.router.signals.backend import close_signal_stores
 from services.router.stores.memory import MemoryBacklogStore
 from tests.api.conftest import KEYS, REPO, make_rbac, make_runtime
 from tests.generation.builders import platform, svc, write_json
@@ -35,7 +34,6 @@ def runtime(clock: FixedClock, tmp_path: Path) -> Iterator[Runtime]:
     rt = make_runtime(MemoryBacklogStore(clock=clock), clock, tmp_path, BACKLOG_BACKEND="memory")
     yield rt
     rt.close()
-    close_signal_stores()
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 
+from services.router import files
 from services.router.domain.enums import Status
-from services.router.stores import jsonl_log
 from services.router.stores.base import BacklogStore
 from services.router.stores.jsonl import JsonlBacklogStore
 from services.router.stores.tracker_links import TrackerLinkStore
@@ -103,7 +103,7 @@ def sync_child(directory: str, trackers: str, token: str, crash_at: str | None, 
             if name == crash_at:
                 os.kill(os.getpid(), signal.SIGKILL)
 
-        jsonl_log.crash_hook = crash
+        files.crash_hook = crash
     store = JsonlBacklogStore(Path(directory))
     links = JsonlLinkStore(Path(directory), store)
     started.set()
@@ -144,6 +144,7 @@ def kill9_run(server: RedmineServer, workdir: Path, *, items: int, kills: int, s
     figures = KillFigures()
     ctx = multiprocessing.get_context("fork")
     plan = [None] * kills + list(CRASH_POINTS)
+    durations: list[float] = []
     for round_no, point in enumerate(plan):
         # What happens while syncs come and go: a new item, a rename, a status move, a comment in
         # the backlog, and (from the second round on) an issue closed in Redmine by a person.
@@ -163,12 +164,15 @@ def kill9_run(server: RedmineServer, workdir: Path, *, items: int, kills: int, s
         child = ctx.Process(target=sync_child, args=(str(directory), str(trackers), server.token, point, started))
         child.start()
         started.wait(30)
-        if point is None:
-            time.sleep(rng.uniform(0.0, 1.5))
+        began = time.monotonic()
+        if point is None:  # somewhere within a run: runs that finished tell how long one takes
+            time.sleep(rng.uniform(0.0, 0.9 * min(durations, default=0.5)))
             if child.is_alive():
                 os.kill(child.pid or 0, signal.SIGKILL)
                 figures.kills += 1
         child.join(60)
+        if child.exitcode == 0:
+            durations.append(time.monotonic() - began)
         if point is not None and child.exitcode == -signal.SIGKILL:
             figures.crash_points_hit += 1
     links.close()

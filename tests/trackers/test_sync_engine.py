@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from services.router import files
 from services.router.clock import FixedClock
 from services.router.domain.enums import Status
-from services.router.stores import jsonl_log
 from tests.conftest import NOW
 from tests.trackers.conftest import Harness, github_harness, gitlab_harness, jira_harness
 from tests.trackers.sync_support import Bed
@@ -214,12 +214,12 @@ def crash_at(bed: Bed, point: str) -> None:
         if name == point:
             raise Crash(name)
 
-    jsonl_log.crash_hook = crash
+    files.crash_hook = crash
     try:
         with pytest.raises(Crash):
             bed.sync()
     finally:
-        jsonl_log.crash_hook = None
+        files.crash_hook = None
 
 
 @pytest.mark.parametrize("point", CRASH_POINTS)

@@ -14,7 +14,7 @@ import yaml
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.router.api import create_app
+from services.router.app import create_app
 from services.router.clock import FixedClock
 from services.router.runtime import Runtime
 from services.router.stores.memory import MemoryBacklogStore

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from services.router.api import create_app
+from services.router.app import create_app
 from services.router.clock import FixedClock
 from services.router.runtime import Runtime
 from services.router.stores.memory import MemoryBacklogStore

@@ -14,9 +14,8 @@ import yaml
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.router.api import create_app
-from services.router.api.health_sources import JsonlJobLedgerReader
 from services.router.api.metrics_backlog import overdue_since, weeks_open_bucket
+from services.router.app import create_app
 from services.router.clock import FixedClock
 from services.router.generation.records import (
     generation_path,
@@ -24,7 +23,7 @@ from services.router.generation.records import (
     parse_generation,
     record_last_generation,
 )
-from services.router.jobs.runs import RunRecord
+from services.router.jobs.ledger import JsonlRunLedger, RunRecord
 from services.router.runtime import Runtime
 from services.router.stores.memory import MemoryBacklogStore
 from tests.api.conftest import make_rbac, make_runtime
@@ -131,15 +130,16 @@ def test_an_unreadable_task_registry_is_reported_not_raised(health_runtime: Runt
 
 def test_ledger_reader_rereads_only_when_the_file_changes(tmp_path: Path) -> None:
     path = tmp_path / "job_runs.jsonl"
-    reader = JsonlJobLedgerReader(path)
-    assert reader.runs() == {}
+    reader = JsonlRunLedger(tmp_path)
+    assert reader.path == path
+    assert reader.job_runs() == {}
     slot = NOW - timedelta(days=1)
     path.write_text(ledger_line("daily", slot, "succeeded", slot) + "\n")
-    first = reader.runs()
-    assert first["daily"].last_success == slot and reader.runs() is first
+    first = reader.job_runs()
+    assert first["daily"].last_success == slot and reader.job_runs() is first
     with path.open("a") as handle:
         handle.write(ledger_line("daily", slot + timedelta(days=1), "succeeded", NOW) + "\n")
-    assert reader.runs()["daily"].last_success == NOW
+    assert reader.job_runs()["daily"].last_success == NOW
 
 
 def test_generation_record_round_trip_and_tolerance(tmp_path: Path) -> None:

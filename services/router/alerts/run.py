@@ -13,20 +13,22 @@ from typing import Any
 
 from services.router.alerts.notifier import alert_transitions, owner_reminders
 from services.router.alerts.receivers import SLACK_ENV, WEBHOOK_ENV, Receiver
+from services.router.alerts.rules import AlertsPolicy
 from services.router.alerts.service import current_alerts
 from services.router.alerts.state import AlertStateFile
+from services.router.clock import Clock
 from services.router.domain.queries import MAX_PAGE, ItemQuery
-from services.router.tools.context import ToolContext
+from services.router.stores.base import BacklogStore
 
 log = logging.getLogger("backlog.alerts")
 MAX_ATTEMPTS = 500
 
 
-def overdue_items(ctx: ToolContext, env: str) -> list[dict[str, Any]]:
+def overdue_items(store: BacklogStore, env: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     cursor: str | None = None
     while True:
-        page = ctx.store.list(ItemQuery(env=env, overdue=True, limit=MAX_PAGE, cursor=cursor))
+        page = store.list(ItemQuery(env=env, overdue=True, limit=MAX_PAGE, cursor=cursor))
         out += page.items
         if page.next_cursor is None:
             return out
@@ -34,23 +36,23 @@ def overdue_items(ctx: ToolContext, env: str) -> list[dict[str, Any]]:
 
 
 def run_notifier(
-    ctx: ToolContext, *, envs: list[str], receivers: list[Receiver], state_file: AlertStateFile, dry_run: bool
+    store: BacklogStore, policy: AlertsPolicy, clock: Clock, *, envs: list[str], receivers: list[Receiver],
+    state_file: AlertStateFile, dry_run: bool,
 ) -> dict[str, Any]:
-    policy = ctx.policy().alerts
-    now = ctx.clock.now()
+    now = clock.now()
     with state_file.locked():
         state = state_file.load()
         queued: list[dict[str, Any]] = []
         firing: dict[str, list[dict[str, Any]]] = {}
         for env in envs:
-            dashboard = ctx.store.dashboard(env)
-            alerts = current_alerts(ctx.store, policy, env=env, dashboard=dashboard)
+            dashboard = store.dashboard(env)
+            alerts = current_alerts(store, policy, env=env, dashboard=dashboard)
             firing[env] = alerts
             queued += alert_transitions(
                 state, env=env, alerts=alerts, rule_names=[r.name for r in policy.rules], now=now,
                 cooldown=timedelta(minutes=policy.cooldown_minutes))
             if policy.reminders.per_owner_daily:
-                queued += owner_reminders(state, overdue=overdue_items(ctx, env), now=now)
+                queued += owner_reminders(state, overdue=overdue_items(store, env), now=now)
         if dry_run:
             return {"dry_run": True, "firing": firing, "would_send": queued, "receivers": [r.name for r in receivers]}
         if not receivers:

@@ -1,13 +1,11 @@
 """The notifier's state (what is firing, reminders sent, the outbox) in one JSON file.
 
-Written atomically (temp, fsync, rename) under an flock, so a crash never leaves half a state
-and two runs never interleave.
+Written atomically (``files.write_atomic``) under the file's lock (``files.locked``), so a crash
+never leaves half a state and two runs never interleave.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +13,7 @@ from pathlib import Path
 import orjson
 
 from services.router.alerts.notifier import State, empty_state
-from services.router.durable import write_atomic
+from services.router.files import locked, write_atomic
 
 
 class AlertStateFile:
@@ -24,13 +22,8 @@ class AlertStateFile:
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with locked(self.path.with_suffix(".lock")):
             yield
-        finally:
-            os.close(fd)
 
     def load(self) -> State:
         try:

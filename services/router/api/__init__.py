@@ -1,11 +1,4 @@
-"""The router's HTTP API: app factory, API keys and RBAC, routes, the one error→status map.
-
-``create_app`` is the entry point; importing this package reads no settings and opens nothing.
+"""The router's HTTP API: the JSON routes, health and metrics, and the one error→status map
+(``errors``, which the web pages use too). The app that serves them is ``services.router.app``;
+keys and RBAC are ``services.router.access``.
 """
-
-from __future__ import annotations
-
-from services.router.api.app import create_app
-from services.router.api.rbac import RbacConfig, load_rbac
-
-__all__ = ["RbacConfig", "create_app", "load_rbac"]

@@ -231,7 +231,7 @@ class RunsCollector(Collector):
             ok = False
         try:
             periods = self.sources.job_periods()
-            runs = self.sources.jobs.runs()
+            runs = self.sources.jobs.job_runs()
             for name, seconds in sorted(periods.items()):
                 period.add_metric([name], seconds)
                 known = runs.get(name)

@@ -1,6 +1,6 @@
 """``POST /v1/trackers/{name}/webhook``: a tracker tells us an issue changed.
 
-Authenticated by the tracker's own shared secret, not an API key (``api/auth.py`` lists the route
+Authenticated by the tracker's own shared secret, not an API key (``access/auth.py`` lists the route
 in ``TRACKER_SECRET_ROUTES``; ``trackers/webhooks.py`` checks the signature). It answers 202 once
 the pull of that issue is in the outbox, and the router runs it in the background
 (``trackers/kicker.py``); the body is never trusted for the issue's state.
@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from services.router.api.auth import current_runtime
+from services.router.access.auth import current_runtime
 from services.router.api.errors import OrjsonResponse, error_docs
 from services.router.runtime import Runtime
 from services.router.stores.tracker_link_factory import link_store_for

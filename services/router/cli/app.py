@@ -29,7 +29,6 @@ app = typer.Typer(
     help="Backlog Bridge: an owned, prioritized, deduplicated engineering backlog.",
 )
 console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True)
 
 CLI_ACTOR = "cli"
 

@@ -22,20 +22,19 @@ from services.router.cli.app import app, console, fail, print_json
 from services.router.errors import BacklogError, NotFound, ValidationFailed
 from services.router.jobs.cron import compare, render
 from services.router.jobs.cron_syntax import account_exists, check_file, errors_of
+from services.router.jobs.ledger import JsonlRunLedger, RunRecord, open_ledger
 from services.router.jobs.registry import (
     SCHEDULER_ACTOR,
     CronSettings,
     TaskRegistry,
     check_against_tools,
     default_registry_path,
-    grants,
     load_registry,
 )
-from services.router.jobs.runs import JsonlRunLedger, RunRecord
-from services.router.jobs.scheduler import DEFAULT_POLL_SECONDS, Scheduler, open_ledger
+from services.router.jobs.scheduler import DEFAULT_POLL_SECONDS, Scheduler
 from services.router.runtime import Runtime, build_runtime, configure_logging
 from services.router.settings import Settings, load_settings
-from services.router.tools.registry import did_you_mean
+from services.router.tools.registry import did_you_mean, grants
 
 jobs_app = typer.Typer(no_args_is_help=True, help="Governance jobs: the task registry, its cron file, runs.")
 app.add_typer(jobs_app, name="jobs")
@@ -147,7 +146,7 @@ def check_cmd(
 
 def tool_problems(registry: TaskRegistry, settings: Settings) -> list[str]:
     """Jobs vs the router's tool actions and the scheduler account in config/rbac.yml."""
-    from services.router.api.rbac import read_accounts
+    from services.router.access.rbac import read_accounts
     from services.router.tools.catalog import build_registry
 
     problems = check_against_tools(registry, build_registry())
@@ -159,7 +158,7 @@ def tool_problems(registry: TaskRegistry, settings: Settings) -> list[str]:
     if account is None:
         return [*problems, f"{rbac_path}: no {SCHEDULER_ACTOR!r} account"]
     for job in registry.jobs:
-        if not any(grants(held, job.entitlement) for held in account.entitlements):
+        if not grants(account.entitlements, job.entitlement):
             problems.append(f"{job.name}: the scheduler account in {rbac_path} lacks {job.entitlement}")
     return problems
 
@@ -279,6 +278,7 @@ def scheduler_cmd(
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+        runtime.start_background()  # Postgres retried and the journals replayed on a timer, not per job
         scheduler.serve(poll_seconds=poll_seconds, stop=stop)
         typer.echo("scheduler: stopped")
     except BacklogError as exc:

@@ -15,8 +15,8 @@ from datetime import date, datetime
 from typing import Any
 
 from services.router.clock import iso_z
-from services.router.domain.dashboard import OVERDUE_FIELDS, OVERDUE_LIMIT, PRIORITY_RANK, TOP_SERVICES, assemble
-from services.router.domain.enums import ACTIVE_STATUSES
+from services.router.domain.dashboard import OVERDUE_FIELDS, OVERDUE_LIMIT, TOP_SERVICES, assemble
+from services.router.domain.enums import ACTIVE_STATUSES, PRIORITY_RANK
 
 Record = dict[str, Any]
 DueKey = tuple[str, int, str]

@@ -14,13 +14,7 @@ from services.router.domain.enums import ALL_PRIORITIES, ALL_STATUSES
 
 OVERDUE_LIMIT = 50
 TOP_SERVICES = 10
-PRIORITY_RANK = {p: i for i, p in enumerate(ALL_PRIORITIES)}
 OVERDUE_FIELDS = ("id", "service", "category", "priority", "status", "owner", "due_date", "title")
-
-
-def overdue_sort_key(record: dict[str, Any]) -> tuple[str, int, str]:
-    """Oldest due date first, then the more urgent priority, then id for a stable order."""
-    return (record["due_date"], PRIORITY_RANK[record["priority"]], record["id"])
 
 
 def assemble(

@@ -17,15 +17,3 @@ def manual_key(env: str, service: str, category: str, title: str) -> str:
     """Key for a manual item sent without one: the same title twice is the same item."""
     digest = hashlib.sha256(title.strip().lower().encode()).hexdigest()[:16]
     return f"manual:{env}:{service}:{category}:{digest}"
-
-
-def key_week(key: str) -> str | None:
-    """The week label inside a generated key, or None for keys without one."""
-    parts = key.split(":")
-    if len(parts) == 5:
-        try:
-            parse_week(parts[1])
-        except ValueError:
-            return None
-        return parts[1]
-    return None

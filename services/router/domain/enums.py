@@ -38,3 +38,4 @@ ACTIVE_STATUSES: frozenset[str] = frozenset({Status.OPEN, Status.IN_PROGRESS, St
 CLOSED_STATUSES: frozenset[str] = frozenset({Status.DONE, Status.CANCELED})
 ALL_STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
 ALL_PRIORITIES: tuple[str, ...] = tuple(p.value for p in Priority)
+PRIORITY_RANK: dict[str, int] = {p: i for i, p in enumerate(ALL_PRIORITIES)}  # by value: members hash as theirs

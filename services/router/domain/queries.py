@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import date
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from services.router.domain.changes import RECORD_FIELDS
 from services.router.domain.enums import ACTIVE_STATUSES, Priority, Status
 from services.router.domain.models import Slug
+from services.router.domain.strict import JSON_INTEGER, Flag
 from services.router.domain.transitions import is_overdue
 
 MAX_PAGE = 500
@@ -28,9 +29,9 @@ class ItemQuery(BaseModel):
     owner: Slug | None = None
     priority: Priority | None = None
     category: Slug | None = None
-    overdue: bool | None = None
-    active: bool | None = Field(default=None, description="open, in_progress or blocked")
-    limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE)
+    overdue: Flag | None = None
+    active: Flag | None = Field(default=None, description="open, in_progress or blocked")
+    limit: Annotated[int, Strict(), Field(ge=1, le=MAX_PAGE), JSON_INTEGER] = DEFAULT_PAGE
     cursor: str | None = Field(default=None, max_length=64, description="id of the last item seen")
 
     def matches(self, record: dict[str, Any], today: date) -> bool:

@@ -179,7 +179,3 @@ def latest_platform_digest(reports_dir: Path, *, not_after: date | None = None) 
     """The newest platform digest not after ``not_after``'s week (any week without it); None when there is none."""
     return find_platform_digest(reports_dir, not_after=not_after).found
 
-
-def latest_risk_digest(reports_dir: Path, *, not_after: date | None = None) -> Found[RiskDigest] | None:
-    """The newest risk digest not after ``not_after`` (any date without it); None when there is none."""
-    return find_risk_digest(reports_dir, not_after=not_after).found

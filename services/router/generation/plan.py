@@ -134,7 +134,7 @@ def index_history(earlier: Iterable[Record], prefix: str) -> History:
 
 def generated_week(record: Record, prefix: str, orders: dict[str, tuple[int, int] | None]) -> Dated | None:
     """``(week order, week, record)`` when the record's key is the generated key of its own week
-    and problem (``key_week`` and ``generated_key``); ``orders`` remembers the labels seen."""
+    and problem (``generated_key``); ``orders`` remembers the labels seen."""
     parts = record["dedupe_key"].split(":")
     if len(parts) != 5 or parts[0] != prefix or parts[2] != record["env"] or parts[3] != record["service"] \
             or parts[4] != record["category"]:

@@ -20,8 +20,7 @@ from typing import Any
 import orjson
 
 from services.router.clock import iso_z, parse_utc
-from services.router.durable import write_atomic
-from services.router.file_cache import ChangedFileCache
+from services.router.files import ChangedFileCache, write_atomic
 
 log = logging.getLogger("backlog.generation")
 
@@ -91,10 +90,10 @@ def parse_generation(env: str, data: Any) -> GenerationRecord | None:
     )
 
 
-def _read_record(path: Path) -> GenerationRecord | None:
+def _read_record(path: Path, data: bytes) -> GenerationRecord | None:
     env = path.name[len("last_"):-len(".json")]
     # orjson, as it was written: a run lists every candidate
-    return parse_generation(env, orjson.loads(path.read_bytes()))
+    return parse_generation(env, orjson.loads(data))
 
 
 # /metrics and the dashboard read the records on every scrape or page; runs rewrite them weekly.

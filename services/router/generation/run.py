@@ -23,7 +23,8 @@ from services.router.domain.changes import Record
 from services.router.domain.dedupe import generated_key
 from services.router.domain.queries import MAX_PAGE, ItemQuery
 from services.router.domain.weeks import parse_week, previous_week
-from services.router.generation.candidates import Candidate, DigestFacts, build_candidates, select
+from services.router.generation.candidates import Candidate, build_candidates, select
+from services.router.generation.facts import DigestFacts
 from services.router.generation.plan import (
     Action,
     History,

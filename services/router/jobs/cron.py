@@ -24,8 +24,6 @@ from typing import Any
 from services.router.jobs.cron_syntax import MACROS, split_variable
 from services.router.jobs.registry import CronSettings, TaskRegistry
 
-HEADER_VARIABLES = ("SHELL", "PATH", "REPO_ROOT", "ROUTER_URL")
-
 
 def _params_json(params: dict[str, Any]) -> str:
     return json.dumps(params, separators=(",", ":"), ensure_ascii=False)

@@ -22,16 +22,18 @@ The ``job_runs`` table is migration step 3 (``stores/migrations/0003_job_runs.sq
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from services.router.clock import ensure_utc
 from services.router.errors import StoreUnavailable
-from services.router.jobs.runs import Claim, RunRecord, Status, result_json
+from services.router.jobs.run_records import Claim, JobRuns, RunRecord, Status, result_json
 
 if TYPE_CHECKING:  # psycopg is imported when a ledger connects
     import psycopg
@@ -46,11 +48,35 @@ COLUMNS = "job, slot, status, tool, action, attempts, host, pid, started_at, fin
 # Advisory lock keys share one 64-bit space with every other user of the database; a hash of the
 # (job, slot) pair under our own prefix keeps collisions out of reach.
 LOCK_PREFIX = b"backlog-bridge/job_runs/"
+P = ParamSpec("P")
+T = TypeVar("T")
+JOB_RUNS_SQL = (
+    "SELECT job, min(slot) AS first_slot, max(finished_at) FILTER (WHERE status = 'succeeded') AS last_success "
+    "FROM job_runs GROUP BY job"
+)
+JOB_RUNS_CACHE_SECONDS = 60.0  # /metrics is scraped every 15 s; one short query a minute is plenty
 
 
 def slot_lock_key(job: str, slot: datetime) -> int:
     digest = hashlib.blake2b(LOCK_PREFIX + f"{job}@{slot.isoformat()}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+def driver_errors(method: Callable[P, T]) -> Callable[P, T]:
+    """Driver errors as ``StoreUnavailable`` (the server went away mid-query): the scheduler's loop
+    logs and retries a pass that failed so, instead of dying with a traceback."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        import psycopg
+
+        try:
+            return method(*args, **kwargs)
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"scheduler ledger: Postgres failed ({exc.sqlstate or type(exc).__name__})",
+                                   backend="postgres") from None
+
+    return wrapper
 
 
 def _record(row: dict[str, Any]) -> RunRecord:
@@ -65,10 +91,13 @@ def _record(row: dict[str, Any]) -> RunRecord:
 class PgRunLedger:
     mode = "postgres"
 
-    def __init__(self, dsn: str, *, connect_timeout_seconds: float = 3.0) -> None:
+    def __init__(self, dsn: str, *, connect_timeout_seconds: float = 3.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._dsn = dsn
         self._timeout = max(1, int(connect_timeout_seconds))
         self._conn: psycopg.Connection[dict[str, Any]] | None = None
+        self._monotonic = monotonic
+        self._job_runs: tuple[float, dict[str, JobRuns]] | None = None
 
     def describe(self) -> str:
         return "multi-process mode (Postgres job_runs ledger with advisory locks)"
@@ -90,6 +119,7 @@ class PgRunLedger:
             self._conn = self._connect(autocommit=True)
         return self._conn
 
+    @driver_errors
     def check_schema(self) -> None:
         row = self._shared().execute("SELECT to_regclass('job_runs') AS t").fetchone()
         if row is None or row["t"] is None:
@@ -98,10 +128,12 @@ class PgRunLedger:
                 backend="postgres",
             )
 
+    @driver_errors
     def last_slot(self, job: str) -> datetime | None:
         row = self._shared().execute("SELECT max(slot) AS s FROM job_runs WHERE job = %s", (job,)).fetchone()
         return row["s"] if row else None
 
+    @driver_errors
     def running_slots(self, job: str, since: datetime) -> list[datetime]:
         rows = self._shared().execute(
             "SELECT slot FROM job_runs WHERE job = %s AND status = 'running' AND slot >= %s ORDER BY slot",
@@ -109,12 +141,14 @@ class PgRunLedger:
         ).fetchall()
         return [r["slot"] for r in rows]
 
+    @driver_errors
     def get(self, job: str, slot: datetime) -> RunRecord | None:
         row = self._shared().execute(
             f"SELECT {COLUMNS} FROM job_runs WHERE job = %s AND slot = %s", (job, slot)
         ).fetchone()
         return _record(row) if row else None
 
+    @driver_errors
     def history(self, job: str | None = None, limit: int = 20) -> list[RunRecord]:
         rows = self._shared().execute(
             f"SELECT {COLUMNS} FROM job_runs WHERE (%s::text IS NULL OR job = %s) "
@@ -127,18 +161,23 @@ class PgRunLedger:
         """A transaction holding the slot's advisory lock (None: another process holds it)."""
         conn = self._connect(autocommit=False)
         try:
-            conn.execute(SESSION_SETTINGS)
-            got = conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS ok",
-                               (slot_lock_key(record.job, record.slot),)).fetchone()
-            if not (got and got["ok"]):
-                yield None
-                return
-            # A new statement, so a new snapshot: it sees whatever the last holder committed.
-            row = conn.execute(f"SELECT {COLUMNS} FROM job_runs WHERE job = %s AND slot = %s",
-                               (record.job, record.slot)).fetchone()
-            yield _Locked(conn, _record(row) if row else None)
+            locked = self._lock_slot(conn, record)
+            yield locked
         finally:
             conn.close()  # without COMMIT this rolls back: the lock goes either way
+
+    @staticmethod
+    @driver_errors
+    def _lock_slot(conn: psycopg.Connection[dict[str, Any]], record: RunRecord) -> _Locked | None:
+        conn.execute(SESSION_SETTINGS)
+        got = conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS ok",
+                           (slot_lock_key(record.job, record.slot),)).fetchone()
+        if not (got and got["ok"]):
+            return None
+        # A new statement, so a new snapshot: it sees whatever the last holder committed.
+        row = conn.execute(f"SELECT {COLUMNS} FROM job_runs WHERE job = %s AND slot = %s",
+                           (record.job, record.slot)).fetchone()
+        return _Locked(conn, _record(row) if row else None)
 
     @contextmanager
     def claim(self, record: RunRecord) -> Iterator[Claim | None]:
@@ -149,6 +188,7 @@ class PgRunLedger:
             claim = _PgClaim(locked.conn, self._mark_running(record))
             yield claim
 
+    @driver_errors
     def _mark_running(self, record: RunRecord) -> RunRecord:
         row = self._shared().execute(
             f"""INSERT INTO job_runs (job, slot, status, tool, action, attempts, host, pid, started_at)
@@ -162,6 +202,7 @@ class PgRunLedger:
         assert row is not None
         return _record(row)
 
+    @driver_errors
     def skip(self, record: RunRecord) -> bool:
         """Record a slot too late to run: absent, or ``running`` with a dead holder (lock free)."""
         with self._locked(record) as locked:
@@ -179,6 +220,27 @@ class PgRunLedger:
             )
             locked.conn.commit()
             return True
+
+    def job_runs(self) -> dict[str, JobRuns]:
+        """Each job's last success and first slot, at most one query a minute; no table yet means no runs.
+
+        On its own short connection: the router's metrics scrapes must not queue behind a job run."""
+        now = self._monotonic()
+        if self._job_runs is not None and now - self._job_runs[0] < JOB_RUNS_CACHE_SECONDS:
+            return self._job_runs[1]
+        import psycopg
+
+        try:
+            with self._connect(autocommit=True) as conn:
+                rows = conn.execute(JOB_RUNS_SQL).fetchall()
+        except psycopg.errors.UndefinedTable:
+            rows = []
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"job ledger: cannot read job_runs ({exc.sqlstate or 'no answer'})",
+                                   backend="postgres") from None
+        summary = {str(r["job"]): JobRuns(r["last_success"], r["first_slot"]) for r in rows}
+        self._job_runs = (now, summary)
+        return summary
 
     def reload(self) -> None:
         """Nothing to do: every question is a query."""
@@ -201,6 +263,7 @@ class _PgClaim:
     record: RunRecord
     finished: bool = False
 
+    @driver_errors
     def finish(self, status: Status, *, finished_at: datetime, duration_ms: int, summary: str | None,
                error: str | None, result: Any) -> RunRecord:
         """The outcome and the lock's release commit together."""

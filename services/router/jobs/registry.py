@@ -16,17 +16,16 @@ import yaml
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
+from services.router.config_file import load_config_file
 from services.router.errors import BacklogError
-from services.router.policy import load_config_file, parse_config_text
 from services.router.settings import Settings
-from services.router.tools.registry import ToolRegistry
+from services.router.tools.registry import ToolRegistry, grants
 
 # What the `scheduler` service account holds (config/rbac.yml, RUNBOOK §9). A job needing more
 # could never run through the router, so the registry refuses it up front.
 SCHEDULER_ENTITLEMENTS: frozenset[str] = frozenset({"tools.backlog.admin", "tools.pressure.write", "tools.risk.write",
                                                   "tools.tracker.admin"})
 SCHEDULER_ACTOR = "scheduler"
-REGISTRY_PATH_ENV = "BACKLOG_TASK_REGISTRY"
 
 JOB_NAME = r"^[a-z][a-z0-9_]{0,63}$"
 TOOL_NAME = r"^[a-z][a-z0-9_]*$"
@@ -107,7 +106,7 @@ class Job(BaseModel):
     @field_validator("entitlement")
     @classmethod
     def _scheduler_holds_it(cls, value: str) -> str:
-        if not any(grants(held, value) for held in SCHEDULER_ENTITLEMENTS):
+        if not grants(SCHEDULER_ENTITLEMENTS, value):
             raise ValueError(f"the scheduler account holds only {', '.join(sorted(SCHEDULER_ENTITLEMENTS))}")
         return value
 
@@ -190,11 +189,11 @@ def default_registry_path(settings: Settings) -> Path:
 REGISTRY_SHAPE = "a mapping with version, cron and jobs"
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML keeps the last of two equal keys silently; a registry must not."""
 
 
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+def _construct_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     keys: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
@@ -206,24 +205,12 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
     return loader.construct_mapping(node, deep=deep)
 
 
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def parse_registry(text: str, path: Path) -> TaskRegistry:
-    return parse_config_text(TaskRegistry, text, path, loader=_UniqueKeyLoader, shape=REGISTRY_SHAPE)
+UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def load_registry(path: Path) -> TaskRegistry:
     """Read and validate the registry; a missing file is an error, never an empty schedule."""
-    return load_config_file(TaskRegistry, path, "task registry", loader=_UniqueKeyLoader, shape=REGISTRY_SHAPE)
-
-
-def grants(held: str, needed: str) -> bool:
-    """admin ⊃ write ⊃ read within one area (the router's rule, config/rbac.yml)."""
-    levels = ("read", "write", "admin")
-    held_area, _, held_level = held.rpartition(".")
-    needed_area, _, needed_level = needed.rpartition(".")
-    return held_area == needed_area and levels.index(held_level) >= levels.index(needed_level)
+    return load_config_file(TaskRegistry, path, "task registry", loader=UniqueKeyLoader, shape=REGISTRY_SHAPE)
 
 
 def check_against_tools(registry: TaskRegistry, tools: ToolRegistry) -> list[str]:
@@ -239,7 +226,7 @@ def check_against_tools(registry: TaskRegistry, tools: ToolRegistry) -> list[str
         except BacklogError as exc:
             problems.append(f"{job.name}: {job.call} is not served by the router ({exc.message})")
             continue
-        if not grants(job.entitlement, spec.entitlement):
+        if not grants([job.entitlement], spec.entitlement):
             problems.append(f"{job.name}: declares {job.entitlement} but {job.call} requires {spec.entitlement}")
         try:
             tools.parse(spec, job.params_for(datetime(2026, 1, 5, tzinfo=UTC)))

@@ -11,7 +11,7 @@ oldest first across all jobs — so the 06:00 digest is handled before the 06:20
   the prerequisite failed or never ran, the job runs anyway and a failure names the prerequisite.
 
 The ledger decides who runs a slot (``pg_ledger``: any number of processes on one Postgres;
-``runs.JsonlRunLedger``: one process per host). Time comes from an injected clock.
+``ledger.JsonlRunLedger``: one process per host). Time comes from an injected clock.
 """
 
 from __future__ import annotations
@@ -24,13 +24,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from services.router.clock import Clock, iso_z
 from services.router.errors import BacklogError, ValidationFailed
+from services.router.jobs.ledger import RunLedger, RunRecord, summarize
 from services.router.jobs.registry import SCHEDULER_ACTOR, Job, TaskRegistry
-from services.router.jobs.runs import JsonlRunLedger, RunLedger, RunRecord, summarize
 from services.router.jobs.slots import (
     MAX_LOOKBACK,
     describe_lateness,
@@ -40,7 +39,6 @@ from services.router.jobs.slots import (
     slots_between,
 )
 from services.router.runtime import Runtime
-from services.router.settings import Settings
 
 log = logging.getLogger("backlog.scheduler")
 
@@ -174,28 +172,3 @@ class Scheduler:
             if until is not None and self.clock.now() >= until:
                 return
             stop.wait(poll_seconds)
-
-
-def state_dir(settings: Settings) -> Path:
-    """Where the JSONL ledger and the host lock live: ``$BACKLOG_STATE_DIR``, else ``ops/state``."""
-    return settings.state_dir
-
-
-def open_ledger(settings: Settings, *, state: Path | None = None) -> RunLedger:
-    """Postgres when configured (several processes), else the JSONL ledger (one process per host).
-
-    With ``BACKLOG_BACKEND=auto`` and a DSN the scheduler insists on Postgres and does not fall back
-    to JSONL as the store does: a host quietly scheduling on its own would run slots twice.
-    """
-    dsn = settings.postgres_dsn_value
-    backend = settings.backlog_backend
-    if backend == "postgres" or (backend == "auto" and dsn):
-        if not dsn:
-            raise ValidationFailed("BACKLOG_BACKEND=postgres needs BACKLOG_POSTGRES_DSN (or POSTGRES_DSN)",
-                                   field="BACKLOG_POSTGRES_DSN")
-        from services.router.jobs.pg_ledger import PgRunLedger
-
-        ledger = PgRunLedger(dsn, connect_timeout_seconds=settings.backlog_pg_connect_timeout_seconds)
-        ledger.check_schema()
-        return ledger
-    return JsonlRunLedger(state or state_dir(settings))

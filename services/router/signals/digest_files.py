@@ -1,17 +1,14 @@
 """Digest files on disk: atomic replacement and a lock for read-merge-write.
 
 A reader (weekly generation, a person, the dashboard) must never see half a digest, so each
-file is written to a temp file in the same folder, fsynced, renamed over the old one, and the
-folder is fsynced. Temp names start with a dot and do not end in ``.json``/``.md``, so a
-``*.json`` glob never picks one up. Runs that merge into an existing file (a digest for one env
-keeps the others) hold an ``flock`` on the folder's lock file from read to rename.
+file is replaced atomically (``files.write_atomic``: temp names start with a dot and do not end
+in ``.json``/``.md``, so a ``*.json`` glob never picks one up). Runs that merge into an existing
+file (a digest for one env keeps the others) hold the folder's lock from read to rename.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from services.router.durable import write_atomic
+from services.router.files import locked, write_atomic
 
 log = logging.getLogger("backlog.digest")
 
@@ -34,13 +31,8 @@ def write_json_and_md(json_path: Path, digest: dict[str, Any], markdown: str) ->
 
 @contextmanager
 def folder_lock(folder: Path) -> Iterator[None]:
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with locked(folder / LOCK_NAME):
         yield
-    finally:
-        os.close(fd)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

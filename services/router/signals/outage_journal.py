@@ -1,7 +1,7 @@
 """Signal writes accepted on JSONL while the Auto store is degraded, and their replay into Postgres.
 
-Why: during a Postgres outage ``signal_store_for`` serves signals and risk snapshots from the
-JSONL signal store, and once Postgres is back every read (digests, risk history) goes to
+Why: during a Postgres outage the Auto signal store (``store_auto``) serves signals and risk
+snapshots from the JSONL signal store, and once Postgres is back every read (digests, risk history) goes to
 Postgres again — which would silently miss what was ingested meanwhile (an Alertmanager webhook
 that got a 2xx). So each such write is also journaled, and replayed when Postgres returns.
 
@@ -102,7 +102,7 @@ class JournaledSignalStore:
         return self._store.delete_snapshots_before(cutoff)
 
     def close(self) -> None:
-        """The JSONL store and the journal belong to the process-wide cache, which closes them."""
+        """The JSONL store and the journal belong to the Auto signal store, which closes them."""
 
 
 def apply_request(target: SignalStore, record: dict[str, Any]) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from services.router.domain.text import signed
+
 PRESSURE_COLUMNS = (
     ("risk_avg_7d", "risk avg 7d"), ("risk_max_7d", "risk max 7d"), ("risk_delta_7d", "Δ risk 7d"),
     ("incidents_30d", "incidents 30d"), ("recurring_incidents_30d", "recurring 30d"),
@@ -23,10 +25,6 @@ def cell(value: Any) -> str:
     """Table-safe text: pipes and newlines would break a Markdown row."""
     text = "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
     return text.replace("|", "\\|").replace("\n", " ")
-
-
-def signed(value: float | None) -> str:
-    return "-" if value is None else f"{value:+g}"
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:

@@ -13,10 +13,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.router.policy import load_config_file
-from services.router.settings import Settings
+from services.router.config_file import load_config_file
 
-RISK_POLICY_FILE = "risk_policy.yml"
 Points = Annotated[float, Field(ge=0, le=100)]
 Weight = Annotated[float, Field(ge=0, le=100)]
 LabelName = Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=128)]
@@ -147,15 +145,7 @@ class RiskPolicy(BaseModel):
     alertmanager: AlertmanagerLabels = Field(default_factory=AlertmanagerLabels)
 
 
-def risk_policy_path(settings: Settings) -> Path:
-    """``$BACKLOG_RISK_POLICY_PATH`` when settings carry it, else ``config/risk_policy.yml``."""
-    return settings.risk_policy_path
-
-
 def load_risk_policy(path: Path) -> RiskPolicy:
     """Read and validate the file (cached until it changes); a missing file is an error, not defaults."""
     return load_config_file(RiskPolicy, path, "risk policy file")
 
-
-def parse_risk_policy(path: Path) -> RiskPolicy:
-    return load_config_file(RiskPolicy, path, "risk policy file")

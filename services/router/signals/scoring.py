@@ -23,7 +23,6 @@ DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
 MONTH = timedelta(days=30)
 MAX_SCORE = 100.0
-RISK_PARTS = ("incidents", "vulnerabilities", "alerts", "slo_breaches", "followups", "deploys")
 PRESSURE_SIGNALS = ("risk_avg_7d", "incidents_30d", "recurring_incidents_30d", "slo_breaches_7d",
                     "overdue_followups", "open_critical_vulns", "failed_deploys_7d")
 SEVERITY_RANK = {"sev1": 0, "sev2": 1, "sev3": 2, "sev4": 3, "critical": 0, "high": 1, "warning": 1,
@@ -181,11 +180,6 @@ def delta(snaps: Sequence[RiskSnapshot], at: datetime, horizon: timedelta) -> fl
     if baseline is None:
         baseline = next((s for s in older if s.slot >= latest.slot - horizon), None)
     return None if baseline is None else r1(latest.score - baseline.score)
-
-
-def band_at(snaps: Sequence[RiskSnapshot], at: datetime) -> str | None:
-    snap = latest_at(snaps, at)
-    return snap.band if snap is not None else None
 
 
 # -- pressure ---------------------------------------------------------------------------------

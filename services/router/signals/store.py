@@ -77,7 +77,9 @@ class UpsertOutcome:
 
 @runtime_checkable
 class SignalStore(Protocol):
-    backend: str
+    @property
+    def backend(self) -> str:
+        """``memory``, ``jsonl`` or ``postgres``: what serves the calls now (Auto: either of the last two)."""
 
     def upsert_many(self, signals: Sequence[AnySignal], *, dry_run: bool = False) -> UpsertOutcome: ...
     def query(

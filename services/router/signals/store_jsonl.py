@@ -13,7 +13,6 @@ The same discipline as the backlog's JSONL store, reusing its ``JsonlLog``:
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -25,9 +24,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.router.errors import StoreUnavailable
+from services.router.files import FileLock, remove_temp_files, replace_durably, temp_path
 from services.router.signals.models import KINDS, AnySignal, parse_signal
 from services.router.signals.store import IndexedSignalStore, RiskSnapshot
-from services.router.stores.jsonl_log import JsonlLog, fsync_dir, write_file_durably
+from services.router.stores.jsonl_log import JsonlLog, write_file_durably
 
 log = logging.getLogger("signal_store")
 
@@ -35,7 +35,6 @@ SIGNALS_FILE = "signals.jsonl"
 SNAPSHOTS_FILE = "snapshots.jsonl"
 SIGNALS_LOCK = ".signals.lock"
 SNAPSHOTS_LOCK = ".risk.lock"
-TEMP_MARK = ".tmp-"
 
 
 def is_signal_line(record: dict[str, Any]) -> bool:
@@ -57,11 +56,11 @@ class JsonlSignalStore(IndexedSignalStore):
             folder.mkdir(parents=True, exist_ok=True)
         self.signals_log = JsonlLog(signals_dir / SIGNALS_FILE)
         self.snapshots_log = JsonlLog(risk_dir / SNAPSHOTS_FILE)
+        self._signals_lock = FileLock(signals_dir / SIGNALS_LOCK)
+        self._snapshots_lock = FileLock(risk_dir / SNAPSHOTS_LOCK)
         self.invalid_lines = 0
-        for path in risk_dir.iterdir():
-            if TEMP_MARK in path.name:
-                log.warning("removing leftover temp file %s from an interrupted cleanup", path)
-                path.unlink(missing_ok=True)
+        remove_temp_files(risk_dir, lambda path: log.warning(
+            "removing leftover temp file %s from an interrupted cleanup", path))
 
     # -- reading -------------------------------------------------------------------------
     def _refresh(self) -> None:
@@ -94,27 +93,22 @@ class JsonlSignalStore(IndexedSignalStore):
 
     # -- writing -------------------------------------------------------------------------
     @contextmanager
-    def _file_lock(self, folder: Path, name: str, file_log: JsonlLog) -> Iterator[None]:
-        with self._mutex:
-            fd = os.open(folder / name, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                self._refresh()
-                if file_log.changed_since_verified():
-                    file_log.cut_torn_tail()
-                    file_log.mark_verified()
-                yield
-            finally:
-                os.close(fd)  # closing releases the flock
+    def _file_lock(self, lock: FileLock, file_log: JsonlLog) -> Iterator[None]:
+        with self._mutex, lock.hold():
+            self._refresh()
+            if file_log.changed_since_verified():
+                file_log.cut_torn_tail()
+                file_log.mark_verified()
+            yield
 
     @contextmanager
     def _locked_signals(self) -> Iterator[None]:
-        with self._file_lock(self.signals_dir, SIGNALS_LOCK, self.signals_log):
+        with self._file_lock(self._signals_lock, self.signals_log):
             yield
 
     @contextmanager
     def _locked_snapshots(self) -> Iterator[None]:
-        with self._file_lock(self.risk_dir, SNAPSHOTS_LOCK, self.snapshots_log):
+        with self._file_lock(self._snapshots_lock, self.snapshots_log):
             yield
 
     def _persist_signals(self, signals: Sequence[AnySignal]) -> None:
@@ -138,11 +132,10 @@ class JsonlSignalStore(IndexedSignalStore):
         kept = {k: s for k, s in self.snaps.items() if k not in dropped}
         records = [kept[k].record() for k in sorted(kept)]
         path = self.snapshots_log.path
-        temp = path.with_name(f"{path.name}{TEMP_MARK}{os.getpid()}")
+        temp = temp_path(path)
         try:
             write_file_durably(temp, records, "snapshot_cleanup")
-            os.replace(temp, path)
-            fsync_dir(self.risk_dir)
+            replace_durably(temp, path)
         except OSError as exc:
             temp.unlink(missing_ok=True)
             raise StoreUnavailable(f"snapshot cleanup failed: {exc.strerror or exc}") from exc
@@ -157,6 +150,8 @@ class JsonlSignalStore(IndexedSignalStore):
         with self._mutex:
             self.signals_log.close()
             self.snapshots_log.close()
+            self._signals_lock.close()
+            self._snapshots_lock.close()
 
     def status(self) -> dict[str, Any]:
         return {"backend": self.backend, "signals": len(self.signals), "snapshots": len(self.snaps),

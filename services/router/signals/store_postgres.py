@@ -7,11 +7,15 @@ schema is one clear error that says to run the migration.
 Upserts read the stored versions of the batch's keys ``FOR UPDATE``, plan with the same
 ``plan_upsert`` as the other backends (so "unchanged" means the same on all of them), and
 write only real changes with ``INSERT … ON CONFLICT`` — also safe when two writers race on a
-key neither has seen.
+key neither has seen. Writes are retried like the backlog's (``pg_conn.retrying``: a transaction
+rolled back for a deadlock or a serialization failure runs again); connection trouble is
+``StoreUnavailable`` (the Auto store falls back on it), and a server that answers but refuses is
+``StoreUnavailable`` with ``reason="transient"`` (no fallback: the replay would meet the same refusal).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -24,6 +28,7 @@ from psycopg_pool import ConnectionPool
 from services.router.errors import StoreUnavailable
 from services.router.signals.models import AnySignal, parse_signal
 from services.router.signals.store import RiskSnapshot, UpsertOutcome, plan_snapshots, plan_upsert
+from services.router.stores.pg_conn import TRANSIENT, retrying
 
 UPSERT_SIGNAL = """
 INSERT INTO signals (kind, id, env, service, occurred_at, data, updated_at)
@@ -44,7 +49,10 @@ SCHEMA_MISSING = "signals schema missing: run ops/scripts/migrate_backlog_postgr
 class PostgresSignalStore:
     backend = "postgres"
 
-    def __init__(self, dsn: str, *, connect_timeout_seconds: float = 3.0, max_size: int = 4) -> None:
+    def __init__(self, dsn: str, *, connect_timeout_seconds: float = 3.0, max_size: int = 4,
+                 lazy: bool = False) -> None:
+        """Connects now, or with ``lazy`` on the first call (a CLI command that never touches
+        signals then opens no pool)."""
         # ``check``: the pool outlives outages, and a restarted server leaves its connections dead;
         # unchecked, the first call after one (the replay of what the outage journaled) would fail.
         self._pool = ConnectionPool(
@@ -52,26 +60,38 @@ class PostgresSignalStore:
             check=ConnectionPool.check_connection,
             kwargs={"connect_timeout": max(1, int(connect_timeout_seconds))},
         )
-        try:
-            self._pool.open(wait=True, timeout=connect_timeout_seconds)
-        except Exception as exc:
-            self._pool.close()
-            raise StoreUnavailable("cannot reach Postgres for the signal store") from exc
-        self._check_schema()
+        self._timeout = connect_timeout_seconds
+        self._connected = False
+        self._connect_lock = threading.Lock()
+        if not lazy:
+            self.connect()
 
-    def _check_schema(self) -> None:
-        with self._pool.connection() as conn:
-            row = conn.execute(
-                "SELECT to_regclass('signals') IS NOT NULL AND to_regclass('risk_snapshots') IS NOT NULL"
-            ).fetchone()
-        if not row or not row[0]:
-            self.close()
-            raise StoreUnavailable(SCHEMA_MISSING)
+    def connect(self) -> None:
+        """Open the pool and check the schema (once); ``StoreUnavailable`` when either fails."""
+        with self._connect_lock:
+            if self._connected:
+                return
+            try:
+                self._pool.open(wait=True, timeout=self._timeout)
+            except Exception as exc:
+                self._pool.close()
+                raise StoreUnavailable("cannot reach Postgres for the signal store") from exc
+            with self._pool.connection() as conn:
+                row = conn.execute(
+                    "SELECT to_regclass('signals') IS NOT NULL AND to_regclass('risk_snapshots') IS NOT NULL"
+                ).fetchone()
+            if not row or not row[0]:
+                self._pool.close()
+                raise StoreUnavailable(SCHEMA_MISSING)
+            self._connected = True
 
     # -- signals -------------------------------------------------------------------------
     def upsert_many(self, signals: Sequence[AnySignal], *, dry_run: bool = False) -> UpsertOutcome:
         if not signals:
             return UpsertOutcome()
+        return retrying(lambda: self._upsert_many(signals, dry_run=dry_run))
+
+    def _upsert_many(self, signals: Sequence[AnySignal], *, dry_run: bool) -> UpsertOutcome:
         kinds = [s.kind_name for s in signals]
         ids = [s.id for s in signals]
         lock = sql.SQL("") if dry_run else sql.SQL(" FOR UPDATE")
@@ -114,6 +134,10 @@ class PostgresSignalStore:
         keys = list(dict.fromkeys(s.key for s in snapshots))
         if not keys:
             return 0
+        return retrying(lambda: self._put_snapshots(keys, snapshots, keep_newer=keep_newer))
+
+    def _put_snapshots(self, keys: list[tuple[str, str, datetime]], snapshots: Sequence[RiskSnapshot], *,
+                       keep_newer: bool) -> int:
         envs, services, slots = zip(*keys, strict=True)
         query = (
             f"SELECT {SNAPSHOT_COLUMNS} FROM risk_snapshots WHERE (env, service, slot) IN "
@@ -154,6 +178,8 @@ class PostgresSignalStore:
 
     # -- helpers -------------------------------------------------------------------------
     def _transaction(self) -> _Transaction:
+        if not self._connected:
+            self.connect()
         return _Transaction(self._pool)
 
 
@@ -178,9 +204,18 @@ class _Transaction:
         try:
             self._cm.__exit__(kind, exc, tb)  # commits, or rolls back on an exception
         except psycopg.Error as err:
-            raise StoreUnavailable(f"signal store: {type(err).__name__}") from err
+            raise unavailable(err) from err
         if isinstance(exc, psycopg.Error):
-            raise StoreUnavailable(f"signal store: {type(exc).__name__}") from exc
+            raise unavailable(exc) from exc
+
+
+def unavailable(exc: psycopg.Error) -> StoreUnavailable:
+    """Connection trouble is an outage; any other refusal (a rolled-back transaction included)
+    comes from a server that is up."""
+    refused = isinstance(exc, psycopg.errors.TransactionRollback | psycopg.errors.OutOfMemory)
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) and not refused:
+        return StoreUnavailable(f"signal store: {type(exc).__name__}")
+    return StoreUnavailable(f"signal store: {type(exc).__name__}", reason=TRANSIENT)
 
 
 def filters(

@@ -3,9 +3,11 @@
 - Start: open Postgres with a short connect timeout. Success logs ``using PostgresBacklogStore``;
   otherwise a WARNING with the reason (unreachable …, or ``schema missing: run
   ops/scripts/migrate_backlog_postgres.py``) and ``using JsonlBacklogStore``.
-- On JSONL, Postgres is retried every ``BACKLOG_PG_RETRY_SECONDS`` — lazily, on the next call
-  after the interval (``try_recover()`` forces it). Once back, every write accepted meanwhile
-  is replayed (see ``fallback_journal``), then the store switches and logs the line again.
+- When to leave Postgres and when to come back is the process's one ``stores.failover.Failover``,
+  shared with the signal store: on JSONL, Postgres is retried every ``BACKLOG_PG_RETRY_SECONDS``
+  — on the next call after the interval, and on a timer in ``serve`` and ``scheduler``
+  (``try_recover()`` forces it). Once back, every write accepted meanwhile is replayed (see
+  ``fallback_journal``), then the stores switch and the line is logged again.
 - A call that fails on Postgres because the connection dropped is served by JSONL: a write is
   journaled and accepted there, not lost. Writes through this store carry an op id that
   Postgres records with the effect, so a write whose commit landed just before the drop is
@@ -16,11 +18,8 @@
   ``"backend"``/``"degraded"``, and ``cleanup`` is skipped (returns 0; the reason is in
   ``last_cleanup_skipped_reason``): it must not delete from a copy that is not the truth.
 - Without any DSN there is nothing to fall back from: plain JSONL, not degraded, no journal.
-- Other data served from JSONL while degraded (signals and risk snapshots) is replayed by
-  *recovery hooks* its own layer registers (``add_recovery_hook``): run after the journal's
-  replay on every switch back, and on each periodic check while on Postgres. This store knows
-  nothing of what they replay; a hook that fails is logged and retried at the next check, and
-  does not keep the backlog degraded (its layer must not serve an incomplete Postgres meanwhile).
+- Signals and risk snapshots served from JSONL while degraded are the signal store's
+  (``signals.store_auto``), replayed by the same failover after this store's journal.
 
 Reads on the fallback see what the JSONL files hold (items written there, now or in an earlier
 outage), not Postgres' copy. A status change or comment is accepted on the fallback only for an
@@ -36,7 +35,6 @@ from __future__ import annotations
 
 import builtins
 import logging
-import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
@@ -57,143 +55,92 @@ from services.router.stores.base import (
     UpsertRequest,
     WriteResult,
 )
+from services.router.stores.failover import Failover
 from services.router.stores.fallback_journal import Journal, replay
 from services.router.stores.jsonl import JsonlBacklogStore
-from services.router.stores.pg_dsn import scrub
-from services.router.stores.postgres import OpContext, PostgresBacklogStore, is_transient
+from services.router.stores.pg_conn import is_transient
+from services.router.stores.postgres import OpContext, PostgresBacklogStore
 
 log = logging.getLogger("backlog_store")
 R = TypeVar("R")
-RecoveryHook = Callable[[], None]
 NO_DSN = "no Postgres DSN configured (BACKLOG_POSTGRES_DSN / POSTGRES_DSN)"
 
 
 class AutoBacklogStore:
+    """The backlog's member of the process's ``Failover`` (its own one when none is passed in)."""
+
+    name = "backlog"
+
     def __init__(
         self, settings: Settings, *, clock: Clock | None = None, jsonl_dir: str | Path | None = None,
         retry_seconds: float | None = None, connect_timeout: float | None = None,
         monotonic: Callable[[], float] = time.monotonic, pg_options: dict[str, Any] | None = None,
+        failover: Failover | None = None,
     ) -> None:
         self.clock: Clock = clock or default_clock(settings)
-        self.backend = "jsonl"
-        self.reason: str | None = None
         self.last_cleanup_skipped_reason: str | None = None
-        self._dsn = settings.postgres_dsn_value
         self._dir = Path(jsonl_dir) if jsonl_dir is not None else settings.jsonl_dir
-        self._retry = settings.backlog_pg_retry_seconds if retry_seconds is None else retry_seconds
         self._timeout = settings.backlog_pg_connect_timeout_seconds if connect_timeout is None else connect_timeout
-        self._monotonic = monotonic
         self._pg_options = pg_options or {}
+        self._owns_failover = failover is None
+        self.failover = failover or Failover(
+            settings.postgres_dsn_value, monotonic=monotonic,
+            retry_seconds=settings.backlog_pg_retry_seconds if retry_seconds is None else retry_seconds)
+        self._dsn = self.failover.dsn
+        self._mutex = self.failover.mutex
         self._journal = Journal(self._dir)
         self._pg: PostgresBacklogStore | None = None
         self._jsonl: JsonlBacklogStore | None = None
-        self._mutex = threading.RLock()
-        self._next_check = 0.0
         self._created_on_fallback: set[str] = set()  # ids the fallback created in this outage
-        self._recovery_hooks: dict[str, RecoveryHook] = {}
-        with self._mutex:
-            if self._dsn:
-                self._connect()
-            else:
-                self.reason = NO_DSN
-                log.warning("%s; JSONL only", NO_DSN)
-                log.warning("using JsonlBacklogStore")
+        if not self._dsn:
+            log.warning("%s; JSONL only", NO_DSN)
+            log.warning("using JsonlBacklogStore")
+        self.failover.join(self)
 
-    # -- switching -----------------------------------------------------------------------
+    # -- the failover's member -------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        return "postgres" if self._pg is not None else "jsonl"
+
+    @property
+    def reason(self) -> str | None:
+        return self.failover.reason if self._dsn else NO_DSN
+
     @property
     def degraded(self) -> bool:
         return self._pg is None and bool(self._dsn)
 
-    def _connect(self) -> bool:
-        """Open Postgres, replay the journal into it, switch. Caller holds the mutex."""
+    def open_postgres(self) -> PostgresBacklogStore:
         assert self._dsn is not None
-        self._next_check = self._monotonic() + self._retry
-        try:
-            store = PostgresBacklogStore(self._dsn, clock=self.clock, connect_timeout=self._timeout,
-                                         **self._pg_options)
-        except StoreUnavailable as exc:
-            self._degrade(exc.message)
-            return False
-        try:
-            with self._journal.locked():
-                replay(self._journal, store)
-        except StoreUnavailable as exc:
-            store.close()
-            self._degrade(f"replay interrupted: {exc.message}")
-            return False
-        except BaseException:
-            store.close()
-            raise
-        self._run_recovery_hooks()
-        self._pg, self.backend, self.reason = store, "postgres", None
-        self._created_on_fallback.clear()  # replayed: the fallback's copies are history now
-        log.info("using PostgresBacklogStore")
-        return True
+        return PostgresBacklogStore(self._dsn, clock=self.clock, connect_timeout=self._timeout, **self._pg_options)
 
-    def _degrade(self, reason: str) -> None:
-        reason = scrub(reason, self._dsn)
-        first = self.reason is None or self.backend != "jsonl"
-        self._pg, self.backend, self.reason = None, "jsonl", reason
-        self._next_check = self._monotonic() + self._retry
-        if first:
-            log.warning("%s; serving from JSONL, retrying every %ss", reason, self._retry)
-            log.warning("using JsonlBacklogStore")
-        else:
-            log.info("still no Postgres (%s); next retry in %ss", reason, self._retry)
+    def replay(self, pg: PostgresBacklogStore) -> None:
+        with self._journal.locked():
+            replay(self._journal, pg)
 
-    def add_recovery_hook(self, name: str, hook: RecoveryHook) -> None:
-        """Have ``hook`` replay its own layer's fallback writes whenever Postgres is back.
+    def switch(self, pg: PostgresBacklogStore | None) -> PostgresBacklogStore | None:
+        old, self._pg = self._pg, pg
+        if pg is not None:
+            self._created_on_fallback.clear()  # replayed: the fallback's copies are history now
+        return old
 
-        Registered by name, so wiring the same layer twice (two runtimes on one store) replaces
-        rather than doubles it. Hooks must be idempotent and cheap when there is nothing to do.
-        """
-        with self._mutex:
-            self._recovery_hooks[name] = hook
+    def current_postgres(self) -> PostgresBacklogStore | None:
+        return self._pg
 
-    def _run_recovery_hooks(self) -> None:
-        """Caller holds the mutex. A failure is logged, never raised: see the module docstring."""
-        for name, hook in list(self._recovery_hooks.items()):
-            try:
-                hook()
-            except Exception as exc:
-                detail = exc.message if isinstance(exc, StoreUnavailable) else f"{type(exc).__name__}: {exc}"
-                log.warning("replay of %s accepted on the fallback failed (%s); retrying at the next check",
-                            name, scrub(detail, self._dsn))
-
-    def _lost(self, pg: PostgresBacklogStore, exc: StoreUnavailable) -> None:
-        """A call on Postgres failed for want of Postgres: switch to the fallback."""
-        with self._mutex:
-            if self._pg is not pg:
-                return  # another thread already switched
-            self._degrade(exc.message)
-        pg.close()  # outside the mutex: fallback writers need not wait for the pool's workers
+    def catch_up(self) -> None:
+        pg = self._pg
+        if pg is not None and self._journal.has_pending():  # another process accepted writes on its fallback
+            self.replay(pg)
 
     def try_recover(self) -> bool:
-        """Retry Postgres now (replaying the fallback's writes); True when on Postgres."""
-        with self._mutex:
-            if self._pg is not None or not self._dsn:
-                return self._pg is not None
-            return self._connect()
+        """Retry Postgres now (replaying every member's fallback writes); True when on Postgres."""
+        return self.failover.try_recover()
+
+    def _lost(self, pg: PostgresBacklogStore, exc: StoreUnavailable) -> None:
+        self.failover.lost(self, pg, exc)
 
     def _maybe_recover(self) -> None:
-        if self._monotonic() < self._next_check or not self._dsn:
-            return
-        with self._mutex:
-            if self._monotonic() < self._next_check:
-                return
-            pg = self._pg
-            if pg is None:
-                self._connect()
-                return
-            self._next_check = self._monotonic() + self._retry
-            if self._journal.has_pending():  # another process accepted writes on its fallback
-                try:
-                    with self._journal.locked():
-                        replay(self._journal, pg)
-                except StoreUnavailable as exc:
-                    self._lost(pg, exc)
-                    return
-            self._run_recovery_hooks()
+        self.failover.maybe_check()
 
     def _fallback(self) -> JsonlBacklogStore:
         with self._mutex:
@@ -345,12 +292,14 @@ class AutoBacklogStore:
             return StoreStatus(backend="postgres", detail=pg.status().detail)
         detail: dict[str, Any] = {"reason": self.reason}
         if self._dsn:
-            detail["retry_in_seconds"] = max(0.0, round(self._next_check - self._monotonic(), 1))
+            detail["retry_in_seconds"] = self.failover.retry_in_seconds()
             detail["journal_pending"] = self._journal.has_pending()
         return StoreStatus(backend="jsonl", degraded=self.degraded, detail=detail)
 
     def close(self) -> None:
         with self._mutex:
+            if self._owns_failover:
+                self.failover.stop()
             if self._pg is not None:
                 self._pg.close()
                 self._pg = None

@@ -27,17 +27,24 @@ from __future__ import annotations
 import functools
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from psycopg.rows import dict_row
+
 from services.router.clock import parse_utc
+from services.router.domain.changes import plan_comment, plan_status
 from services.router.domain.enums import Status
 from services.router.domain.models import ItemInput
+from services.router.errors import BacklogError
+from services.router.stores import pg_sql as q
 from services.router.stores.base import UpsertRequest
 from services.router.stores.journal_file import Entry, JournalFile
 from services.router.stores.journal_file import replay as replay_entries
-from services.router.stores.postgres import OpContext, PostgresBacklogStore
+from services.router.stores.pg_conn import retrying
+from services.router.stores.postgres import OpAlreadyApplied, OpContext, PostgresBacklogStore
 
 log = logging.getLogger("backlog_store")
 
@@ -75,14 +82,57 @@ class Journal(JournalFile):
 
 
 def apply_op(pg: PostgresBacklogStore, op: JournalOp) -> str:
-    """One journaled op against Postgres, merged by dedupe key; returns its outcome."""
+    """One journaled op against Postgres, merged by dedupe key (ids differ between backends);
+    returns its outcome."""
     r = op.record
     ctx = OpContext(op.op_id, op.kind, now=parse_utc(r["ts"]), ids=op.ids, always_record=True)
     if op.kind == "upsert":
         requests = [UpsertRequest(ItemInput.model_validate(q["item"]), q["fallback_owner"]) for q in r["requests"]]
-        return pg.replay_upsert(requests, actor=r["actor"], op=ctx)
+        return replay_upsert(pg, requests, actor=r["actor"], op=ctx)
     status = Status(r["status"]) if op.kind == "status" else None
-    return pg.replay_by_key(r["dedupe_key"], actor=r["actor"], op=ctx, status=status, message=r.get("message", ""))
+    return replay_by_key(pg, r["dedupe_key"], actor=r["actor"], op=ctx, status=status, message=r.get("message", ""))
+
+
+def replay_upsert(pg: PostgresBacklogStore, requests: Sequence[UpsertRequest], *, actor: str, op: OpContext) -> str:
+    try:
+        results = pg.upsert_many(requests, actor=actor, op=op)
+    except OpAlreadyApplied:
+        return "already applied"
+    return ", ".join(sorted({r.action for r in results})) or "empty"
+
+
+def replay_by_key(pg: PostgresBacklogStore, key: str, *, actor: str, op: OpContext, status: Status | None = None,
+                  message: str = "") -> str:
+    """A status change (``status``) or a comment (no status) made on the fallback, applied to the
+    item that holds ``key`` in Postgres. A move the current state refuses, or an item that is
+    gone, is recorded as the op's outcome (and logged) rather than blocking the replay."""
+    try:
+        return retrying(lambda: _replay_by_key(pg, key, actor=actor, op=op, status=status, message=message))
+    except OpAlreadyApplied:
+        return "already applied"
+
+
+def _replay_by_key(pg: PostgresBacklogStore, key: str, *, actor: str, op: OpContext, status: Status | None,
+                   message: str) -> str:
+    """One attempt of ``replay_by_key``: one transaction."""
+    with pg.transaction() as conn:
+        pg.begin_op(conn, [key], op)
+        with conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(q.SELECT_ITEM + " WHERE dedupe_key = %s FOR UPDATE", (key,)).fetchone()
+        if row is None:
+            pg.write_change(conn, [], [], op, outcome="skipped: no item with this dedupe key")
+            return "skipped: no item"
+        now = op.now or pg.clock.now()
+        if status is None:
+            pg.write_change(conn, [], [plan_comment(row, message, now=now, actor=actor)], op)
+            return "commented"
+        try:
+            change = plan_status(row, status, now=now, actor=actor, message=message)
+        except BacklogError as exc:
+            pg.write_change(conn, [], [], op, outcome=f"refused: {exc.message}")
+            return f"refused: {exc.message}"
+        pg.write_change(conn, [change] if change.event else [], [change.event] if change.event else [], op)
+        return change.action
 
 
 def replay(journal: Journal, pg: PostgresBacklogStore) -> Counter[str]:

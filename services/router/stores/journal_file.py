@@ -4,17 +4,15 @@ Why separate from what is journaled: the backlog's ``fallback_journal`` and the 
 ``outage_journal`` record different requests and replay them differently, but must make them
 durable the same way — one JSON object a line, fsynced before the caller acknowledges anything;
 a torn last line (a crash mid-append) skipped, since its write was never acknowledged; writers
-and the replayer of one folder (threads or processes) serialized by a mutex + ``flock``; the
+and the replayer of one folder (threads or processes) serialized by a ``files.FileLock``; the
 file emptied in place after a complete replay, so other processes keep appending to the same
 inode. Kept free of driver imports: the signals layer loads it in every process.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,7 +23,7 @@ from typing import Any
 import orjson
 
 from services.router.errors import StoreUnavailable
-from services.router.stores.jsonl_log import checkpoint
+from services.router.files import FileLock, checkpoint
 
 log = logging.getLogger("backlog_store")
 
@@ -37,21 +35,12 @@ class JournalFile:
         self.directory = directory
         self.path = directory / f"{name}.jsonl"
         self.failed_path = directory / f"{name}.failed.jsonl"
-        self._lock_name = f".{name}.lock"
-        self._mutex = threading.RLock()
-        self._lock_fd: int | None = None
+        self._lock = FileLock(directory / f".{name}.lock")
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        with self._mutex:
-            if self._lock_fd is None:
-                self.directory.mkdir(parents=True, exist_ok=True)
-                self._lock_fd = os.open(self.directory / self._lock_name, os.O_RDWR | os.O_CREAT, 0o644)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        with self._lock.hold():
+            yield
 
     def append(self, record: dict[str, Any], *, sync: bool = True, path: Path | None = None) -> None:
         """One line; ``sync`` makes it durable before the caller acknowledges anything.
@@ -115,10 +104,7 @@ class JournalFile:
             os.close(fd)
 
     def close(self) -> None:
-        with self._mutex:
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)
-                self._lock_fd = None
+        self._lock.close()
 
 
 @dataclass(frozen=True, slots=True)

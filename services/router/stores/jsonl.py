@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -29,16 +28,16 @@ import orjson
 from services.router.clock import Clock
 from services.router.domain.changes import Change, Record
 from services.router.errors import StoreUnavailable
-from services.router.settings import load_settings
-from services.router.stores.base import IndexedStore, StoreStatus
-from services.router.stores.jsonl_log import JsonlLog, checkpoint, fsync_dir, write_file_durably
+from services.router.files import FileLock, checkpoint, remove_temp_files, replace_durably, temp_path
+from services.router.stores.base import StoreStatus
+from services.router.stores.indexed import IndexedStore
+from services.router.stores.jsonl_log import JsonlLog, write_file_durably
 
 log = logging.getLogger("backlog_store")
 
 ITEMS_FILE = "items.jsonl"
 EVENTS_FILE = "events.jsonl"
 LOCK_FILE = ".backlog.lock"
-TEMP_MARK = ".tmp-"
 EMBEDDED_EVENT = "_ev"
 EMBEDDED_ID = b'"_ev":{"id":"'
 EMBEDDED_SKIP = b',' + EMBEDDED_ID  # the embedded event is the last member of an item line
@@ -71,15 +70,14 @@ def is_event(record: Record) -> bool:
 class JsonlBacklogStore(IndexedStore):
     backend = "jsonl"
 
-    def __init__(self, directory: str | Path | None = None, *, clock: Clock | None = None) -> None:
+    def __init__(self, directory: str | Path, *, clock: Clock | None = None) -> None:
         super().__init__(clock=clock)
-        self.directory = Path(directory) if directory is not None else load_settings().jsonl_dir
+        self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.items_log = JsonlLog(self.directory / ITEMS_FILE)
         self.events_log = JsonlLog(self.directory / EVENTS_FILE)
-        self._lock_path = self.directory / LOCK_FILE
+        self._lock = FileLock(self.directory / LOCK_FILE)
         self._events_loaded = False
-        self._lock_fd: int | None = None
         with self._locked():
             self._remove_stale_temp_files()
 
@@ -164,24 +162,16 @@ class JsonlBacklogStore(IndexedStore):
     # -- writing -------------------------------------------------------------
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        with self._mutex:
-            if self._lock_fd is None:
-                self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-            try:
-                self._refresh()
-                self._repair()
-                yield
-            finally:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        with self._mutex, self._lock.hold():
+            self._refresh()
+            self._repair()
+            yield
 
     def close(self) -> None:
         with self._mutex:
             self.items_log.close()
             self.events_log.close()
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)
-                self._lock_fd = None
+            self._lock.close()
 
     def _repair(self) -> None:
         """Holding the lock, nobody else is writing: partial tails and orphans are crash debris.
@@ -253,16 +243,15 @@ class JsonlBacklogStore(IndexedStore):
         events = [e for item_id in sorted(self.index.items) for e in self.index.events_of(item_id)]
         # Events first: once the complete events file is in place, item lines may drop ``_ev``.
         plan = [(self.events_log, events, "cleanup_events"), (self.items_log, items, "cleanup_items")]
-        temps = [log_.path.with_name(f"{log_.path.name}{TEMP_MARK}{os.getpid()}") for log_, _, _ in plan]
+        temps = [temp_path(log_.path) for log_, _, _ in plan]
         try:
             # Both temp files are complete and fsynced before anything is renamed, so a failure
             # while writing them leaves the old files untouched.
             for (_, records, stage), temp in zip(plan, temps, strict=True):
                 write_file_durably(temp, records, stage)
             for (log_, _, stage), temp in zip(plan, temps, strict=True):
-                os.replace(temp, log_.path)
+                replace_durably(temp, log_.path)
                 checkpoint(f"{stage}:after_rename")
-                fsync_dir(self.directory)
         except OSError as exc:
             self._remove_stale_temp_files()
             self._reload()
@@ -274,7 +263,5 @@ class JsonlBacklogStore(IndexedStore):
         self.index.item_events = {k: self.index.events_of(k) for k in self.index.items}
 
     def _remove_stale_temp_files(self) -> None:
-        for path in self.directory.iterdir():
-            if TEMP_MARK in path.name:
-                log.warning("removing leftover temp file %s from an interrupted cleanup", path)
-                path.unlink(missing_ok=True)
+        remove_temp_files(self.directory, lambda path: log.warning(
+            "removing leftover temp file %s from an interrupted cleanup", path))

@@ -9,7 +9,6 @@ them off before appending, so the next acknowledged write never joins garbage).
 
 from __future__ import annotations
 
-import functools
 import logging
 import mmap
 import os
@@ -21,17 +20,10 @@ from typing import Any
 
 import orjson
 
+from services.router.files import checkpoint, fsync_dir, truncate, write_all, write_durably
+from services.router.stores.jsonl_lines import parse_line, read_exactly, skip_pattern
+
 log = logging.getLogger("backlog_store")
-
-# Test-only crash points (issue: reliability suite); ``None`` in production.
-CrashHook = Callable[[str], None]
-crash_hook: CrashHook | None = None
-
-
-def checkpoint(name: str) -> None:
-    if crash_hook is not None:
-        crash_hook(name)
-
 
 TAIL_CHUNK = 8 * 1024
 BATCH_PARSE_BYTES = 4 * 1024 * 1024
@@ -189,7 +181,7 @@ class JsonlLog:
         # Each line's skipped member, through its end, becomes "}" — when the first line has
         # one (this store's lines all do; a scan of lines from elsewhere would cost more).
         if skip_last is not None and skip_last in data[:data.find(b"\n")]:
-            data = _skip_pattern(skip_last).sub(b"}\n", data)
+            data = skip_pattern(skip_last).sub(b"}\n", data)
         try:
             records = orjson.loads(b"[" + data[:-1].replace(b"\n", b",") + b"]")
         except orjson.JSONDecodeError:
@@ -226,7 +218,7 @@ class JsonlLog:
             log.warning("skipping unreadable line fragment: %d NUL bytes at byte %d of %s",
                         len(raw) - len(stripped), start, self.path)
             raw = stripped
-        record = _parse(raw, skip_last)
+        record = parse_line(raw, skip_last)
         if record is not None and accept is not None and not accept(record):
             record = None
         if record is None:
@@ -248,7 +240,7 @@ class JsonlLog:
             while pos > 0:
                 start = max(0, pos - TAIL_CHUNK)
                 os.lseek(fd, start, os.SEEK_SET)
-                chunk = _read_exactly(fd, pos - start)
+                chunk = read_exactly(fd, pos - start)
                 nl = chunk.rfind(b"\n")
                 if nl >= 0:
                     return start + nl + 1
@@ -301,14 +293,14 @@ class JsonlLog:
             while True:
                 start = max(0, pos - len(buf) - TAIL_CHUNK)
                 os.lseek(fd, start, os.SEEK_SET)
-                buf = _read_exactly(fd, pos - start)
+                buf = read_exactly(fd, pos - start)
                 nl = buf.rfind(b"\n")
                 if nl >= 0 or start == 0:
                     line_start = start + nl + 1
                     break
         finally:
             os.close(fd)
-        record = _parse(buf[nl + 1:] if nl >= 0 else buf)
+        record = parse_line(buf[nl + 1:] if nl >= 0 else buf)
         if record is None or (accept is not None and not accept(record)):
             return None
         return ParsedLine(line_start, record)
@@ -332,7 +324,7 @@ class JsonlLog:
         data = b"".join(lines)
         fd, ino, start = self._append_fd()
         try:
-            _write_all(fd, data, stage)
+            write_all(fd, data, stage)
             checkpoint(f"{stage}:before_fsync")
             if sync:
                 os.fsync(fd)
@@ -365,60 +357,6 @@ class JsonlLog:
         return fd, fst.st_ino, fst.st_size
 
 
-@functools.cache
-def _skip_pattern(skip_last: bytes) -> re.Pattern[bytes]:
-    return re.compile(re.escape(skip_last) + rb"[^\n]*\n")
-
-
-def _parse(raw: bytes, skip_last: bytes | None = None) -> dict[str, Any] | None:
-    """A JSON object, or None. With ``skip_last``, the line is first decoded without its last
-    member when that member starts with ``skip_last``: JSON strings cannot hold an unescaped
-    quote, so the cut falls on structure, and ``prefix + "}"`` decodes only when the cut is at
-    the top level — a cut inside a nested object leaves a brace open and is refused, and then
-    the whole line is decoded (its damage, if any, is reported as usual)."""
-    if not raw:
-        return None
-    if skip_last is not None:
-        at = raw.rfind(skip_last)
-        if at > 0:
-            try:
-                value = orjson.loads(raw[:at] + b"}")
-            except orjson.JSONDecodeError:
-                value = None
-            if isinstance(value, dict):
-                return value
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _read_exactly(fd: int, size: int) -> bytes:
-    chunks: list[bytes] = []
-    remaining = size
-    while remaining > 0:
-        chunk = os.read(fd, min(remaining, 1 << 24))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
-
-
-def _write_all(fd: int, data: bytes, stage: str) -> None:
-    view = memoryview(data)
-    half = len(data) // 2
-    if crash_hook is not None and half:
-        # Crash point "mid-line": the write reaches the file in two parts.
-        written = os.write(fd, view[:half])
-        view = view[written:]
-        checkpoint(f"{stage}:mid_line")
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
 def _restore(fd: int, size: int) -> None:
     """Best effort: take back a write that was not acknowledged."""
     try:
@@ -427,30 +365,6 @@ def _restore(fd: int, size: int) -> None:
         log.warning("could not cut back a failed write: %s", exc)
 
 
-def truncate(path: Path, size: int) -> None:
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.ftruncate(fd, size)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_file_durably(path: Path, records: list[dict[str, Any]], stage: str) -> None:
-    """Write a whole file and fsync it (the temp half of an atomic replace)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        _write_all(fd, b"".join(orjson.dumps(r) + b"\n" for r in records), stage)
-        checkpoint(f"{stage}:temp_written")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    checkpoint(f"{stage}:temp_fsynced")
+    """Write a whole file of records and fsync it (the temp half of an atomic replace)."""
+    write_durably(path, b"".join(orjson.dumps(r) + b"\n" for r in records), stage)

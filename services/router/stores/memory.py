@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.router.stores.base import IndexedStore
+from services.router.stores.indexed import IndexedStore
 
 
 class MemoryBacklogStore(IndexedStore):

@@ -15,10 +15,9 @@
 - Round trips are constant per call, not per item: a batch locks its keys and reads them in one
   pipeline, then writes every changed row and event with ``executemany`` in a second one.
 - The dashboard is SQL aggregates over indexes; cleanup is one ``DELETE`` (events cascade).
-- Connection trouble is ``StoreUnavailable`` (the Auto store falls back on it); messages carry
-  the DSN only as ``redact_dsn`` prints it. A server that answers but refuses this transaction
-  for now (out of memory, conflicts still there after the retries) is ``StoreUnavailable`` with
-  ``reason="transient"``: the client retries later, and the Auto store does not fall back.
+- The pool, transactions, driver errors and retries are ``pg_conn``'s; the replay of the Auto
+  store's journal is ``fallback_journal``'s (through ``transaction``, ``begin_op`` and
+  ``write_change``, so a replayed op is recorded in the same transaction as its effect).
 """
 
 from __future__ import annotations
@@ -26,30 +25,21 @@ from __future__ import annotations
 import builtins
 import itertools
 import logging
-import random
-import time
-import weakref
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-import orjson
-import psycopg
-from psycopg import IsolationLevel
-from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
-from psycopg.types.json import set_json_loads
-from psycopg_pool import ConnectionPool
 
-from services.router.clock import Clock, default_clock, parse_utc
+from services.router.clock import Clock, SystemClock, parse_utc
 from services.router.domain import dashboard as board
 from services.router.domain.changes import Change, Record, dedupe_key_of, plan_comment, plan_status, plan_upsert
 from services.router.domain.enums import ALL_PRIORITIES, Status
 from services.router.domain.models import ItemInput
 from services.router.domain.queries import ItemQuery, OverdueIds, Page
-from services.router.errors import BacklogError, NotFound, StoreUnavailable, ValidationFailed
+from services.router.errors import NotFound
 from services.router.stores import pg_sql as q
 from services.router.stores.base import (
     DEFAULT_OWNER,
@@ -59,36 +49,16 @@ from services.router.stores.base import (
     cleanup_cutoff,
     dedupe_batch,
 )
-from services.router.stores.pg_dsn import describe_error, redact_dsn
-from services.router.stores.pg_schema import backlog_schema_missing
+from services.router.stores.pg_conn import Conn, PgConnections, retrying
 
 log = logging.getLogger("backlog_store")
 
-SCHEMA_MISSING = "schema missing: run ops/scripts/migrate_backlog_postgres.py"
 APPLIED_OPS_MIN_DAYS = 30
-CHECK_IDLE_SECONDS = 1.0
 # From this many distinct keys on, an upsert writes with COPY + one merge instead of pipelined
 # executemany (COPY cannot run in pipeline mode, so that path costs a few more round trips).
 BULK_MIN = 200
 # A bulk upsert is planned and merged in this many parts (see ``bulk_parts``).
 BULK_PARTS = 5
-# A transaction the server rolled back for a deadlock or a serialization failure is run this many
-# times in all before the error reaches the caller (as ``TRANSIENT``).
-TX_ATTEMPTS = 4
-RETRY_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
-# Postgres is there but cannot run this transaction now: not an outage, so no fallback.
-TRANSIENT = "transient"
-Conn = psycopg.Connection[Any]
-R = TypeVar("R")
-
-
-def schema_missing() -> StoreUnavailable:
-    """Postgres answers but the backlog tables are not there (the migration has not run).
-
-    A plain ``StoreUnavailable`` (503) with ``reason="schema_missing"``, not a subclass: the
-    API decides one status per error class, and this is the same condition for a client.
-    """
-    return StoreUnavailable(SCHEMA_MISSING, reason="schema_missing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,37 +78,8 @@ class OpContext:
     always_record: bool = False
 
 
-def is_transient(exc: StoreUnavailable) -> bool:
-    """A refusal by a server that is up (see ``TRANSIENT``): retry later, no need to fall back.
-
-    Falling back would not help anyway: a write accepted on the fallback is replayed into the
-    same server, which refused it for the same reason — and would keep the Auto store degraded.
-    """
-    return exc.details.get("reason") == TRANSIENT
-
-
 class OpAlreadyApplied(Exception):
-    """Internal: the op id is recorded; the caller skips it."""
-
-
-def probe(dsn: str, timeout: float) -> str | None:
-    """Why Postgres cannot serve the backlog right now, or None when it can (connect + schema)."""
-    try:
-        with psycopg.connect(dsn, connect_timeout=max(2, round(timeout)), autocommit=True) as conn:
-            missing = backlog_schema_missing(conn)
-    except psycopg.Error as exc:
-        return f"Postgres unreachable at {redact_dsn(dsn)}: {describe_error(exc, dsn)}"
-    except Exception as exc:  # malformed DSN and the like: still never echo the DSN
-        return f"Postgres unusable at {redact_dsn(dsn)}: {describe_error(exc, dsn)}"
-    return SCHEMA_MISSING if missing else None
-
-
-def _configure(conn: Conn) -> None:
-    set_json_loads(orjson.loads, conn)
-    # ``conn.transaction()`` begins READ COMMITTED even where the database's default is stricter:
-    # the store's writers read under locks, and need the rows as they are once the lock is
-    # granted, not as a snapshot taken before it (REPEATABLE READ would fail them with 40001).
-    conn.isolation_level = IsolationLevel.READ_COMMITTED
+    """The op id is recorded already (a replay run again); the replay skips it."""
 
 
 class PostgresBacklogStore:
@@ -148,120 +89,27 @@ class PostgresBacklogStore:
         self, dsn: str, *, clock: Clock | None = None, pool_min: int = 1, pool_max: int = 4,
         connect_timeout: float = 3.0, on_connect: Callable[[Conn], None] | None = None,
     ) -> None:
-        self.clock: Clock = clock or default_clock()
-        self._dsn = dsn
-        self.dsn_redacted = redact_dsn(dsn)
-        problem = probe(dsn, connect_timeout)
-        if problem == SCHEMA_MISSING:
-            raise schema_missing()
-        if problem is not None:
-            raise StoreUnavailable(problem)
+        self.clock: Clock = clock or SystemClock()
+        self._db = PgConnections(dsn, pool_min=pool_min, pool_max=pool_max, connect_timeout=connect_timeout,
+                                 on_connect=on_connect)
 
-        def configure(conn: Conn) -> None:
-            _configure(conn)
-            if on_connect is not None:
-                on_connect(conn)
+    @property
+    def dsn_redacted(self) -> str:
+        return self._db.dsn_redacted
 
-        self._last_used: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
-        self._pool = ConnectionPool(
-            dsn, min_size=pool_min, max_size=pool_max, open=False, name="backlog-store",
-            timeout=connect_timeout, check=self._check, reset=self._returned, configure=configure,
-            kwargs={"autocommit": True, "connect_timeout": max(2, round(connect_timeout)),
-                    "application_name": "backlog-bridge"},
-        )
-        try:
-            self._pool.open(wait=True, timeout=max(connect_timeout, 1.0))
-        except Exception as exc:
-            self._pool.close()
-            raise StoreUnavailable(f"Postgres unreachable at {self.dsn_redacted}: "
-                                   f"{describe_error(exc, dsn)}") from exc
+    @property
+    def dsn(self) -> str:
+        """The database this store writes to (a secret: never log it; ``dsn_redacted`` is for that)."""
+        return self._db.dsn
 
-    # -- plumbing ------------------------------------------------------------------------
-    def _check(self, conn: Conn) -> None:
-        """Ping a connection that sat idle (a restarted server left it dead) before handing it
-        out; one used within the last second is trusted, saving a round trip per call."""
-        if time.monotonic() - self._last_used.get(conn, 0.0) > CHECK_IDLE_SECONDS:
-            ConnectionPool.check_connection(conn)
-
-    def _returned(self, conn: Conn) -> None:
-        self._last_used[conn] = time.monotonic()
-
-    @contextmanager
-    def _conn(self) -> Iterator[Conn]:
-        """A pooled (autocommit) connection; driver trouble becomes ``StoreUnavailable``."""
-        try:
-            with self._pool.connection() as conn:
-                yield conn
-        except BacklogError:
-            raise
-        except psycopg.errors.UndefinedTable as exc:
-            raise schema_missing() from exc
-        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure,
-                psycopg.errors.OutOfMemory) as exc:
-            raise StoreUnavailable(f"Postgres refused the transaction for now ({self.dsn_redacted}): "
-                                   f"{describe_error(exc, self._dsn)}", reason=TRANSIENT) from exc
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            raise StoreUnavailable(f"Postgres unavailable ({self.dsn_redacted}): "
-                                   f"{describe_error(exc, self._dsn)}") from exc
-        except psycopg.DataError as exc:
-            raise ValidationFailed(f"value cannot be stored: {describe_error(exc, self._dsn)}") from exc
-
-    @contextmanager
-    def _tx(self) -> Iterator[Conn]:
-        """One pipelined transaction: statements queue up and travel together until a fetch.
-
-        BEGIN and COMMIT are queued like any statement (``conn.transaction()`` would wait for
-        each), so a write costs two round trips: lock + read, then write + commit. READ
-        COMMITTED explicitly, as in ``_configure``.
-        """
-        with self._conn() as conn:
-            try:
-                with conn.pipeline():
-                    conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
-                    yield conn
-                    conn.execute("COMMIT")
-            except BaseException:
-                if conn.pgconn.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
-                    with suppress(psycopg.Error):
-                        conn.execute("ROLLBACK")
-                raise
-
-    @staticmethod
-    def _retrying(work: Callable[[], R]) -> R:
-        """``work`` (one whole transaction: lock, read, plan, write), run again when the server
-        rolled it back for a deadlock or a serialization failure.
-
-        Lock order makes these rare (see the module docstring), but a database shared with other
-        clients, or one on an older schema step, can still produce them; they say nothing about
-        the server's health, so they must not reach the Auto store as an outage. Planning again
-        from scratch is what makes a retry safe: nothing of the failed attempt was committed.
-        """
-        for attempt in itertools.count(1):
-            try:
-                return work()
-            except StoreUnavailable as exc:
-                cause = exc.__cause__
-                if attempt >= TX_ATTEMPTS or not (isinstance(cause, psycopg.Error)
-                                                  and cause.sqlstate in RETRY_SQLSTATES):
-                    raise
-                log.info("Postgres rolled the transaction back (%s, attempt %d of %d); running it again",
-                         cause.sqlstate, attempt, TX_ATTEMPTS)
-                time.sleep(random.uniform(0, 0.005 * 2**attempt))  # jitter: two retried writers drift apart
-        raise AssertionError("unreachable")
-
-    def _read(self, sql: str, params: Any = None) -> builtins.list[dict[str, Any]]:
-        """A single-statement read: one round trip on an autocommit connection."""
-        with self._conn() as conn, conn.cursor(row_factory=dict_row) as cur:
-            return cur.execute(sql, params).fetchall()
-
-    def _begin_op(self, conn: Conn, keys: Sequence[str], op: OpContext | None) -> None:
+    def begin_op(self, conn: Conn, keys: Sequence[str], op: OpContext | None) -> None:
         """Lock the keys and, for a replayed op, refuse one already applied."""
         if keys:
             conn.execute(q.LOCK_KEYS, (q.lock_keys(keys),))
         if op is not None and op.always_record and conn.execute(q.OP_APPLIED, (op.op_id,)).fetchone():
             raise OpAlreadyApplied(op.op_id)
 
-    def _write(self, conn: Conn, changes: Sequence[Change], events: Sequence[Record],
+    def write_change(self, conn: Conn, changes: Sequence[Change], events: Sequence[Record],
                op: OpContext | None, outcome: str = "applied") -> None:
         with conn.cursor() as cur:
             if changes:
@@ -273,7 +121,7 @@ class PostgresBacklogStore:
 
     # -- reads ---------------------------------------------------------------------------
     def get(self, item_id: str) -> Record | None:
-        rows = self._read(q.BY_ID, (item_id,))
+        rows = self._db.read(q.BY_ID, (item_id,))
         return rows[0] if rows else None
 
     def get_by_dedupe_key(self, key: str) -> Record | None:
@@ -282,26 +130,26 @@ class PostgresBacklogStore:
     def get_many_by_dedupe_key(self, keys: Sequence[str]) -> dict[str, Record]:
         if not keys:
             return {}
-        found = {r["dedupe_key"]: r for r in self._read(q.BY_KEYS, (list(keys),))}
+        found = {r["dedupe_key"]: r for r in self._db.read(q.BY_KEYS, (list(keys),))}
         return {k: found[k] for k in keys if k in found}
 
     def list(self, query: ItemQuery, *, fields: Collection[str] | None = None) -> Page:
         sql, params = q.list_query(query, self.clock.now().date(), fields)
-        hits = self._read(sql, params)
+        hits = self._db.read(sql, params)
         more = len(hits) > query.limit
         page = hits[: query.limit]
         # Built, not validated: the rows are the driver's fresh dicts, and validating copies each one.
         return Page.model_construct(items=page, next_cursor=page[-1]["id"] if more and page else None)
 
     def events(self, item_id: str) -> builtins.list[Record]:
-        rows = self._read(q.EVENTS_OF, (item_id,))
+        rows = self._db.read(q.EVENTS_OF, (item_id,))
         if not rows:
             raise NotFound(f"no backlog item {item_id}", id=item_id)
         return [q.event_record(r) for r in rows if r["id"] is not None]
 
     def overdue_ids(self, env: str | None, priority: str | None, *, limit: int) -> OverdueIds:
         params = {"env": env, "priority": priority, "today": self.clock.now().date(), "limit": limit}
-        row = self._read(q.overdue_ids_query(env, priority), params)[0]
+        row = self._db.read(q.overdue_ids_query(env, priority), params)[0]
         return OverdueIds(int(row["n"]), list(row["ids"]))
 
     def dashboard(self, env: str | None = None) -> dict[str, Any]:
@@ -309,7 +157,7 @@ class PostgresBacklogStore:
         params = {"env": env, "today": now.date(), "ranks": list(ALL_PRIORITIES), "limit": board.OVERDUE_LIMIT,
                   "top": board.TOP_SERVICES}
         counts_sql, overdue_count_sql, overdue_sql, top_sql = q.dashboard_queries(env)
-        with self._conn() as conn:
+        with self._db.conn() as conn:
             # One snapshot for all four numbers, one round trip for all four queries.
             cursors = [conn.cursor(row_factory=dict_row) for _ in range(4)]
             with conn.pipeline():
@@ -331,13 +179,10 @@ class PostgresBacklogStore:
         )
 
     def envs(self) -> builtins.list[str]:
-        return [r["env"] for r in self._read(q.ENVS)]
+        return [r["env"] for r in self._db.read(q.ENVS)]
 
     def status(self) -> StoreStatus:
-        stats = self._pool.get_stats()
-        return StoreStatus(backend=self.backend, detail={
-            "pool_size": stats.get("pool_size", 0), "pool_available": stats.get("pool_available", 0),
-        })
+        return StoreStatus(backend=self.backend, detail=self._db.stats())
 
     # -- writes --------------------------------------------------------------------------
     def upsert(self, item: ItemInput, *, actor: str, fallback_owner: str = DEFAULT_OWNER,
@@ -351,9 +196,9 @@ class PostgresBacklogStore:
             return []
         keys = [dedupe_key_of(r.item) for r in unique]
         if len(unique) >= BULK_MIN:
-            changes = self._retrying(lambda: self._upsert_bulk(unique, keys, actor=actor, op=op))
+            changes = retrying(lambda: self._upsert_bulk(unique, keys, actor=actor, op=op))
         else:
-            changes = self._retrying(lambda: self._upsert_small(unique, keys, actor=actor, op=op))
+            changes = retrying(lambda: self._upsert_small(unique, keys, actor=actor, op=op))
         if len(unique) == len(requests):  # no key twice: the changes are in request order
             return [_result(c) for c in changes]
         by_key = dict(zip(keys, changes, strict=True))
@@ -362,13 +207,13 @@ class PostgresBacklogStore:
     def _upsert_small(self, unique: Sequence[UpsertRequest], keys: Sequence[str], *, actor: str,
                       op: OpContext | None) -> builtins.list[Change]:
         """A small batch: one pipelined transaction (``_tx``), one statement per changed row."""
-        with self._tx() as conn:
-            self._begin_op(conn, keys, op)
+        with self._db.tx() as conn:
+            self.begin_op(conn, keys, op)
             existing = self._locked_rows(conn, keys)
             now = self._op_now(op)
             changes = [self._plan(existing.get(k), r, now, actor, op) for k, r in zip(keys, unique, strict=True)]
             real = [c for c in changes if c.event is not None]
-            self._write(conn, real, [c.event for c in real if c.event is not None], op)
+            self.write_change(conn, real, [c.event for c in real if c.event is not None], op)
         return changes
 
     @staticmethod
@@ -396,9 +241,9 @@ class PostgresBacklogStore:
         planned. Likewise the locked rows are converted to records part by part, as each part
         is planned.
         """
-        with self._conn() as conn, conn.transaction(), conn.cursor(row_factory=_numbered_record) as found:
+        with self._db.conn() as conn, conn.transaction(), conn.cursor(row_factory=_numbered_record) as found:
             with conn.pipeline():  # one round trip: locks, the stage, the locked read
-                self._begin_op(conn, keys, op)
+                self.begin_op(conn, keys, op)
                 conn.execute(q.BULK_STAGE)
                 found.execute(q.BULK_LOCKED_ROWS, (keys,))
             now = self._op_now(op)
@@ -441,27 +286,27 @@ class PostgresBacklogStore:
     def set_status(self, item_id: str, status: Status, *, actor: str, message: str = "",
                    op: OpContext | None = None) -> WriteResult:
         def work() -> WriteResult:
-            with self._tx() as conn:
-                self._begin_op(conn, [], op)
+            with self._db.tx() as conn:
+                self.begin_op(conn, [], op)
                 row = _locked_row(conn, item_id, "FOR UPDATE")
                 change = plan_status(row, status, now=self._op_now(op), actor=actor, message=message)
                 if change.event is not None:
-                    self._write(conn, [change], [change.event], op)
+                    self.write_change(conn, [change], [change.event], op)
             return _result(change)
 
-        return self._retrying(work)
+        return retrying(work)
 
     def add_comment(self, item_id: str, message: str, *, actor: str, op: OpContext | None = None) -> Record:
         def work() -> Record:
-            with self._tx() as conn:
-                self._begin_op(conn, [], op)
+            with self._db.tx() as conn:
+                self.begin_op(conn, [], op)
                 # KEY SHARE: a concurrent cleanup cannot delete the item under the new event.
                 row = _locked_row(conn, item_id, "FOR KEY SHARE")
                 event = plan_comment(row, message, now=self._op_now(op), actor=actor)
-                self._write(conn, [], [event], op)
+                self.write_change(conn, [], [event], op)
             return event
 
-        return self._retrying(work)
+        return retrying(work)
 
     def cleanup(self, retention_days: int) -> int:
         """Expired closed items, except those a writer holds right now (``q.CLEANUP``)."""
@@ -469,54 +314,19 @@ class PostgresBacklogStore:
         ops_cutoff = self.clock.now() - timedelta(days=max(retention_days, APPLIED_OPS_MIN_DAYS))
 
         def work() -> int:
-            with self._conn() as conn, conn.transaction():  # not pipelined: rowcount is needed
+            with self._db.conn() as conn, conn.transaction():  # not pipelined: rowcount is needed
                 removed = conn.execute(q.CLEANUP, (cutoff,)).rowcount
                 conn.execute(q.PRUNE_OPS, (ops_cutoff,))
             return max(removed, 0)
 
-        return self._retrying(work)
+        return retrying(work)
 
     def close(self) -> None:
-        self._pool.close()
+        self._db.close()
 
-    # -- replay of the Auto store's journal (by dedupe key: ids differ between backends) ---
-    def replay_upsert(self, requests: Sequence[UpsertRequest], *, actor: str, op: OpContext) -> str:
-        try:
-            results = self.upsert_many(requests, actor=actor, op=op)
-        except OpAlreadyApplied:
-            return "already applied"
-        return ", ".join(sorted({r.action for r in results})) or "empty"
-
-    def replay_by_key(self, key: str, *, actor: str, op: OpContext, status: Status | None = None,
-                      message: str = "") -> str:
-        """A status change (``status``) or a comment (no status) made on the fallback, applied to
-        the item that holds ``key`` here. A move the current state refuses, or an item that is
-        gone, is recorded as the op's outcome (and logged) rather than blocking the replay."""
-        try:
-            return self._retrying(lambda: self._replay_by_key(key, actor=actor, op=op, status=status, message=message))
-        except OpAlreadyApplied:
-            return "already applied"
-
-    def _replay_by_key(self, key: str, *, actor: str, op: OpContext, status: Status | None, message: str) -> str:
-        """One attempt of ``replay_by_key``: one transaction."""
-        with self._tx() as conn:
-            self._begin_op(conn, [key], op)
-            with conn.cursor(row_factory=dict_row) as cur:
-                row = cur.execute(q.SELECT_ITEM + " WHERE dedupe_key = %s FOR UPDATE", (key,)).fetchone()
-            if row is None:
-                self._write(conn, [], [], op, outcome="skipped: no item with this dedupe key")
-                return "skipped: no item"
-            now = op.now or self.clock.now()
-            if status is None:
-                self._write(conn, [], [plan_comment(row, message, now=now, actor=actor)], op)
-                return "commented"
-            try:
-                change = plan_status(row, status, now=now, actor=actor, message=message)
-            except BacklogError as exc:
-                self._write(conn, [], [], op, outcome=f"refused: {exc.message}")
-                return f"refused: {exc.message}"
-            self._write(conn, [change] if change.event else [], [change.event] if change.event else [], op)
-            return change.action
+    def transaction(self) -> AbstractContextManager[Conn]:
+        """One pipelined transaction on the pool (for the journal's replay, ``fallback_journal``)."""
+        return self._db.tx()
 
 
 def _numbered_record(cursor: Any) -> Callable[[Sequence[Any]], tuple[int, Record]]:

@@ -21,8 +21,9 @@ from services.router.stores.base import BacklogStore
 from services.router.stores.tracker_links import TrackerLinkStore
 
 _lock = threading.Lock()
+# One link store per backlog store object, opened on first use and closed with it (the runtime's
+# ``close`` calls ``close_link_store``); weak, so a store dropped without closing takes it along.
 _by_store: weakref.WeakKeyDictionary[BacklogStore, TrackerLinkStore] = weakref.WeakKeyDictionary()
-_by_dsn: dict[str, TrackerLinkStore] = {}
 
 DEGRADED = "tracker sync waits for Postgres: the store is on its JSONL fallback ({reason})"
 
@@ -32,26 +33,23 @@ def link_store_for(store: BacklogStore, settings: Settings) -> TrackerLinkStore:
     if state.degraded:
         raise StoreUnavailable(DEGRADED.format(reason=getattr(store, "reason", None) or "Postgres unavailable"))
     backend = state.backend
-    if backend == "postgres":
-        dsn = settings.postgres_dsn_value
-        if not dsn:
-            raise StoreUnavailable("tracker links on Postgres need BACKLOG_POSTGRES_DSN (or POSTGRES_DSN)")
-        with _lock:
-            found = _by_dsn.get(dsn)
-            if found is None:
-                from services.router.stores.tracker_links_postgres import PostgresLinkStore
-
-                found = _by_dsn[dsn] = PostgresLinkStore(
-                    dsn, connect_timeout_seconds=settings.backlog_pg_connect_timeout_seconds)
-            return found
     with _lock:
         found = _by_store.get(store)
+        if found is not None and found.backend != backend:  # the Auto store moved: not this one
+            found = None
         if found is None:
-            found = _by_store[store] = _indexed(store, backend, settings)
+            found = _by_store[store] = _open(store, backend, settings)
         return found
 
 
-def _indexed(store: BacklogStore, backend: str, settings: Settings) -> TrackerLinkStore:
+def _open(store: BacklogStore, backend: str, settings: Settings) -> TrackerLinkStore:
+    if backend == "postgres":
+        dsn = getattr(store, "dsn", None) or settings.postgres_dsn_value
+        if not dsn:
+            raise StoreUnavailable("tracker links on Postgres need BACKLOG_POSTGRES_DSN (or POSTGRES_DSN)")
+        from services.router.stores.tracker_links_postgres import PostgresLinkStore
+
+        return PostgresLinkStore(dsn, connect_timeout_seconds=settings.backlog_pg_connect_timeout_seconds)
     if backend == "memory":
         from services.router.stores.tracker_links_memory import MemoryLinkStore
 
@@ -62,11 +60,9 @@ def _indexed(store: BacklogStore, backend: str, settings: Settings) -> TrackerLi
     return JsonlLinkStore(Path(directory) if directory is not None else settings.jsonl_dir, store)
 
 
-def close_link_stores() -> None:
-    """Release pools and file handles (process shutdown, tests)."""
+def close_link_store(store: BacklogStore) -> None:
+    """Release the link store that went with ``store`` (its pool or file handles), if one was opened."""
     with _lock:
-        stores = [*_by_dsn.values(), *_by_store.values()]
-        _by_dsn.clear()
-        _by_store.clear()
-    for found in stores:
+        found = _by_store.pop(store, None)
+    if found is not None:
         found.close()

@@ -2,7 +2,7 @@
 
 The same mechanisms as ``items.jsonl``: one JSON object a line, ``{"id": "<table>/<key>", "t",
 "k", "v"}`` with the last line per id winning (``"v": null`` deletes); appended and fsynced under
-the folder's writer lock (``.tracker_sync.lock``: mutex + ``flock``, ``JournalFile``) after
+the folder's writer lock (``.tracker_sync.lock``: ``files.FileLock``, mutex + ``flock``) after
 catching up with what other processes appended (``JsonlLog`` reads only the new bytes); a torn
 last line is skipped and cut by the next writer. When superseded lines outnumber live records
 the file is rewritten whole (``durable.write_atomic``), and other processes see the new inode
@@ -14,7 +14,6 @@ whole run (released by the kernel if the process dies).
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
 from collections.abc import Iterator
@@ -24,11 +23,10 @@ from typing import Any
 
 import orjson
 
-from services.router.durable import write_atomic
 from services.router.errors import StoreUnavailable
+from services.router.files import FileLock, checkpoint, write_atomic
 from services.router.stores.base import BacklogStore
-from services.router.stores.journal_file import JournalFile
-from services.router.stores.jsonl_log import JsonlLog, checkpoint
+from services.router.stores.jsonl_log import JsonlLog
 from services.router.stores.tracker_links import NoLoss, SyncLock
 from services.router.stores.tracker_links_memory import TABLES, MemoryLinkStore, Value, wait_until
 
@@ -50,11 +48,11 @@ class JsonlLinkStore(MemoryLinkStore):
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self._log = JsonlLog(directory / f"{LOG_NAME}.jsonl")
-        self._writer = JournalFile(directory, LOG_NAME)  # its lock only: .tracker_sync.lock
+        self._writer = FileLock(directory / f".{LOG_NAME}.lock")
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
-        with self._mutex, self._writer.locked():
+        with self._mutex, self._writer.hold():
             self._refresh()
             if self._log.changed_since_verified():
                 self._log.cut_torn_tail()
@@ -92,18 +90,12 @@ class JsonlLinkStore(MemoryLinkStore):
 
     @contextmanager
     def sync_lock(self, tracker: str, *, wait_seconds: float = 0.0) -> Iterator[SyncLock | None]:
-        fd = os.open(self.directory / f".{LOG_NAME}.{tracker}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        lock = FileLock(self.directory / f".{LOG_NAME}.{tracker}.lock")  # its own descriptor: excludes threads too
         try:
-            def attempt() -> bool:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return False
-                return True
-
-            yield NoLoss() if wait_until(time.monotonic() + wait_seconds, attempt) else None
+            owner = f"{os.getpid()}\n"
+            yield NoLoss() if wait_until(time.monotonic() + wait_seconds, lambda: lock.try_acquire(owner)) else None
         finally:
-            os.close(fd)  # releases the flock
+            lock.close()  # releases the flock
 
     def close(self) -> None:
         with self._mutex:

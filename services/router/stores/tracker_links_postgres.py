@@ -27,9 +27,9 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from services.router.domain.changes import Record
+from services.router.dsn import describe_error, redact_dsn
 from services.router.errors import Conflict, NotFound, StoreUnavailable
 from services.router.stores import pg_sql as q
-from services.router.stores.pg_dsn import describe_error, redact_dsn
 from services.router.stores.tracker_links import SyncLock, SyncWork, TrackerLink
 from services.router.stores.tracker_links_memory import wait_until
 

@@ -11,6 +11,7 @@ from services.router.alerts.run import run_notifier
 from services.router.alerts.service import current_alerts
 from services.router.alerts.state import AlertStateFile
 from services.router.domain.models import Slug
+from services.router.domain.strict import Flag
 from services.router.tools.context import ToolContext
 from services.router.tools.registry import ToolRegistry
 
@@ -23,7 +24,7 @@ class AlertsParams(BaseModel):
 class NotifyParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     envs: list[Slug] | None = Field(default=None, max_length=50, description="default: the policy's alerts.envs")
-    dry_run: bool = False
+    dry_run: Flag = False
 
 
 def alerts(ctx: ToolContext, p: AlertsParams) -> dict[str, Any]:
@@ -34,8 +35,8 @@ def alerts(ctx: ToolContext, p: AlertsParams) -> dict[str, Any]:
 def notify_alerts(ctx: ToolContext, p: NotifyParams) -> dict[str, Any]:
     envs = p.envs or ctx.policy().alerts.envs
     state = AlertStateFile(ctx.settings.state_dir / "alerts.json")
-    receivers = configured_receivers(ctx.settings)
-    return run_notifier(ctx, envs=envs, receivers=receivers, state_file=state, dry_run=p.dry_run)
+    return run_notifier(ctx.store, ctx.policy().alerts, ctx.clock, envs=envs,
+                        receivers=configured_receivers(ctx.settings), state_file=state, dry_run=p.dry_run)
 
 
 def register(registry: ToolRegistry) -> None:

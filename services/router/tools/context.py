@@ -35,6 +35,16 @@ class ToolContext:
             self._policy = load_policy(self.policy_path or self.settings.policy_path)
         return self._policy
 
-    def for_actor(self, actor: str) -> ToolContext:
-        return ToolContext(self.store, self.settings, self.clock, actor, self.policy_path, self.signals,
-                           rejections=self.rejections)
+    def shown(self, path: Path) -> str:
+        """A file as tool results name it: relative to ``REPO_ROOT``, else to the folder variable
+        that put it elsewhere (``$BACKLOG_REPORTS_DIR/platform/…``), else its name — never the
+        server's absolute path (issue 23)."""
+        resolved = path.resolve()
+        bases = ((self.settings.root, ""), (self.settings.reports_dir, "$BACKLOG_REPORTS_DIR/"),
+                 (self.settings.state_dir, "$BACKLOG_STATE_DIR/"))
+        for base, label in bases:
+            try:
+                return f"{label}{resolved.relative_to(base.resolve())}"
+            except ValueError:
+                continue
+        return path.name

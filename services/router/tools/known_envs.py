@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from services.router.errors import BacklogError
-from services.router.file_cache import ChangedFileCache
+from services.router.files import ChangedFileCache
 from services.router.generation.digest import PLATFORM_DIR, RISK_DIR
 from services.router.generation.digest_lookup import date_files, week_files
 from services.router.tools.context import ToolContext
@@ -27,11 +27,11 @@ from services.router.tools.context import ToolContext
 log = logging.getLogger("backlog.envs")
 
 
-def _digest_envs(path: Path) -> tuple[str, ...]:
+def _digest_envs(_: Path, data: bytes) -> tuple[str, ...]:
     """The env sections a digest file names (unvalidated: a bad file simply names none)."""
     try:
-        envs = orjson.loads(path.read_bytes()).get("envs")
-    except (OSError, orjson.JSONDecodeError, AttributeError):
+        envs = orjson.loads(data).get("envs")
+    except (orjson.JSONDecodeError, AttributeError):
         return ()
     return tuple(str(e) for e in envs) if isinstance(envs, dict) else ()
 
@@ -55,7 +55,7 @@ def digest_envs(ctx: ToolContext) -> set[str]:
 
 
 def signal_envs(ctx: ToolContext) -> set[str]:
-    from services.router.signals.access import signal_store_for
+    from services.router.tools.signal_access import signal_store_for
 
     try:
         return {env for env, _ in signal_store_for(ctx).services()}

@@ -7,7 +7,7 @@ RBAC check reads it from here — authorization lives in one place, driven by de
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -17,6 +17,7 @@ from services.router.errors import NotFound, ValidationFailed
 from services.router.tools.context import ToolContext
 
 Level = Literal["read", "write", "admin"]
+LEVELS: tuple[Level, ...] = ("read", "write", "admin")
 Handler = Callable[[ToolContext, Any], Any]
 
 
@@ -40,6 +41,26 @@ class ActionSpec:
     @property
     def writes(self) -> bool:
         return self.level != "read"
+
+
+def split_entitlement(entitlement: str) -> tuple[str, Level]:
+    """``tools.backlog.write`` → ``("backlog", "write")``; anything else is a programming error."""
+    prefix, area, level = entitlement.split(".")
+    if prefix != "tools" or level not in LEVELS:
+        raise ValueError(f"not an entitlement: {entitlement!r}")
+    return area, level
+
+
+def grants(held: Iterable[str], needed: str) -> bool:
+    """admin ⊃ write ⊃ read, within one area; areas never imply each other (the one rule, for
+    RBAC accounts and for the scheduler's registry checks alike)."""
+    area, level = split_entitlement(needed)
+    rank = LEVELS.index(level)
+    for entitlement in held:
+        have_area, have_level = split_entitlement(entitlement)
+        if have_area == area and LEVELS.index(have_level) >= rank:
+            return True
+    return False
 
 
 class ToolRegistry:

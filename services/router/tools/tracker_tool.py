@@ -1,8 +1,8 @@
 """``tracker_tool``: tracker sync (``sync``, admin), its state (``status``, read) and the links
 people set by hand (``link``, ``unlink``, admin).
 
-The logic is ``services.router.trackers.service``; parameters are validated strictly (a boolean
-is a JSON boolean, a string a JSON string), so a careless call cannot turn a dry run into a
+The logic is ``services.router.trackers.service``; parameters are validated strictly
+(``domain.strict``: a boolean is a JSON boolean), so a careless call cannot turn a dry run into a
 real one.
 """
 
@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.router.domain.models import ItemId
+from services.router.domain.strict import Flag
 from services.router.tools.context import ToolContext
 from services.router.tools.registry import ToolRegistry
 from services.router.trackers import service
@@ -20,13 +21,13 @@ from services.router.trackers import service
 TOOL = "tracker_tool"
 AREA = "tracker"
 TrackerName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,47}$")]
-Strict = ConfigDict(extra="forbid", strict=True)
+Strict = ConfigDict(extra="forbid")
 
 
 class SyncParams(BaseModel):
     model_config = Strict
     tracker: TrackerName | None = Field(default=None, description="one tracker; default: every configured one")
-    dry_run: bool = Field(default=False, description="say what would be created, updated and pulled; send nothing")
+    dry_run: Flag = Field(default=False, description="say what would be created, updated and pulled; send nothing")
 
 
 class StatusParams(BaseModel):
@@ -44,7 +45,7 @@ class LinkParams(BaseModel):
 class UnlinkParams(BaseModel):
     model_config = Strict
     id: ItemId
-    recreate: bool = Field(default=False, description="let the next sync create a new issue for the item")
+    recreate: Flag = Field(default=False, description="let the next sync create a new issue for the item")
 
 
 def sync(ctx: ToolContext, p: SyncParams) -> dict[str, Any]:

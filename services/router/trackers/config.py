@@ -21,9 +21,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from services.router.config_file import load_config_file
 from services.router.domain.enums import ACTIVE_STATUSES, CLOSED_STATUSES, Priority, Source, Status
 from services.router.domain.models import Slug
-from services.router.policy import load_config_file
 from services.router.settings import Settings
 from services.router.trackers.errors import TrackerPermanent
 

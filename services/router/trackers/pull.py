@@ -19,7 +19,7 @@ from datetime import datetime
 
 from services.router.clock import iso_z, parse_utc
 from services.router.domain.enums import CLOSED_STATUSES, EventType, Status
-from services.router.stores.jsonl_log import checkpoint
+from services.router.files import checkpoint
 from services.router.stores.tracker_links import TrackerLink
 from services.router.trackers.errors import TrackerError, TrackerPermanent
 from services.router.trackers.model import Cursor, RemoteIssue

@@ -24,7 +24,7 @@ from datetime import timedelta
 from services.router.clock import iso_z, parse_utc
 from services.router.domain.changes import Record
 from services.router.domain.enums import ACTIVE_STATUSES
-from services.router.stores.jsonl_log import checkpoint
+from services.router.files import checkpoint
 from services.router.stores.tracker_links import TrackerLink, WorkKind
 from services.router.trackers.errors import TrackerError, TrackerPermanent
 from services.router.trackers.model import IssueDraft, IssueUpdate, RemoteIssue

@@ -5,7 +5,7 @@
 ``/static/*`` (CSS, JS and an icon shipped in the package — nothing from a CDN). Pages are
 plain Starlette routes, not API operations: they are not in the OpenAPI document, and they
 authenticate with a session cookie (``sessions``) where the API takes a key header
-(``api.auth.path_kind`` lists which paths are which).
+(``access.auth.path_kind`` lists which paths are which).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from starlette.routing import BaseRoute, Route
 from starlette.staticfiles import StaticFiles
 
-from services.router.api.rbac import RbacConfig
+from services.router.access.rbac import RbacConfig
 from services.router.runtime import Runtime
 from services.router.web import forms, pages
 from services.router.web.rendering import (

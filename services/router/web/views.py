@@ -11,8 +11,7 @@ from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
-from services.router.domain.dashboard import PRIORITY_RANK
-from services.router.domain.enums import ALL_PRIORITIES, ALL_STATUSES, Status
+from services.router.domain.enums import ALL_PRIORITIES, ALL_STATUSES, PRIORITY_RANK, Status
 from services.router.domain.transitions import allowed_moves
 
 STATUS_LABELS = {"open": "Open", "in_progress": "In progress", "blocked": "Blocked", "done": "Done",

@@ -15,23 +15,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.router.config_file import validate_config
 from services.router.errors import PolicyInvalid
-from services.router.policy import validate_config
+from services.router.tools.registry import grants
 
-Level = Literal["read", "write", "admin"]
-LEVELS: tuple[Level, ...] = ("read", "write", "admin")
 ENTITLEMENT_PATTERN = r"^tools\.[a-z][a-z0-9_]{0,63}\.(read|write|admin)$"
 ACCOUNT_PATTERN = r"^[a-z][a-z0-9_-]{0,63}$"
 ENV_NAME_PATTERN = r"^[A-Z][A-Z0-9_]{0,127}$"
-RBAC_PATH_ENV = "BACKLOG_RBAC_PATH"
 
 MIN_KEY_LENGTH = 16
 MIN_DISTINCT_CHARS = 8
@@ -77,25 +75,6 @@ class ServiceAccount:
 
     def allows(self, needed: str) -> bool:
         return grants(self.entitlements, needed)
-
-
-def split_entitlement(entitlement: str) -> tuple[str, Level]:
-    """``tools.backlog.write`` → ``("backlog", "write")``; anything else is a programming error."""
-    prefix, area, level = entitlement.split(".")
-    if prefix != "tools" or level not in LEVELS:
-        raise ValueError(f"not an entitlement: {entitlement!r}")
-    return area, level
-
-
-def grants(held: Iterable[str], needed: str) -> bool:
-    """admin ⊃ write ⊃ read, within one area; areas never imply each other."""
-    area, level = split_entitlement(needed)
-    rank = LEVELS.index(level)
-    for entitlement in held:
-        have_area, have_level = split_entitlement(entitlement)
-        if have_area == area and LEVELS.index(have_level) >= rank:
-            return True
-    return False
 
 
 def key_digest(key: str) -> bytes:

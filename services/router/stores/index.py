@@ -1,0 +1,131 @@
+"""The in-memory index of the memory and JSONL stores: records by id and dedupe key, events, numbers.
+
+No I/O and no locking: ``indexed.IndexedStore`` holds the mutex around every use.
+"""
+
+from __future__ import annotations
+
+import builtins
+import sys
+from collections.abc import Iterable
+
+from services.router.domain.aggregates import BacklogAggregates
+from services.router.domain.changes import (
+    Record,
+)
+from services.router.domain.enums import CLOSED_STATUSES
+
+INTERNED_FIELDS = ("env", "service", "category", "status", "priority", "owner", "source", "due_date")
+MAX_PENDING = 50_000
+
+
+class ItemIndex:
+    """Records by id and by dedupe key, creation order, dashboard aggregates, events; no I/O.
+
+    Repeated values (env, service, status …) are interned so 100k items share a few hundred
+    strings; ids are kept sorted lazily (new ids almost always sort last) for keyset paging.
+    """
+
+    def __init__(self) -> None:
+        self.items: dict[str, Record] = {}
+        self.by_key: dict[str, str] = {}
+        self.item_events: dict[str, list[Record]] = {}
+        self._aggregates = BacklogAggregates()
+        self._pending: list[tuple[Record | None, Record | None]] = []
+        self._order: list[str] = []
+        self._order_dirty = False
+
+    @property
+    def aggregates(self) -> BacklogAggregates:
+        """Dashboard numbers, brought up to date on demand: indexing stays cheap for readers
+        that never draw a dashboard, and one that does pays only for what changed."""
+        self._flush()
+        return self._aggregates
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        aggregates = self._aggregates
+        for old, new in pending:
+            if old is not None:
+                aggregates.remove(old)
+            if new is not None:
+                aggregates.add(new)
+
+    def clear(self) -> None:
+        self.items.clear()
+        self.by_key.clear()
+        self.item_events.clear()
+        self._aggregates.clear()
+        self._pending.clear()
+        self._order.clear()
+        self._order_dirty = False
+
+    def put_items(self, records: Iterable[Record], *, intern: bool = True) -> None:
+        """Index records (new versions replace old ones by id), in one loop with local names.
+
+        ``intern=False`` is for a reader's small refreshes: hashing eight fresh strings per
+        record costs more than parsing it, and refreshes must stay within 2x of parsing
+        (bench/jsonl_bench.py), while the memory that interning saves is in the bulk load.
+        """
+        items, by_key, order, pending = self.items, self.by_key, self._order, self._pending
+        last = order[-1] if order else ""
+        shared = sys.intern
+        for record in records:
+            if intern:
+                for name in INTERNED_FIELDS:
+                    value = record[name]
+                    if value is not None:
+                        record[name] = shared(value)
+            item_id = record["id"]
+            old = items.get(item_id)
+            if old is not None:
+                if old["dedupe_key"] != record["dedupe_key"] and by_key.get(old["dedupe_key"]) == item_id:
+                    del by_key[old["dedupe_key"]]
+            else:
+                if item_id < last:
+                    self._order_dirty = True
+                order.append(item_id)
+                last = item_id
+            items[item_id] = record
+            by_key[record["dedupe_key"]] = item_id
+            pending.append((old, record))
+        if len(pending) > MAX_PENDING:
+            self._flush()
+
+    def put_event(self, event: Record) -> None:
+        events = self.item_events.setdefault(event["item_id"], [])
+        if not any(e["id"] == event["id"] for e in events):  # a duplicated line is one event
+            events.append(event)
+
+    def remove(self, item_id: str) -> None:
+        record = self.items.pop(item_id, None)
+        if record is not None:
+            self._pending.append((record, None))
+            if self.by_key.get(record["dedupe_key"]) == item_id:
+                del self.by_key[record["dedupe_key"]]
+            self._order_dirty = True
+        self.item_events.pop(item_id, None)
+
+    def ordered_ids(self) -> builtins.list[str]:
+        if self._order_dirty:
+            self._order = sorted(self.items)
+            self._order_dirty = False
+        return self._order
+
+    def by_dedupe_key(self, key: str) -> Record | None:
+        item_id = self.by_key.get(key)
+        return self.items.get(item_id) if item_id else None
+
+    def events_of(self, item_id: str) -> builtins.list[Record]:
+        """Events whose item change has landed (an event is written before its item line)."""
+        item = self.items.get(item_id)
+        if item is None:
+            return []
+        rev = item["rev"]
+        return [e for e in self.item_events.get(item_id, ()) if (e.get("item_rev") or 0) <= rev]
+
+    def expired_ids(self, cutoff: str) -> builtins.list[str]:
+        return [
+            r["id"] for r in self.items.values()
+            if r["status"] in CLOSED_STATUSES and r["updated_at"] < cutoff
+        ]
