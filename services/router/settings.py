@@ -69,6 +69,8 @@ class Settings(BaseSettings):
                                            description="a file path")
     backlog_task_registry: Path | None = Field(default=None, validation_alias="BACKLOG_TASK_REGISTRY",
                                                description="a file path")
+    backlog_trackers_path: Path | None = Field(default=None, validation_alias="BACKLOG_TRACKERS_PATH",
+                                               description="a file path (it must exist)")
     backlog_postgres_dsn: SecretStr | None = Field(
         default=None, validation_alias="BACKLOG_POSTGRES_DSN",
         description="a Postgres DSN, postgresql://user:pass@host:5432/db or 'host=… dbname=…'",

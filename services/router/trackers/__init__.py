@@ -1,8 +1,12 @@
-"""Tracker sync, layer one: the configuration, one adapter per tracker kind, their errors.
+"""Tracker sync: every routed item also lives in Redmine, GitHub Issues, GitLab or Jira.
 
-``config`` (``config/trackers.yml``) → ``build_adapter`` → a :class:`TrackerAdapter` for Redmine,
-GitHub, GitLab or Jira. Adapters translate and classify failures (:mod:`.errors`); retries,
-backoff, links and cursors belong to the sync engine and its outbox, which sit on top.
+Two layers. The adapters: ``config`` (``config/trackers.yml``) → ``build_adapter`` → a
+:class:`TrackerAdapter` per kind, which only translates and classifies failures (:mod:`.errors`).
+The sync on top: ``plan`` (pure: what differs, backoff), ``outbox`` (one run; what a failure
+means), ``pull`` and ``push``, ``engine`` (a run per tracker under its lock), ``status``, and
+``service`` (what the tool, the CLI and the webhook route call); ``webhooks`` authenticates a
+tracker's webhook and schedules a pull, ``kicker`` runs it in the background. Links, the outbox
+and cursors are stored with the items (``stores/tracker_links*``).
 """
 
 from __future__ import annotations
