@@ -32,7 +32,7 @@ from services.router.stores.base import BacklogStore
 
 DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 _session: dict[str, str] = {}
-TABLES = "backlog_items, backlog_events, backlog_applied_ops"
+TABLES = "backlog_items, backlog_events, backlog_applied_ops, tracker_sync_cursors, tracker_sync_state"
 
 
 def admin_dsn() -> str:

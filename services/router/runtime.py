@@ -62,15 +62,19 @@ class Runtime:
             self.failover.start()
 
     def close(self) -> None:
-        """Stop the timer, then release the stores (pools, file handles) and the extras."""
+        """Stop the timer and background work (tracker pulls use the stores), then release the
+        stores (pools, file handles): the tracker link store that went with the backlog store too."""
+        from services.router.stores.tracker_link_factory import close_link_store
+
         if self.failover is not None:
             self.failover.stop()
-        self.signals.close()
-        self.store.close()
         for extra in self.extras.values():
             closer = getattr(extra, "close", None)
             if callable(closer):
                 closer()
+        close_link_store(self.store)
+        self.signals.close()
+        self.store.close()
 
 
 def build_runtime(

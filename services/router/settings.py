@@ -69,6 +69,8 @@ class Settings(BaseSettings):
                                            description="a file path")
     backlog_task_registry: Path | None = Field(default=None, validation_alias="BACKLOG_TASK_REGISTRY",
                                                description="a file path")
+    backlog_trackers_path: Path | None = Field(default=None, validation_alias="BACKLOG_TRACKERS_PATH",
+                                               description="a file path (it must exist)")
     backlog_postgres_dsn: SecretStr | None = Field(
         default=None, validation_alias="BACKLOG_POSTGRES_DSN",
         description="a Postgres DSN, postgresql://user:pass@host:5432/db or 'host=… dbname=…'",
@@ -109,6 +111,10 @@ class Settings(BaseSettings):
     )
     backlog_alert_slack_webhook_url: SecretStr | None = Field(
         default=None, validation_alias="BACKLOG_ALERT_SLACK_WEBHOOK_URL", description="an http:// or https:// URL",
+    )
+    backlog_public_url: str | None = Field(
+        default=None, validation_alias="BACKLOG_PUBLIC_URL",
+        description="the web dashboard's address as people open it, e.g. https://backlog.example.com",
     )
 
     @field_validator("backlog_backend", "backlog_log_level", mode="before")
@@ -155,6 +161,18 @@ class Settings(BaseSettings):
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("not an http(s) URL with a host")
         return value
+
+    @field_validator("backlog_public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        """Where remote issues link to an item (``<url>/items/<id>``): an http(s) base, nothing after it."""
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment \
+                or parts.username or parts.password:
+            raise ValueError("not an http(s) URL with a host and no credentials, query or fragment")
+        return value.strip().rstrip("/")
 
     @model_validator(mode="after")
     def _postgres_needs_a_dsn(self) -> Settings:

@@ -118,7 +118,8 @@ def test_admin_implies_write_implies_read_within_an_area() -> None:
 
 def test_shipped_rbac_file_has_the_runbook_accounts() -> None:
     accounts = {a.name: a for a in read_accounts(RBAC_FILE)}
-    assert accounts["scheduler"].entitlements == {"tools.backlog.admin", "tools.pressure.write", "tools.risk.write"}
+    assert accounts["scheduler"].entitlements == {"tools.backlog.admin", "tools.pressure.write", "tools.risk.write",
+                                                     "tools.tracker.admin"}
     assert accounts["scheduler"].key_env == "SCHEDULER_API_KEY"
     assert accounts["admin"].key_env == "BACKLOG_ADMIN_API_KEY"
     assert accounts["readonly"].entitlements >= {"tools.backlog.read"}

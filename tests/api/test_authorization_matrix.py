@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from services.router.access.auth import PUBLIC_PATHS, ActionGuard, DispatchGuard, guard_of
+from services.router.access.auth import PUBLIC_PATHS, TRACKER_SECRET_ROUTES, ActionGuard, DispatchGuard, guard_of
 from services.router.access.rbac import ENTITLEMENT_PATTERN
 from services.router.app.factory import document_guards
 from services.router.errors import NotFound
@@ -53,6 +53,8 @@ SAMPLE_PARAMS: dict[str, dict[str, Any]] = {
     "backlog_tool.auto_generate_daily": {"env": "prod"},
     "backlog_tool.accept": {"id": "{id}", "until": "2026-12-20", "reason": "vendor patch on its way"},
     "backlog_tool.unaccept": {"id": "{id}"},
+    "tracker_tool.sync": {"dry_run": True},  # no trackers file here: skipped with the reason
+    "tracker_tool.status": {},
 }
 # Authorized but refused by the state of the world: generation without a digest is a 409.
 AUTHORIZED_REFUSALS = {"backlog_tool.auto_generate_weekly": {409}, "backlog_tool.auto_generate_daily": {409}}
@@ -85,7 +87,8 @@ def api_routes(app: FastAPI) -> list[APIRoute]:
 
 def route_cases() -> list[tuple[str, str]]:
     app = route_table_app()
-    return sorted((m, r.path) for r in api_routes(app) if r.path not in PUBLIC_PATHS for m in r.methods or ())
+    return sorted((m, r.path) for r in api_routes(app) if r.path not in PUBLIC_PATHS | TRACKER_SECRET_ROUTES
+                  for m in r.methods or ())
 
 
 def expected_status(role: str, entitlement: str) -> str:
@@ -126,8 +129,9 @@ def test_every_action_declares_a_well_formed_entitlement() -> None:
 
 def test_every_route_declares_a_registered_action_or_is_public(app: FastAPI, runtime: Runtime) -> None:
     public = {r.path for r in api_routes(app) if guard_of(r) is None}
-    assert public == {"/healthz", "/readyz", "/metrics"}
-    assert public <= PUBLIC_PATHS
+    # Tracker webhooks authenticate with the tracker's secret instead of a key (tests/trackers/test_webhooks.py).
+    assert public == {"/healthz", "/readyz", "/metrics", *TRACKER_SECRET_ROUTES}
+    assert public <= PUBLIC_PATHS | TRACKER_SECRET_ROUTES
     for route in api_routes(app):
         guard = guard_of(route)
         if isinstance(guard, ActionGuard):
@@ -157,7 +161,8 @@ def test_the_matrix_is_what_the_design_says() -> None:
         for role in ROLES[2:]:
             want = "allowed" if role in allowed else "403"
             assert expected_status(role, f"tools.backlog.{level}") == want, (role, level)
-    assert ACCOUNTS["scheduler"].entitlements == {"tools.backlog.admin", "tools.pressure.write", "tools.risk.write"}
+    assert ACCOUNTS["scheduler"].entitlements == {"tools.backlog.admin", "tools.pressure.write", "tools.risk.write",
+                                                     "tools.tracker.admin"}
 
 
 # -- the matrix -----------------------------------------------------------------------------------

@@ -40,6 +40,8 @@ REQUIRED: dict[str, dict[str, Any]] = {
     "backlog_tool.auto_generate_weekly": {"env": "prod"}, "backlog_tool.auto_generate_daily": {"env": "prod"},
     "risk_history_tool.history": {"env": "prod", "service": "gateway"},
     "signals_tool.ingest": {"signals": [SIGNAL]}, "signals_tool.alertmanager": {"payload": AM_PAYLOAD},
+    "tracker_tool.link": {"id": ITEM_ID, "url": "https://github.com/acme/platform/issues/1"},
+    "tracker_tool.unlink": {"id": ITEM_ID},
 }
 
 # Wrongly typed values per JSON type; each is what lax parsing used to accept or coerce.

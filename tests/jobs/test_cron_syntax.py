@@ -108,8 +108,8 @@ def test_file_level_problems(tmp_path: Path) -> None:
 def test_cli_reports_every_bad_line_with_its_number(tmp_path: Path) -> None:
     bad = tmp_path / "daarion-governance"
     lines = CRON.read_text().splitlines()
-    assert lines[-1].startswith("*/15 * * * * daarion ")
-    lines[-1] = lines[-1].replace("*/15 * * * *", "*/15 * * * * *", 1)
+    assert lines[-1].startswith("*/5 * * * * daarion ")  # the last job line (tracker_sync)
+    lines[-1] = lines[-1].replace("*/5 * * * *", "*/5 * * * * *", 1)
     lines.append("0 25 * * * daarion /usr/bin/true")
     bad.write_text("\n".join(lines) + "\n")
     code, _, err = invoke("jobs", "check-cron", "--no-host-check", str(bad))

@@ -109,9 +109,15 @@ def pytest_tier(tmp: Path, full: bool, seed: int) -> list[Row]:
             (scenario, "cases skipped", counts.get("skipped", 0), 0)]
 
 
+def trackers(tmp: Path, full: bool, seed: int) -> list[Row]:
+    from tests.reliability import trackers as tracker_scenarios
+
+    return tracker_scenarios.scenarios(tmp, full, seed)
+
+
 SCENARIOS: dict[str, Callable[[Path, bool, int], list[Row]]] = {
     "kill9": kill9, "crash_points": crash_points, "concurrency": concurrency, "db_outage": db_outage,
-    "secrets": secrets, "pytest": pytest_tier,
+    "secrets": secrets, "trackers": trackers, "pytest": pytest_tier,
 }
 
 

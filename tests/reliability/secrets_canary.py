@@ -6,8 +6,10 @@ whole output is captured: the migration script (unreachable, wrong password, a s
 refused, a malformed DSN, dry run), the ``backlog`` CLI (unreachable, wrong password, schema
 missing, bad input, ``serve`` that cannot start), the router under ``backlog serve`` with the
 database down and back (bad credentials in every form, bad input, 503s, health, metrics, docs),
-and the governance runner with a wrong key. Every stdout, stderr, log line, response header and
-body is searched for every planted secret. The figure is the number of occurrences (goal 0).
+and the governance runner with a wrong key; then tracker sync's paths with planted tracker tokens
+and webhook secrets (``tracker_secrets``: a tracker that echoes the token, one unreachable, one
+whose token is unset, webhooks signed wrongly). Every stdout, stderr, log line, response header
+and body is searched for every planted secret. The figure is the number of occurrences (goal 0).
 
 The malformed and wrong-password DSNs carry canaries of their own: a secret a user mistyped
 must not be echoed either.
@@ -28,6 +30,7 @@ from pathlib import Path
 import httpx
 
 from tests.pg_support import ThrowawayCluster, free_port, migrate
+from tests.reliability import tracker_secrets
 from tests.reliability.outage import ACCOUNT_KEYS, REPO, SERVE, canary
 
 MIGRATE = str(REPO / "ops" / "scripts" / "migrate_backlog_postgres.py")
@@ -216,6 +219,7 @@ def run(workdir: Path, cluster: ThrowawayCluster) -> SecretsFigures:
     try:
         run_all(figures, migration_script(workdir, dsns) + cli(workdir, dsns))
         router(figures, workdir, cluster, dsn, keys, wrong_key)
+        planted += tracker_secrets.run(figures, workdir / "trackers", clean_env, run_process)
     finally:
         if not cluster.running:
             cluster.start()

@@ -42,6 +42,7 @@ class Harness:
     comments: Callable[[str], list[str]]
     assignee: str  # what the tracker shows for OWNER
     opened: list[TrackerAdapter] = field(default_factory=list)
+    fake: Any = None  # the in-process fake (None for the real Redmine)
 
     def adapter(self, environ: dict[str, str] | None = None, **kwargs: Any) -> TrackerAdapter:
         env = {TOKEN_ENV: self.token} if environ is None else environ
@@ -100,7 +101,7 @@ def github_harness() -> Harness:
                  assignees={OWNER: "alice"})
     return Harness("github", cfg, "acme/platform", "acme/nope", fake_github.TOKEN, fake.transport, fake.faults,
                    close_remotely=fake.close, reopen_remotely=fake.reopen, delete_remotely=fake.delete,
-                   comments=lambda key: fake.comments.get(key, []), assignee="alice")
+                   comments=lambda key: fake.comments.get(key, []), assignee="alice", fake=fake)
 
 
 def gitlab_harness() -> Harness:
@@ -109,7 +110,7 @@ def gitlab_harness() -> Harness:
                  assignees={OWNER: "alice"})
     return Harness("gitlab", cfg, "acme/platform", "acme/nope", fake_gitlab.TOKEN, fake.transport, fake.faults,
                    close_remotely=fake.close, reopen_remotely=fake.reopen, delete_remotely=fake.delete,
-                   comments=lambda key: fake.notes.get(key, []), assignee="alice")
+                   comments=lambda key: fake.notes.get(key, []), assignee="alice", fake=fake)
 
 
 def jira_harness() -> Harness:
@@ -123,7 +124,7 @@ def jira_harness() -> Harness:
                    close_remotely=lambda key: fake.set_status(key, "Done"),
                    reopen_remotely=lambda key: fake.set_status(key, "To Do"),
                    delete_remotely=fake.delete, comments=lambda key: fake.comments.get(key, []),
-                   assignee=fake_jira.ALICE_ACCOUNT)
+                   assignee=fake_jira.ALICE_ACCOUNT, fake=fake)
 
 
 @pytest.fixture(params=KINDS)

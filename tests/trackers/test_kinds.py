@@ -97,14 +97,26 @@ def test_jira_data_center_pages_with_start_at_and_assigns_by_username() -> None:
     assert [i.key for i in page.issues] == keys
 
 
-def test_jira_a_status_the_workflow_cannot_reach_names_the_transitions_it_offers() -> None:
+def test_jira_a_closed_issue_whose_workflow_only_reopens_goes_by_way_of_the_open_status() -> None:
     fake = fake_jira.FakeJira()
     adapter = jira(fake)
+    issue = adapter.create("PLAT", IssueDraft(item_id=new_id("bl_"), title="t", description="d", status="done"))
+    moved = adapter.update(issue.key, IssueUpdate(item_id=issue.item_id or "", status="blocked"))
+    assert (moved.status, moved.closed) == ("Blocked", False)  # Done → Reopen → To Do → Block → Blocked
+
+
+def test_jira_a_status_the_workflow_cannot_reach_names_the_transitions_it_offers() -> None:
+    fake = fake_jira.FakeJira()
+    cfg = config("jira", fake.url, "PLAT", status_map={"open": "To Do", "in_progress": "In Progress",
+                                                       "blocked": "Waiting for vendor", "done": "Done",
+                                                       "canceled": "Won't Do"})
+    adapter = build_adapter("jira", cfg, transport=fake.transport(), environ={TOKEN_ENV: fake_jira.CLOUD_TOKEN})
     issue = adapter.create("PLAT", IssueDraft(item_id=new_id("bl_"), title="t", description="d", status="done"))
     with pytest.raises(TrackerPermanent) as caught:
         adapter.update(issue.key, IssueUpdate(item_id=issue.item_id or "", status="blocked"))
     assert caught.value.kind == "config"
-    assert "no transition from 'Done' to 'Blocked'" in caught.value.reason and "Reopen → To Do" in caught.value.reason
+    assert "no transition from 'To Do' (reopened from 'Done') to 'Waiting for vendor'" in caught.value.reason
+    assert "Block → Blocked" in caught.value.reason  # what the workflow does offer
 
 
 def test_jira_cursor_times_are_minutes_in_the_token_users_zone() -> None:

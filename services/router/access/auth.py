@@ -46,6 +46,13 @@ from services.router.tools.registry import ActionSpec, grants
 
 PUBLIC_PATHS: frozenset[str] = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json"})
 PUBLIC_PREFIXES: tuple[str, ...] = ("/docs/assets/",)  # Swagger UI's files (``web/docs.py``)
+# Tracker webhooks: a tracker cannot send one of our API keys, so these routes authenticate with
+# that tracker's own shared secret instead (GitHub's HMAC signature, GitLab's token header, Jira's
+# signature; ``webhook_secret_env`` in config/trackers.yml), checked in constant time by the route
+# before anything in the body is read (``trackers/webhooks.py``). Deny by default still holds:
+# the middleware lets only these paths through without a key, and only to that check.
+TRACKER_SECRET_ROUTES: frozenset[str] = frozenset({"/v1/trackers/{name}/webhook"})
+TRACKER_SECRET_PATH = re.compile(r"^/v1/trackers/[a-z0-9][a-z0-9._-]{0,47}/webhook$")
 # Query parameters that look like credentials: refused everywhere, because URLs end up in
 # proxy logs, browser history and shell history. Names are compared normalized (``query_name``):
 # ``api_key[]``, ``api_key%20``, ``api.key``, ``api+key``, ``API-KEY`` are all ``apikey``.
@@ -61,7 +68,7 @@ WEB_PUBLIC_PATHS: frozenset[str] = frozenset({"/login"})
 WEB_PUBLIC_PREFIXES: tuple[str, ...] = ("/static/",)
 WEB_SESSION_PATHS: frozenset[str] = frozenset({"/", "/items", "/logout"})
 WEB_SESSION_PREFIXES: tuple[str, ...] = ("/items/",)
-PathKind = Literal["public", "web-public", "web-session", "api"]
+PathKind = Literal["public", "web-public", "web-session", "tracker-secret", "api"]
 MAX_KEY_LENGTH = 512
 MIN_QUERY_KEY_LENGTH = 16  # shorter values cannot be keys (``rbac.MIN_KEY_LENGTH``): not worth a digest
 UNAUTHENTICATED = "missing or unknown API key; send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
@@ -178,6 +185,8 @@ def path_kind(path: str) -> PathKind:
     """Which credential a path takes: none, none (web), a session cookie (web), or an API key."""
     if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
         return "public"
+    if TRACKER_SECRET_PATH.match(path):
+        return "tracker-secret"
     if path in WEB_PUBLIC_PATHS or path.startswith(WEB_PUBLIC_PREFIXES):
         return "web-public"
     if path in WEB_SESSION_PATHS or path.startswith(WEB_SESSION_PREFIXES):

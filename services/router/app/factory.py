@@ -26,6 +26,7 @@ from services.router.access.auth import (
     PUBLIC_PATHS,
     SECURITY_REQUIREMENT,
     SECURITY_SCHEMES,
+    TRACKER_SECRET_ROUTES,
     ActionGuard,
     Authenticator,
     guard_of,
@@ -33,9 +34,17 @@ from services.router.access.auth import (
 )
 from services.router.access.rbac import RbacConfig, load_rbac
 from services.router.access.redaction import KeyRedactor
-from services.router.api import routes_backlog, routes_health, routes_lifecycle, routes_signals, routes_tools
+from services.router.api import (
+    routes_backlog,
+    routes_health,
+    routes_lifecycle,
+    routes_signals,
+    routes_tools,
+    routes_trackers,
+)
 from services.router.api.errors import OrjsonResponse, error_docs, install_error_handlers
 from services.router.api.health_sources import HealthSources
+from services.router.api.metrics_trackers import TrackerCollector
 from services.router.app.middleware import MAX_BODY_BYTES, AuthMiddleware, BodyLimitMiddleware, RequestContextMiddleware
 from services.router.errors import NotFound
 from services.router.runtime import Runtime, build_runtime
@@ -89,6 +98,7 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
     )
     metrics = routes_health.ApiMetrics(rt.store, clock=rt.clock, sources=HealthSources.from_settings(rt.settings),
                                        rejections=rt.rejections)
+    metrics.registry.register(TrackerCollector(rt.store, rt.settings))
     app.state.runtime = rt
     app.state.rbac = config
     app.state.metrics = metrics
@@ -104,6 +114,7 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
     routes_backlog.register(app, responses=PROTECTED_ERRORS)
     routes_lifecycle.register(app, responses=PROTECTED_ERRORS)
     routes_signals.register(app, responses=PROTECTED_ERRORS)
+    routes_trackers.register(app, responses={})
     document_guards(app, rt)
     document_security(app, rt)
     if web:
@@ -122,7 +133,7 @@ def document_security(app: FastAPI, runtime: Runtime) -> None:
     """Every operation outside ``PUBLIC_PATHS`` takes an API key; say so in the schema. The
     ``/v1/tools/execute`` body is described per action (``routes_tools.execute_body_schema``)."""
     for route in app.routes:
-        if isinstance(route, APIRoute) and route.path not in PUBLIC_PATHS:
+        if isinstance(route, APIRoute) and route.path not in PUBLIC_PATHS | TRACKER_SECRET_ROUTES:
             route.openapi_extra = {**(route.openapi_extra or {}), "security": SECURITY_REQUIREMENT}
     generate = app.openapi
 
@@ -140,6 +151,9 @@ def document_guards(app: FastAPI, runtime: Runtime) -> None:
     """Refuse unguarded routes; write each route's entitlement into its OpenAPI operation."""
     for route in app.routes:
         if not isinstance(route, APIRoute) or route.path in PUBLIC_PATHS:
+            continue
+        if route.path in TRACKER_SECRET_ROUTES:  # authenticated by the tracker's secret (access/auth.py)
+            route.openapi_extra = {"security": [], "x-authentication": "tracker webhook secret"}
             continue
         guard = guard_of(route)
         if guard is None:

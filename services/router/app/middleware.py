@@ -199,7 +199,7 @@ class AuthMiddleware:
         if kind.startswith("web") and self.sessions is None:
             kind = "api"
         try:
-            if kind in ("public", "web-public"):
+            if kind in ("public", "web-public", "tracker-secret"):  # tracker secret: checked by the route
                 self.authenticator.refuse_query_keys(query)
             elif kind == "web-session" and self.sessions is not None:
                 self.authenticator.refuse_query_keys(query)

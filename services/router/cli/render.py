@@ -43,6 +43,11 @@ def render_item(item: dict[str, Any]) -> None:
     accepted = item.get("accepted")
     if accepted:
         table.add_row("accepted", f"until {accepted.get('until')} by {accepted.get('by')}: {accepted.get('reason')}")
+    tracker = item.get("tracker")
+    if tracker:
+        where = " ".join(str(tracker[k]) for k in ("tracker", "key", "url") if tracker.get(k))
+        reason = f": {tracker['reason']}" if tracker.get("reason") else ""
+        table.add_row("tracker", f"{where} ({tracker.get('sync')}{reason})")
     table.add_row("evidence", ", ".join(item.get("evidence_refs") or []) or "-")
     table.add_row("tags", ", ".join(item.get("tags") or []) or "-")
     console.print(table)

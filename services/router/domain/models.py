@@ -106,7 +106,12 @@ DedupeKey = Annotated[str, StringConstraints(pattern=rf"^(?:{DEDUPE_KEY_CHARS}|:
                                              max_length=MAX_DEDUPE_KEY)]
 Ref = Annotated[str, StringConstraints(min_length=1, max_length=MAX_REF), AfterValidator(no_nul),
                 schema_pattern(NO_NUL_PATTERN)]
-Actor = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$", max_length=64)]
+# Who an event is by: an account name (``alice``, ``scheduler``), or ``tracker:<name>`` when tracker
+# sync brings a remote change back. The namespace keeps the two apart: account names cannot hold a
+# ``:`` (``config/rbac.yml``), so no API key can write as a tracker.
+Actor = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*(?::[a-z0-9][a-z0-9._-]*)?$",
+                                         max_length=64)]
+TRACKER_ACTOR_PREFIX = "tracker:"
 ItemId = Annotated[str, StringConstraints(pattern=r"^bl_[0-9a-f]{12,40}$")]
 # What ``meta`` may hold, for the JSON Schema: any JSON whose texts (keys too) hold no NUL.
 MetaText = Annotated[str, schema_pattern(NO_NUL_PATTERN)]

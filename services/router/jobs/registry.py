@@ -23,7 +23,8 @@ from services.router.tools.registry import ToolRegistry, grants
 
 # What the `scheduler` service account holds (config/rbac.yml, RUNBOOK §9). A job needing more
 # could never run through the router, so the registry refuses it up front.
-SCHEDULER_ENTITLEMENTS: frozenset[str] = frozenset({"tools.backlog.admin", "tools.pressure.write", "tools.risk.write"})
+SCHEDULER_ENTITLEMENTS: frozenset[str] = frozenset({"tools.backlog.admin", "tools.pressure.write", "tools.risk.write",
+                                                  "tools.tracker.admin"})
 SCHEDULER_ACTOR = "scheduler"
 
 JOB_NAME = r"^[a-z][a-z0-9_]{0,63}$"

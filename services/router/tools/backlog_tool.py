@@ -23,6 +23,7 @@ from services.router.tools.acceptance_expiry import expire_acceptances, expire_i
 from services.router.tools.context import ToolContext
 from services.router.tools.known_envs import env_status
 from services.router.tools.registry import ToolRegistry
+from services.router.trackers.status import item_tracker
 
 TOOL = "backlog_tool"
 AREA = "backlog"
@@ -83,7 +84,10 @@ def list_items(ctx: ToolContext, p: ItemQuery) -> dict[str, Any]:
 
 
 def get_item(ctx: ToolContext, p: ItemRef) -> dict[str, Any]:
-    return require_item(ctx, p.id)
+    """The item, with ``tracker`` (its remote issue and sync state) when tracker sync knows it."""
+    record = require_item(ctx, p.id)
+    tracker = item_tracker(ctx.store, ctx.settings, record)
+    return record if tracker is None else {**record, "tracker": tracker}
 
 
 def item_events(ctx: ToolContext, p: ItemRef) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from services.router.tools import (
     backlog_tool,
     risk_history_tool,
     signals_tool,
+    tracker_tool,
 )
 from services.router.tools.registry import ToolRegistry
 
@@ -23,4 +24,5 @@ def build_registry() -> ToolRegistry:
     risk_history_tool.register(registry)
     architecture_pressure_tool.register(registry)
     signals_tool.register(registry)
+    tracker_tool.register(registry)
     return registry

@@ -1,13 +1,17 @@
-"""Tracker sync, layer one: the configuration, one adapter per tracker kind, their errors.
+"""Tracker sync: every routed item also lives in Redmine, GitHub Issues, GitLab or Jira.
 
-``config`` (``config/trackers.yml``) → ``build_adapter`` → a :class:`TrackerAdapter` for Redmine,
-GitHub, GitLab or Jira. Adapters translate and classify failures (:mod:`.errors`); retries,
-backoff, links and cursors belong to the sync engine and its outbox, which sit on top.
+Two layers. The adapters: ``config`` (``config/trackers.yml``) → ``build_adapter`` → a
+:class:`TrackerAdapter` per kind, which only translates and classifies failures (:mod:`.errors`).
+The sync on top: ``plan`` (pure: what differs, backoff), ``outbox`` (one run; what a failure
+means), ``pull`` and ``push``, ``engine`` (a run per tracker under its lock), ``status``, and
+``service`` (what the tool, the CLI and the webhook route call); ``webhooks`` authenticates a
+tracker's webhook and schedules a pull, ``kicker`` runs it in the background. Links, the outbox
+and cursors are stored with the items (``stores/tracker_links*``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import httpx
 
@@ -26,8 +30,10 @@ __all__ = [
 
 def build_adapter(name: str, config: TrackerConfig, *, transport: httpx.BaseTransport | None = None,
                   environ: Mapping[str, str] | None = None, clock: Clock | None = None,
-                  timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> TrackerAdapter:
-    """The adapter for one configured tracker (``transport`` lets tests serve a fake)."""
+                  timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+                  observe: Callable[[str], None] | None = None) -> TrackerAdapter:
+    """The adapter for one configured tracker (``transport`` lets tests serve a fake; ``observe``
+    hears the outcome of every request it sends)."""
     from services.router.trackers.github import GitHubAdapter
     from services.router.trackers.gitlab import GitLabAdapter
     from services.router.trackers.jira import JiraAdapter
@@ -36,5 +42,7 @@ def build_adapter(name: str, config: TrackerConfig, *, transport: httpx.BaseTran
     kinds: dict[str, type[RedmineAdapter | GitHubAdapter | GitLabAdapter | JiraAdapter]] = {
         "redmine": RedmineAdapter, "github": GitHubAdapter, "gitlab": GitLabAdapter, "jira": JiraAdapter,
     }
-    return kinds[config.kind](name, config, transport=transport, environ=environ, clock=clock,
-                              timeout_seconds=timeout_seconds)
+    adapter = kinds[config.kind](name, config, transport=transport, environ=environ, clock=clock,
+                                 timeout_seconds=timeout_seconds)
+    adapter.observer = observe
+    return adapter

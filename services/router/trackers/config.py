@@ -13,7 +13,6 @@ model can hold a token.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -292,9 +291,9 @@ def expand_project(template: str, item: Mapping[str, Any]) -> str:
 
 
 def trackers_path(settings: Settings, environ: Mapping[str, str] | None = None) -> tuple[Path, bool]:
-    """The trackers file and whether ``BACKLOG_TRACKERS_PATH`` chose it explicitly."""
-    env = os.environ if environ is None else environ
-    override = env.get(TRACKERS_PATH_ENV)
+    """The trackers file and whether ``BACKLOG_TRACKERS_PATH`` chose it explicitly (read through
+    ``Settings``; ``environ``, when given, is read instead)."""
+    override = environ.get(TRACKERS_PATH_ENV) if environ is not None else settings.backlog_trackers_path
     if override:
         path = Path(override)
         return (path if path.is_absolute() else settings.root / path), True

@@ -11,6 +11,7 @@ the tracker's own error text become a retryable, rate-limited or permanent error
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Generator, Mapping
 from datetime import datetime
@@ -29,6 +30,11 @@ from services.router.trackers.errors import (
     retry_after_seconds,
     scrub,
 )
+
+# httpcore's DEBUG trace prints every response's raw headers, and a tracker (or a proxy before it)
+# may echo the token it was sent in one: found by the secrets canary with BACKLOG_LOG_LEVEL=DEBUG.
+# Its trace is for debugging httpcore itself; our requests are logged by what they did.
+logging.getLogger("httpcore").setLevel(logging.INFO)
 
 USER_AGENT = "backlog-bridge/0.1 (+tracker sync)"
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -71,6 +77,7 @@ class HttpAdapter:
     """Base of the four adapters: requests, JSON and classification; subclasses translate."""
 
     kind = "http"
+    observer: Callable[[str], None] | None = None
 
     def __init__(
         self,
@@ -108,7 +115,22 @@ class HttpAdapter:
 
     def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
                 json: Any = None) -> httpx.Response:
-        """One request; any answer but 2xx raises the classified :class:`TrackerError`."""
+        """One request; any answer but 2xx raises the classified :class:`TrackerError`.
+
+        ``observer`` (set by the sync engine) hears each request's outcome: ``ok``, ``retryable``,
+        ``rate_limited`` or ``refused`` (``backlog_tracker_requests_total``).
+        """
+        try:
+            response = self._send(method, path, params=params, json=json)
+        except TrackerError as exc:
+            if self.observer is not None:
+                self.observer(outcome_of(exc))
+            raise
+        if self.observer is not None:
+            self.observer("ok")
+        return response
+
+    def _send(self, method: str, path: str, *, params: Mapping[str, Any] | None, json: Any) -> httpx.Response:
         what = f"{method} {path}"
         try:
             response = self._client.request(method, path, params=params, json=json)
@@ -182,6 +204,15 @@ class HttpAdapter:
         except TrackerPermanent:
             return text
         return scrub(text, (token, *token.split(":", 1)) if ":" in token else (token,))
+
+
+def outcome_of(error: TrackerError) -> str:
+    """The request outcome a failure counts as (the label of ``backlog_tracker_requests_total``)."""
+    if isinstance(error, TrackerRateLimited):
+        return "rate_limited"
+    if isinstance(error, TrackerRetryable):
+        return "retryable"
+    return "refused"
 
 
 def iso_seconds(at: datetime) -> str:

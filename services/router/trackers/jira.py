@@ -177,12 +177,23 @@ class JiraAdapter(HttpAdapter):
         return issues, False
 
     def _transition(self, issue: RemoteIssue, backlog_status: str) -> None:
+        """Through the workflow's transition to the mapped status; from a closed issue whose
+        workflow only reopens (Done → To Do), by way of the ``open`` status first."""
         wanted = self.config.statuses[Status(backlog_status)]
         offered = self.json("GET", f"/issue/{issue.key}/transitions")["transitions"]
-        chosen = next((t for t in offered if t["to"]["name"].casefold() == wanted.casefold()), None)
+        chosen = _transition_to(offered, wanted)
+        reopen = self.config.statuses[Status.OPEN]
+        current = repr(issue.status)
+        if chosen is None and issue.closed and backlog_status != Status.OPEN:
+            via = _transition_to(offered, reopen)
+            if via is not None:  # an active status was asked for: reopened is nearer to it than closed
+                self.request("POST", f"/issue/{issue.key}/transitions", json={"transition": {"id": via["id"]}})
+                offered = self.json("GET", f"/issue/{issue.key}/transitions")["transitions"]
+                chosen = _transition_to(offered, wanted)
+                current = f"{via['to']['name']!r} (reopened from {issue.status!r})"
         if chosen is None:
             available = ", ".join(f"{t['name']} → {t['to']['name']}" for t in offered) or "none"
-            raise TrackerPermanent(self.name, f"status_map.{backlog_status}: no transition from {issue.status!r} to "
+            raise TrackerPermanent(self.name, f"status_map.{backlog_status}: no transition from {current} to "
                                    f"{wanted!r} for {issue.key} (available: {available})", kind="config")
         self.request("POST", f"/issue/{issue.key}/transitions", json={"transition": {"id": chosen["id"]}})
 
@@ -224,6 +235,10 @@ class JiraAdapter(HttpAdapter):
                 raise TrackerPermanent(self.name, f"Jira reports the unknown time zone {name!r} for the token's user",
                                        kind="config") from None
         return at.astimezone(self._zone).strftime("%Y/%m/%d %H:%M")
+
+
+def _transition_to(offered: list[dict[str, Any]], status: str) -> dict[str, Any] | None:
+    return next((t for t in offered if t["to"]["name"].casefold() == status.casefold()), None)
 
 
 def _parse_jira_time(text: str) -> datetime:

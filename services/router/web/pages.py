@@ -124,4 +124,5 @@ async def item_page(page: Page, *, error: str | None = None, status: int = 200) 
         status_label=views.STATUS_LABELS.get(item["status"], item["status"]),
         status_choices=views.status_choices(item["status"]), may_set_status=page.may(TOOL, "set_status"),
         may_comment=page.may(TOOL, "add_comment"), error=error, notice=notice, env=item["env"],
+        tracker=views.tracker_link(item.get("tracker")),
     )

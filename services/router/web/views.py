@@ -147,3 +147,20 @@ def status_choices(current: str) -> list[dict[str, str]]:
 def meta_rest(meta: dict[str, Any]) -> dict[str, Any]:
     """Meta keys not already shown as their own field."""
     return {k: v for k, v in meta.items() if k not in ("owner_reason", "weeks_open", "carried_from")}
+
+
+SYNC_LABELS = {"in_sync": "in sync", "pending": "changes not pushed yet", "retrying": "retrying",
+               "parked": "parked", "off": "not synced (unlinked)", "unknown": "sync state unknown"}
+
+
+def tracker_link(tracker: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The item's remote issue for the page: a link only for an http(s) address, its sync state in words."""
+    if not tracker:
+        return None
+    url = str(tracker.get("url") or "")
+    sync = str(tracker.get("sync") or "unknown")
+    label = " ".join(str(tracker[k]) for k in ("tracker", "key") if tracker.get(k)) or "tracker sync"
+    return {"label": label, "href": url if url.lower().startswith(LINK_SCHEMES) else None, "sync": sync,
+            "sync_label": SYNC_LABELS.get(sync, sync), "reason": tracker.get("reason") or tracker.get("error"),
+            "remote_status": tracker.get("remote_status")}
+
