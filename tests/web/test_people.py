@@ -116,3 +116,18 @@ def test_the_proxy_account_must_be_declared(tmp_path: object) -> None:
     path.write_text(RBAC_FILE.read_text() + "\nweb:\n  trusted_proxies: [127.0.0.1/32]\n  proxy_account: nobody\n")
     with pytest.raises(PolicyInvalid, match=r"web\.proxy_account 'nobody' is not an account"):
         read_accounts(path)
+
+
+def test_accepted_items_show_as_accepted_on_the_pages(runtime: Runtime) -> None:
+    with web_client(runtime, "127.0.0.1") as web:
+        item = new_item(web, "late", priority="P0", due_date="2026-11-20")
+        web.post(f"/v1/backlog/items/{item['id']}/accept", headers=headers_for("admin"),
+                 json={"until": "2026-12-01", "reason": "vendor fix on Monday"})
+        person = {"X-Forwarded-Email": "frank@example.com"}
+        listing = web.get("/items?env=prod", headers=person).text
+        assert "accepted until 2026-12-01" in listing and "row-overdue" not in listing
+        page = web.get(f"/items/{item['id']}", headers=person).text
+        assert 'data-testid="accepted-badge">risk accepted until 2026-12-01' in page
+        assert "vendor fix on Monday" in page
+        board = web.get("/?env=prod", headers=person).text
+        assert 'data-testid="accepted-count">1<' in board
