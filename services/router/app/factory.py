@@ -32,7 +32,7 @@ from services.router.access.auth import (
     install_access_log_redaction,
 )
 from services.router.access.rbac import RbacConfig, load_rbac
-from services.router.api import routes_backlog, routes_health, routes_signals, routes_tools
+from services.router.api import routes_backlog, routes_health, routes_insights, routes_signals, routes_tools
 from services.router.api.errors import OrjsonResponse, error_docs, install_error_handlers
 from services.router.api.health_sources import HealthSources
 from services.router.app.middleware import MAX_BODY_BYTES, AuthMiddleware, BodyLimitMiddleware, RequestContextMiddleware
@@ -96,6 +96,7 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
     routes_health.register(app)
     routes_tools.register(app, responses=PROTECTED_ERRORS)
     routes_backlog.register(app, responses=PROTECTED_ERRORS)
+    routes_insights.register(app, responses=PROTECTED_ERRORS)
     routes_signals.register(app, responses=PROTECTED_ERRORS)
     document_guards(app, rt)
     document_security(app)

@@ -278,7 +278,7 @@ def dashboard_queries(env: str | None) -> tuple[str, str, str, str]:
         "GROUP BY a, b HAVING sum(n) > 0",
         f"SELECT coalesce(sum(n), 0) AS n FROM backlog_counts WHERE {env_and}kind = 'd' "
         "AND a < to_char(%(today)s::date, 'YYYY-MM-DD')",
-        "SELECT id, service, category, priority, status, owner, to_char(due_date, 'YYYY-MM-DD') AS due_date, "
+        "SELECT id, env, service, category, priority, status, owner, to_char(due_date, 'YYYY-MM-DD') AS due_date, "
         f"title FROM backlog_items WHERE {overdue} "
         "ORDER BY backlog_items.due_date, backlog_items.priority, id LIMIT %(limit)s",
         # One env: one row per service, read in order from backlog_counts_top_idx.

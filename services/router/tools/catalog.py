@@ -6,6 +6,7 @@ from services.router.tools import (
     architecture_pressure_tool,
     backlog_alerts,
     backlog_generate,
+    backlog_insights,
     backlog_tool,
     risk_history_tool,
     signals_tool,
@@ -18,6 +19,7 @@ def build_registry() -> ToolRegistry:
     backlog_tool.register(registry)
     backlog_alerts.register(registry)
     backlog_generate.register(registry)
+    backlog_insights.register(registry)
     risk_history_tool.register(registry)
     architecture_pressure_tool.register(registry)
     signals_tool.register(registry)
