@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run demo serve test lint typecheck unit clean reliability bench bench-quick
+.PHONY: install run demo serve test lint typecheck unit clean reliability bench bench-quick image deploy-test
 
 install: $(STAMP)
 
@@ -56,3 +56,19 @@ bench: install
 bench-quick: install
 	./ops/scripts/install_test_deps.sh bench
 	$(BIN)/python -m bench.run --quick
+
+## image: the container image (Containerfile) with podman, else docker. On a site mirror:
+##   make image BASE_IMAGE=registry.example/python:3.11-slim-bookworm
+## BUILD_FLAGS adds engine flags, e.g. BUILD_FLAGS='--network=host' where builds need the host network.
+ENGINE     ?= $(shell command -v podman 2>/dev/null || command -v docker 2>/dev/null || echo podman)
+IMAGE      ?= localhost/backlog-bridge:latest
+BASE_IMAGE ?= python:3.11-slim-bookworm
+BUILD_FLAGS ?=
+image:
+	$(ENGINE) build $(if $(findstring podman,$(ENGINE)),--format docker) $(BUILD_FLAGS) --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE) .
+
+## deploy-test: image + compose stack under Podman, routers and a scheduler killed under load;
+## prints the figures table (not part of `make test`; ~5 min)
+deploy-test: install
+	./ops/scripts/install_test_deps.sh deploy
+	$(BIN)/python -m tests.deploy.run

@@ -34,7 +34,7 @@ import orjson
 import uvicorn
 from starlette.responses import Response
 from services.router.app.factory import create_app
-from services.router.cli.serve import UVICORN_OPTIONS, warm_up
+from services.router.cli.serve import server_options, warm_up
 
 app = create_app()
 store = app.state.runtime.store
@@ -47,7 +47,7 @@ async def bare() -> Response:  # async, like the routes it is compared with: no 
     return Response(orjson.dumps(body), media_type="application/json")
 
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), workers=1, access_log=False, log_level="warning",
-            **UVICORN_OPTIONS)  # as `backlog serve` runs it
+            **server_options(app.state.runtime.settings))  # as `backlog serve` runs it
 """.replace("__BARE__", BARE_PATH)
 
 LUA_PATHS = """

@@ -34,7 +34,7 @@ def test_empty_file_means_defaults(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("defaults: {retention_days: -1}", "defaults.retention_days: Input should be greater than or equal to 0"),
+        ("defaults: {retention_days: 0}", "defaults.retention_days: Input should be greater than or equal to 1"),
         ("defaults: {max_items_per_run: lots}", "defaults.max_items_per_run"),
         ("surprise: 1", "unknown key surprise"),
         ("defaults: {retention_dayz: 3}", "unknown key defaults.retention_dayz"),

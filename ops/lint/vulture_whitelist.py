@@ -36,6 +36,9 @@ href
 known_env
 percent
 
+# Named only inside a string forward reference (domain/models.py's recursive MetaValue alias).
+MetaInt
+
 # Enum members named in config files and requests, not in code.
 P0
 P1

@@ -8,6 +8,11 @@
 #   logrotate                   logrotate -d, to check ops/logrotate/daarion-governance (tests/jobs)
 # or, with the argument `bench`, what the benchmarks need (`make bench` calls it):
 #   wrk                         the HTTP load generator of bench/http_bench.py
+# or, with the argument `deploy`, what `make deploy-test` needs:
+#   podman, runc                containers (runc: crun fails on these machines' cgroup layout)
+#   netavark, aardvark-dns      compose networks whose services find each other by name
+#   podman-compose              compose.yaml under Podman
+#   mmdebstrap                  a Debian base image when none can be pulled
 #
 # Idempotent and quiet when everything is there (`make test` calls it every time). Without
 # root or sudo, or without apt-get, it says what is missing and leaves the decision to the
@@ -23,6 +28,13 @@ installed() {
 }
 if [ "${1:-}" = "bench" ]; then
     command -v wrk >/dev/null 2>&1 || need="$need wrk"
+elif [ "${1:-}" = "deploy" ]; then
+    command -v podman >/dev/null 2>&1 || need="$need podman"
+    command -v runc >/dev/null 2>&1 || need="$need runc"
+    [ -x /usr/lib/podman/netavark ] || need="$need netavark"
+    [ -x /usr/lib/podman/aardvark-dns ] || need="$need aardvark-dns"
+    command -v podman-compose >/dev/null 2>&1 || need="$need podman-compose"
+    command -v mmdebstrap >/dev/null 2>&1 || need="$need mmdebstrap"
 else
     [ -x /usr/bin/chromium ] || need="$need chromium"
     [ -x /usr/bin/chromedriver ] || need="$need chromium-driver"

@@ -14,6 +14,7 @@ decided in exactly one place::
     │   └── SettingsInvalid   a bad environment variable (exit code 6)
     ├── AuthError             missing/unknown key                   → 401
     ├── Forbidden             known key without the entitlement     → 403
+    ├── RateLimited           too many failed sign-ins              → 429 (Retry-After)
     └── StoreUnavailable      backend cannot be reached             → 503
 """
 
@@ -71,6 +72,14 @@ class AuthError(BacklogError):
 
 class Forbidden(BacklogError):
     """A known identity without the entitlement an action declares."""
+
+
+class RateLimited(BacklogError):
+    """Too many attempts from one client; ``retry_after_seconds`` says when to try again."""
+
+    def __init__(self, message: str, *, retry_after_seconds: int = 60, **details: Any) -> None:
+        super().__init__(message, retry_after_seconds=retry_after_seconds, **details)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class StoreUnavailable(BacklogError):

@@ -103,7 +103,7 @@ class Category(BaseModel):
 class Defaults(BaseModel):
     model_config = Strict
 
-    retention_days: int = Field(default=180, ge=0, le=36500)
+    retention_days: int = Field(default=180, ge=1, le=36500)
     max_items_per_run: int = Field(default=50, ge=0, le=100_000)
 
 

@@ -95,6 +95,15 @@ class Settings(BaseSettings):
     )
     backlog_port: int = Field(default=8000, ge=1, le=65535, validation_alias="BACKLOG_PORT",
                               description="a TCP port, 1-65535 (default 8000)")
+    # ``backlog serve``'s connection limits (``api/connections.py``).
+    backlog_header_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=3600, allow_inf_nan=False, validation_alias="BACKLOG_HEADER_TIMEOUT_SECONDS",
+        description="seconds, a number > 0 and <= 3600 (default 10)",
+    )
+    backlog_max_connections: int = Field(
+        default=1000, ge=1, le=1_000_000, validation_alias="BACKLOG_MAX_CONNECTIONS",
+        description="a whole number, 1-1000000 (default 1000)",
+    )
     backlog_alert_webhook_url: SecretStr | None = Field(
         default=None, validation_alias="BACKLOG_ALERT_WEBHOOK_URL", description="an http:// or https:// URL",
     )

@@ -24,7 +24,7 @@ EXPECTED_STATUS: dict[type[BacklogError], int] = {
     errors.ValidationFailed: 422, errors.NotFound: 404, errors.Conflict: 409, errors.TransitionRefused: 409,
     errors.DigestMissing: 409, errors.PolicyInvalid: 500, errors.SettingsInvalid: 500,
     errors.AuthError: 401, errors.Forbidden: 403,
-    errors.StoreUnavailable: 503, RequestTooLarge: 413,
+    errors.StoreUnavailable: 503, RequestTooLarge: 413, errors.RateLimited: 429,
 }
 
 

@@ -125,7 +125,7 @@ def test_cleanup_route_accepts_no_body(as_role: Callable[..., Any]) -> None:
                                                       "title": "Changed", "dedupe_key": "k1", "dry_run": True}}),
     lambda i: ("post", f"/v1/backlog/items/{i}/status", {"json": {"status": "done", "dry_run": True}}),
     lambda i: ("post", f"/v1/backlog/items/{i}/comments", {"json": {"message": "hi", "dry_run": True}}),
-    lambda i: ("post", "/v1/backlog/cleanup", {"json": {"retention_days": 0, "dry_run": True}}),
+    lambda i: ("post", "/v1/backlog/cleanup", {"json": {"retention_days": 1, "dry_run": True}}),
     lambda i: ("post", "/v1/backlog/generate/weekly", {"params": {"env": "prod", "dry_run": "true"}}),
     lambda i: ("post", "/v1/tools/execute", {"json": {"tool": "backlog_tool", "action": "set_status",
                                                       "id": i, "status": "canceled", "dry_run": True}}),

@@ -105,7 +105,10 @@ def test_serve_runs_uvicorn_on_asyncio_with_httptools(served: list[tuple[Any, li
     result = invoke_serve("--port", str(port))
     assert result.exit_code == 0, result.output
     ((config, sockets),) = served
-    assert config.loop == "asyncio" and config.http == "httptools"
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    assert config.loop == "asyncio" and issubclass(config.http, HttpToolsProtocol)
+    assert (config.http.header_timeout_seconds, config.http.max_connections) == (10, 1000)
     assert config.host == "127.0.0.1" and config.port == port and sockets == [("127.0.0.1", port)]
     assert config.access_log is False and config.server_header is False
     assert importlib.util.find_spec("httptools") is not None  # the parser it names is installed

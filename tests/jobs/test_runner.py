@@ -67,9 +67,10 @@ def load_runner() -> ModuleType:
 
 
 def test_success_prints_one_timestamped_summary_line_and_verbose_the_result(url: str) -> None:
-    """Cron appends stdout to the job's log every run: one line, not the result JSON."""
+    """Cron appends stdout to the job's log every run: one line, not the result JSON. The job's
+    params are the registry's (``{}``: the policy's retention_days, 180), as a job call must be."""
     r = run_runner("--job", "daily_backlog_cleanup", "--tool", "backlog_tool", "--action", "cleanup",
-                   "--params-json", '{"retention_days": 180}', "--router-url", url)
+                   "--params-json", "{}", "--router-url", url)
     assert r.code == 0, r.err
     (log_line,) = r.out.splitlines()
     assert log_line[:20].endswith("Z") and log_line[4] == "-" and log_line[10] == "T"

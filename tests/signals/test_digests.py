@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 
 from services.router import files
 from services.router.clock import FixedClock
-from services.router.errors import DigestMissing, StoreUnavailable, ValidationFailed
+from services.router.errors import Conflict, DigestMissing, StoreUnavailable
 from services.router.generation.digest import load_platform_digest, load_risk_digest
 from tests.signals.builders import deploy, followup, incident, slo_breach, vulnerability
 from tests.signals.conftest import NOW, Call
@@ -40,8 +39,8 @@ def read(path: str | Path) -> dict[str, Any]:
 def test_platform_digest_schema(call: Call, root: Path) -> None:
     seed(call)
     out = call("architecture_pressure_tool", "digest", env="prod")
-    assert out["path"] == str(root / "ops" / "reports" / "platform" / "2026-W48.json")
-    digest = read(out["path"])
+    assert out["path"] == "ops/reports/platform/2026-W48.json"  # relative to REPO_ROOT, never absolute
+    digest = read(root / out["path"])
     assert set(digest) == {"schema", "week", "generated_at", "period", "envs"}
     assert digest["schema"] == "platform_priority_digest/v1" and digest["week"] == "2026-W48"
     assert digest["generated_at"].startswith("2026-11-26T12:00:00")
@@ -54,16 +53,16 @@ def test_platform_digest_schema(call: Call, root: Path) -> None:
     assert {"kind": "incident", "ref": "INC-1", "title": "Checkout 5xx spike",
             "source": "https://inc.example/INC-1"} in row["evidence"]
     assert all(set(e) >= {"kind", "ref", "title"} for e in row["evidence"])
-    model = load_platform_digest(Path(out["path"]))  # exactly what weekly generation reads
+    model = load_platform_digest(root / out["path"])  # exactly what weekly generation reads
     assert model.envs["prod"].services[0].signals.open_critical_vulns == 2
-    md = Path(out["md_path"]).read_text()
+    md = (root / out["md_path"]).read_text()
     assert md.startswith("# Platform priority digest — 2026-W48") and "| 1 | **gateway** |" in md
     assert "open_critical_vulns 20" in md, "the .md says why the service ranks there"
 
 
-def test_one_env_run_keeps_the_other_envs(call: Call, clock: FixedClock) -> None:
+def test_one_env_run_keeps_the_other_envs(call: Call, clock: FixedClock, root: Path) -> None:
     seed(call)
-    path = call("architecture_pressure_tool", "digest", env="prod")["path"]
+    path = root / call("architecture_pressure_tool", "digest", env="prod")["path"]
     call("architecture_pressure_tool", "digest", env="staging")
     both = read(path)
     assert sorted(both["envs"]) == ["prod", "staging"]
@@ -74,7 +73,7 @@ def test_one_env_run_keeps_the_other_envs(call: Call, clock: FixedClock) -> None
     again = read(path)
     assert again["envs"]["staging"] == both["envs"]["staging"]
     assert again["envs"]["prod"]["services"][0]["signals"]["open_critical_vulns"] == 3
-    assert "## staging" in Path(out["md_path"]).read_text()
+    assert "## staging" in (root / out["md_path"]).read_text()
 
 
 def test_digest_of_every_env_and_dry_run(call: Call, root: Path) -> None:
@@ -83,7 +82,7 @@ def test_digest_of_every_env_and_dry_run(call: Call, root: Path) -> None:
     assert planned["dry_run"] is True and sorted(planned["digest"]["envs"]) == ["prod", "staging"]
     assert not (root / "ops" / "reports" / "platform").exists()
     out = call("architecture_pressure_tool", "digest")
-    assert sorted(read(out["path"])["envs"]) == ["prod", "staging"]
+    assert sorted(read(root / out["path"])["envs"]) == ["prod", "staging"]
 
 
 @pytest.mark.parametrize(("moment", "name"), [
@@ -92,20 +91,20 @@ def test_digest_of_every_env_and_dry_run(call: Call, root: Path) -> None:
     (datetime(2027, 1, 4, 6, tzinfo=UTC), "2027-W01"),
     (datetime(2025, 12, 29, 6, tzinfo=UTC), "2026-W01"),
 ])
-def test_iso_week_names_at_year_ends(call: Call, clock: FixedClock, moment: datetime, name: str) -> None:
+def test_iso_week_names_at_year_ends(call: Call, clock: FixedClock, moment: datetime, name: str, root: Path) -> None:
     clock.set(moment)
     call("signals_tool", "ingest", signals=[deploy(at="2025-12-01T00:00:00Z")])
     out = call("architecture_pressure_tool", "digest", env="prod")
-    assert Path(out["path"]).name == f"{name}.json" and read(out["path"])["week"] == name
+    assert (root / out["path"]).name == f"{name}.json" and read(root / out["path"])["week"] == name
 
 
 def test_as_of_names_the_week_and_refuses_the_future(call: Call) -> None:
     seed(call)
     out = call("architecture_pressure_tool", "digest", env="prod", as_of="2026-11-16T06:00:00Z")
     assert Path(out["path"]).name == "2026-W47.json"
-    with pytest.raises(ValidationFailed) as err:
+    with pytest.raises(Conflict) as err:  # well formed, but ahead of the clock: 409 (issue 23)
         call("architecture_pressure_tool", "digest", env="prod", as_of="2026-12-01T00:00:00Z")
-    assert err.value.field == "as_of"
+    assert err.value.details["field"] == "as_of" and "in the future" in err.value.message
 
 
 def test_latest_returns_the_newest_week(call: Call, clock: FixedClock) -> None:
@@ -127,7 +126,7 @@ def test_latest_returns_the_newest_week(call: Call, clock: FixedClock) -> None:
 
 def test_writes_are_atomic(call: Call, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seed(call)
-    path = Path(call("architecture_pressure_tool", "digest", env="prod")["path"])
+    path = root / call("architecture_pressure_tool", "digest", env="prod")["path"]
     before, inode = path.read_bytes(), path.stat().st_ino
 
     def crash(src: Any, dst: Any) -> None:
@@ -149,8 +148,8 @@ def test_risk_digest_file(call: Call, clock: FixedClock, root: Path) -> None:
     for hours in (48, 24, 1):
         call("risk_history_tool", "snapshot", as_of=(NOW - timedelta(hours=hours)).isoformat())
     out = call("risk_history_tool", "digest", env="prod")
-    assert out["path"] == str(root / "ops" / "reports" / "risk" / "2026-11-26.json")
-    digest = read(out["path"])
+    assert out["path"] == "ops/reports/risk/2026-11-26.json" and out["md_path"] == "ops/reports/risk/2026-11-26.md"
+    digest = read(root / out["path"])
     assert digest["schema"] == "risk_digest/v1" and digest["date"] == "2026-11-26"
     (row,) = digest["envs"]["prod"]["services"]
     # now: sev1 open 40 + 2 critical vulns 40 + 2 overdue 10 + SLO 10x2 + failed deploy 10 = 120 → 100
@@ -160,10 +159,10 @@ def test_risk_digest_file(call: Call, clock: FixedClock, root: Path) -> None:
     assert digest["envs"]["prod"]["entered_high_or_critical"] == [
         {"service": "gateway", "band": "critical", "previous_band": "high", "score": 100.0}]
     assert row["parts"]["incidents"] == 40.0 and any(w.startswith("incidents 40") for w in row["why"])
-    assert load_risk_digest(Path(out["path"])).envs["prod"].services[0].delta_24h == 50.0
+    assert load_risk_digest(root / out["path"]).envs["prod"].services[0].delta_24h == 50.0
     call("risk_history_tool", "digest", env="staging")
-    assert sorted(read(out["path"])["envs"]) == ["prod", "staging"]
-    md = Path(out["md_path"]).read_text()
+    assert sorted(read(root / out["path"])["envs"]) == ["prod", "staging"]
+    md = (root / out["md_path"]).read_text()
     assert "Entered high/critical" in md and "| 1 | **gateway** | 100 |" in md
 
 
@@ -171,4 +170,4 @@ def test_risk_digest_dry_run_writes_nothing(call: Call, root: Path) -> None:
     seed(call)
     out = call("risk_history_tool", "digest", dry_run=True)
     assert out["digest"]["envs"]["staging"]["services"][0]["service"] == "auth"
-    assert not os.path.exists(out["path"])
+    assert not (root / out["path"]).exists()

@@ -93,6 +93,7 @@ def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     for flag in (*CHROME_FLAGS, f"--user-data-dir={tmp_path / 'chrome-profile'}",
                  f"--window-size={DESKTOP[0]},{DESKTOP[1]}"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console: CSP violations, failed loads
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(15)
     try:
@@ -240,3 +241,24 @@ def test_dashboard_item_and_status_change_in_chromium(live: tuple[LiveServer, Se
     screenshot(browser, "item-phone", PHONE, mobile=True)
     browser.get(f"{base}/items?env=prod")
     screenshot(browser, "items-desktop", DESKTOP)
+
+
+def test_api_docs_load_only_from_the_app_under_the_dashboards_csp(live: tuple[LiveServer, Seeded],
+                                                                  browser: Any) -> None:
+    """Swagger UI at /docs works from the app's own files (issue 23): every resource the page loads is
+    on the app's origin, and the browser reports no CSP violation or failed load, also with an
+    operation expanded (its schemas and examples rendered)."""
+    from selenium.webdriver.common.by import By
+
+    server, _ = live
+    browser.get(f"{server.url}/docs")
+    operations = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock-summary"), "no operations")
+    assert len(operations) >= 15
+    operations[0].click()
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock-body .responses-table"), "no responses")
+    loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert loaded and all(url.startswith(f"{server.url}/") for url in loaded), loaded
+    assert f"{server.url}/docs/assets/swagger-ui-bundle.js?v=5.35.0" in loaded
+    problems = [e["message"] for e in browser.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
+    assert problems == [], problems
+    screenshot(browser, "api-docs-desktop", DESKTOP)

@@ -175,6 +175,16 @@ def test_items_filters_and_validation(client: TestClient, seeded: Seeded) -> Non
     assert len(re.findall(r'<tr data-id=', paged.text)) == 5 and 'data-testid="next-page"' in paged.text
 
 
+@pytest.mark.parametrize("query", ["overdue=1", "overdue=yes", "active=0", "overdue=True", "limit=5.0", "limit=true"])
+def test_items_filters_take_only_true_false_and_digits(client: TestClient, seeded: Seeded, query: str) -> None:
+    """The page's filters are the API's query string: the same strict rule (issue 23)."""
+    sign_in(client, "readonly")
+    bad = client.get(f"/items?{query}")
+    name = query.split("=")[0]
+    assert bad.status_code == 422 and 'data-testid="filter-error"' in bad.text and name in bad.text
+    assert not re.findall(r'<tr data-id=', bad.text)
+
+
 def test_item_page_fields_owner_reason_evidence_and_timeline(client: TestClient, seeded: Seeded) -> None:
     api = client.get(f"/v1/backlog/items/{seeded.arch}/events", headers=headers_for("readonly")).json()
     sign_in(client, "readonly")
@@ -207,6 +217,28 @@ def test_pages_are_escaped_and_sent_with_a_strict_csp(client: TestClient, runtim
 
 
 # -- writes --------------------------------------------------------------------------------------
+RESOURCE_REFS = re.compile(r'<(?:script|img|iframe|link|source|form)\b[^>]*?\b(?:src|href|action)="([^"]*)"', re.I)
+
+
+def test_no_page_loads_anything_from_another_origin(client: TestClient, seeded: Seeded) -> None:
+    """Every script, style, image, frame and form target on every page is this app's own path; every
+    page carries the same security headers (issue 23: /docs included). Evidence links (``<a>``) may
+    point elsewhere: a person follows them, the page does not load them."""
+    login = client.get("/login")
+    sign_in(client, "oncall")
+    pages = [login, client.get("/"), client.get("/items?env=prod"), client.get(f"/items/{seeded.arch}"),
+             client.get("/items/bl_0123456789abcdef"), client.get("/docs")]
+    csp = pages[1].headers["content-security-policy"]
+    for page in pages:
+        assert page.headers["content-type"].startswith("text/html"), page.url
+        assert (page.headers["content-security-policy"], page.headers["x-frame-options"],
+                page.headers["x-content-type-options"]) == (csp, "DENY", "nosniff"), page.url
+        refs = RESOURCE_REFS.findall(page.text)
+        assert refs, page.url
+        for ref in refs:
+            assert (ref.startswith("/") and not ref.startswith("//")) or ref.startswith("data:"), (page.url, ref)
+
+
 def test_read_only_account_gets_no_forms_and_a_403_on_write(client: TestClient, seeded: Seeded) -> None:
     token = sign_in(client, "readonly")
     response = client.post(f"/items/{seeded.arch}/status", data={"status": "done", "csrf_token": token})

@@ -22,31 +22,39 @@ cookies to cross-site requests and the API has no CSRF token; a web page ignores
 from __future__ import annotations
 
 import logging
+import re
+import unicodedata
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol, cast
 from urllib.parse import unquote_plus
 
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers, QueryParams
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Scope
 
 from services.router.access.rbac import RbacConfig
+from services.router.access.redaction import KeyRedactor
 from services.router.errors import AuthError, Forbidden
 from services.router.runtime import Runtime
 from services.router.stores.indexed import hold_if_free
 from services.router.tools.registry import ActionSpec, grants
 
-PUBLIC_PATHS: frozenset[str] = frozenset({
-    "/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json",
-})
+PUBLIC_PATHS: frozenset[str] = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json"})
+PUBLIC_PREFIXES: tuple[str, ...] = ("/docs/assets/",)  # Swagger UI's files (``web/docs.py``)
 # Query parameters that look like credentials: refused everywhere, because URLs end up in
-# proxy logs, browser history and shell history.
+# proxy logs, browser history and shell history. Names are compared normalized (``query_name``):
+# ``api_key[]``, ``api_key%20``, ``api.key``, ``api+key``, ``API-KEY`` are all ``apikey``.
 QUERY_KEY_PARAMS: frozenset[str] = frozenset({
     "api_key", "apikey", "api-key", "x-api-key", "x_api_key", "key", "token", "access_token", "auth",
     "auth_token", "authorization", "bearer", "secret", "password",
 })
+QUERY_SEPARATORS = re.compile(r"[&;]")  # ``;`` too: some frameworks and proxies split on it
+NOT_ALNUM = re.compile(r"[^0-9a-z]+")
+TARGET_PARTS = re.compile(r"[/?&;=]")  # the pieces of a request line a key could be
 # The web UI's paths: sign-in and assets need nothing; pages need a session cookie.
 WEB_PUBLIC_PATHS: frozenset[str] = frozenset({"/login"})
 WEB_PUBLIC_PREFIXES: tuple[str, ...] = ("/static/",)
@@ -54,7 +62,7 @@ WEB_SESSION_PATHS: frozenset[str] = frozenset({"/", "/items", "/logout"})
 WEB_SESSION_PREFIXES: tuple[str, ...] = ("/items/",)
 PathKind = Literal["public", "web-public", "web-session", "api"]
 MAX_KEY_LENGTH = 512
-NO_QUERY = QueryParams("")
+MIN_QUERY_KEY_LENGTH = 16  # shorter values cannot be keys (``rbac.MIN_KEY_LENGTH``): not worth a digest
 UNAUTHENTICATED = "missing or unknown API key; send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
 
 
@@ -74,43 +82,78 @@ def unauthenticated() -> AuthError:
     return AuthError(UNAUTHENTICATED)
 
 
-def refuse_query_keys(query: QueryParams) -> None:
-    for name in query:
-        if name.lower() in QUERY_KEY_PARAMS:
+def query_name(raw: str) -> str:
+    """A parameter name as a key check compares it: decoded, NFKC, case-folded, letters and digits only."""
+    return NOT_ALNUM.sub("", unicodedata.normalize("NFKC", unquote_plus(raw)).casefold())
+
+
+KEY_NAMES: frozenset[str] = frozenset(query_name(name) for name in QUERY_KEY_PARAMS)
+
+
+def query_pairs(raw_query: str) -> Iterator[tuple[str, str]]:
+    """``(name, value)`` as sent (still encoded), split on ``&`` and ``;``."""
+    for pair in QUERY_SEPARATORS.split(raw_query):
+        name, _, value = pair.partition("=")
+        if name or value:
+            yield name, value
+
+
+def refuse_query_keys(raw_query: str, is_key: Callable[[str], bool] | None = None) -> None:
+    """Refuse a query string that names a key parameter or (with ``is_key``) holds a configured key."""
+    for name, value in query_pairs(raw_query):
+        normalized = query_name(name)
+        carries_key = normalized in KEY_NAMES or (
+            is_key is not None and any(is_key(unquote_plus(part)) for part in (name, value) if part))
+        if carries_key:
             raise AuthError(
                 "API keys are not accepted in the query string; send 'Authorization: Bearer <key>' or "
-                "'X-API-Key: <key>' and rotate the key that was sent", field=name.lower(),
+                "'X-API-Key: <key>' and rotate the key that was sent",
+                **({"field": normalized} if normalized in KEY_NAMES else {}),
             )
 
 
-def redact_query_keys(target: str) -> str:
-    """``/path?env=prod&api_key=***``: the values of the query parameters that would carry a key."""
+def redact_query_keys(target: str, redactor: KeyRedactor | None = None) -> str:
+    """``/path?env=prod&api_key=***``: the values of the query parameters that would carry a key,
+    and (with ``redactor``) any configured key anywhere in the request line."""
     base, mark, query = target.partition("?")
-    if not mark:
-        return target
-    pairs = []
-    for pair in query.split("&"):
-        name, eq, _ = pair.partition("=")
-        pairs.append(f"{name}{eq}***" if eq and unquote_plus(name).lower() in QUERY_KEY_PARAMS else pair)
-    return f"{base}?{'&'.join(pairs)}"
+    if mark:
+        parts = []
+        for part in re.split(r"([&;])", query):  # the separators kept, as sent
+            name, eq, _ = part.partition("=")
+            parts.append(f"{name}{eq}***" if eq and query_name(name) in KEY_NAMES else part)
+        target = f"{base}?{''.join(parts)}"
+    if redactor is not None:
+        for piece in set(TARGET_PARTS.split(target)):
+            if piece and redactor.is_key(unquote_plus(piece)):
+                target = target.replace(piece, "***")
+    return target
 
 
 class AccessLogKeyRedactor(logging.Filter):
     """uvicorn's access log (``backlog serve --access-log``) prints the request line as sent, so a
     key sent in the query string — refused with 401 — would be written to the log. Found by the
-    secrets canary of the reliability suite; the value is replaced by ``***``."""
+    secrets canary of the reliability suite; the value is replaced by ``***``, and so is a
+    configured key anywhere else in the line (``redactor``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.redactor: KeyRedactor | None = None
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
-            record.args = (*args[:2], redact_query_keys(args[2]), *args[3:])
+            record.args = (*args[:2], redact_query_keys(args[2], self.redactor), *args[3:])
         return True
 
 
-def install_access_log_redaction(logger_name: str = "uvicorn.access") -> None:
+def install_access_log_redaction(redactor: KeyRedactor | None = None, logger_name: str = "uvicorn.access") -> None:
+    """One filter per logger; the latest app's ``redactor`` (its keys) is the one it uses."""
     logger = logging.getLogger(logger_name)
-    if not any(isinstance(f, AccessLogKeyRedactor) for f in logger.filters):
-        logger.addFilter(AccessLogKeyRedactor())
+    found = next((f for f in logger.filters if isinstance(f, AccessLogKeyRedactor)), None)
+    if found is None:
+        found = AccessLogKeyRedactor()
+        logger.addFilter(found)
+    found.redactor = redactor
 
 
 def presented_key(headers: Headers) -> str | None:
@@ -130,7 +173,7 @@ def presented_key(headers: Headers) -> str | None:
 
 def path_kind(path: str) -> PathKind:
     """Which credential a path takes: none, none (web), a session cookie (web), or an API key."""
-    if path in PUBLIC_PATHS:
+    if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
         return "public"
     if path in WEB_PUBLIC_PATHS or path.startswith(WEB_PUBLIC_PREFIXES):
         return "web-public"
@@ -153,8 +196,14 @@ class Authenticator:
     def __init__(self, rbac: RbacConfig) -> None:
         self.rbac = rbac
 
-    def authenticate(self, headers: Headers, query: QueryParams) -> Principal:
-        refuse_query_keys(query)
+    def is_key(self, text: str) -> bool:
+        return MIN_QUERY_KEY_LENGTH <= len(text) <= MAX_KEY_LENGTH and self.rbac.identify(text) is not None
+
+    def refuse_query_keys(self, raw_query: str) -> None:
+        refuse_query_keys(raw_query, self.is_key)
+
+    def authenticate(self, headers: Headers, raw_query: str) -> Principal:
+        self.refuse_query_keys(raw_query)
         key = presented_key(headers)
         account = self.rbac.identify(key) if key is not None else None
         if account is None:
@@ -223,6 +272,15 @@ class ActionCall:
     def run(self, params: dict[str, Any], *, agent_id: object = None) -> Any:
         check_agent(self.principal, agent_id)
         return self.runtime.execute(self.principal.name, self.spec.tool, self.spec.action, params)
+
+    def parse(self, params: dict[str, Any]) -> BaseModel:
+        """The action's params as its model validates them (``ValidationFailed`` → 422)."""
+        return self.runtime.registry.parse(self.spec, params)
+
+    def run_parsed(self, parsed: BaseModel, *, agent_id: object = None) -> Any:
+        """Run with params already validated by ``parse``."""
+        check_agent(self.principal, agent_id)
+        return self.spec.handler(self.runtime.context(self.principal.name), parsed)
 
     async def run_async(self, params: dict[str, Any], *, agent_id: object = None) -> Any:
         """Run the action from a route: on the event loop when it only reads an in-process index

@@ -27,6 +27,7 @@ from services.router.errors import (
     Forbidden,
     NotFound,
     PolicyInvalid,
+    RateLimited,
     StoreUnavailable,
     ValidationFailed,
 )
@@ -48,6 +49,7 @@ STATUS_BY_ERROR: tuple[tuple[type[BacklogError], int], ...] = (
     (Conflict, 409),  # TransitionRefused, DigestMissing: the runbook's text in "error"
     (AuthError, 401),
     (Forbidden, 403),
+    (RateLimited, 429),
     (RequestTooLarge, 413),
     (StoreUnavailable, 503),
     (PolicyInvalid, 500),  # an operator's config error: the message says which file and key
@@ -90,6 +92,8 @@ def error_response(exc: BacklogError) -> Response:
         headers["Retry-After"] = str(max(1, int(retry)))
     elif isinstance(exc, AuthError):
         headers["WWW-Authenticate"] = 'Bearer, ApiKey header="X-API-Key"'
+    elif isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(max(1, exc.retry_after_seconds))
     if status >= 500:
         log.error("%s: %s", type(exc).__name__, exc.message)
     return OrjsonResponse(exc.to_dict(), status_code=status, headers=headers)
@@ -153,6 +157,7 @@ def error_docs(*statuses: int) -> dict[int | str, dict[str, Any]]:
         409: "Refused transition or missing digest (the runbook's text in `error`)",
         413: "Request body over 1 MiB",
         422: "Invalid input; `field` names it",
+        429: "Too many failed attempts from this address; retry after `Retry-After` seconds",
         500: "Internal or configuration error (no stack trace)",
         503: "Store unavailable; retry after `Retry-After` seconds",
     }

@@ -16,9 +16,10 @@ from starlette.responses import Response
 
 from services.router.access.auth import ActionCall, requires
 from services.router.api.errors import OrjsonResponse, error_docs
+from services.router.api.query import ItemListQuery, QueryForm
 from services.router.domain.enums import Status
 from services.router.domain.models import Actor, BacklogEvent, BacklogItem, CommentText, ItemId, Slug, Text
-from services.router.domain.queries import ItemQuery
+from services.router.domain.strict import Flag
 from services.router.tools.backlog_tool import CleanupParams, DashboardParams, UpsertParams
 
 TOOL = "backlog_tool"
@@ -53,7 +54,7 @@ class StatusBody(AgentField):
     model_config = ConfigDict(extra="forbid")
     status: Status
     message: Text = ""
-    dry_run: bool = False
+    dry_run: Flag = False
 
 
 class CommentBody(AgentField):
@@ -61,17 +62,17 @@ class CommentBody(AgentField):
 
     model_config = ConfigDict(extra="forbid")
     message: CommentText
-    dry_run: bool = False
+    dry_run: Flag = False
 
 
 class CleanupBody(CleanupParams, AgentField):
     model_config = ConfigDict(extra="forbid")
 
 
-class GenerateQuery(BaseModel):
+class GenerateQuery(QueryForm):
     model_config = ConfigDict(extra="forbid")
     env: Slug
-    dry_run: bool = Field(default=False, description="Report the plan; write nothing")
+    dry_run: Flag = Field(default=False, description="Report the plan; write nothing")
 
 
 # -- responses (documentation; the handlers return the tools' results as they are) ----------
@@ -160,7 +161,7 @@ async def generate_weekly(call: GenerateWeeklyCall, query: Annotated[GenerateQue
     return respond(await call.run_async(query.model_dump()))
 
 
-async def list_items(call: ListCall, query: Annotated[ItemQuery, Query()]) -> Response:
+async def list_items(call: ListCall, query: Annotated[ItemListQuery, Query()]) -> Response:
     return respond(await call.run_async(query.model_dump(exclude_none=True)))
 
 

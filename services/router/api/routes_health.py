@@ -18,11 +18,14 @@ from typing import Any, cast
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.registry import Collector
 from pydantic import BaseModel
 from starlette.responses import Response
 
 from services.router.access.auth import RuntimeDep
+from services.router.api import connections
 from services.router.api.errors import OrjsonResponse, error_docs
 from services.router.api.health_sources import HealthSources
 from services.router.api.metrics_backlog import BacklogCollector, EnvIndex, RejectionsCollector, RunsCollector
@@ -54,6 +57,7 @@ class ApiMetrics:
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.registry.register(BacklogCollector(store, clock=clock, env_index=self.env_index))
+        self.registry.register(ConnectionsCollector())
         if sources is not None:
             self.registry.register(RunsCollector(sources))
         if rejections is not None:
@@ -72,6 +76,17 @@ class ApiMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class ConnectionsCollector(Collector):
+    """Connections ``backlog serve`` closed by its limits (``api/connections.py``), by reason."""
+
+    def collect(self) -> Any:
+        family = CounterMetricFamily("backlog_http_connections_closed", "Connections closed by the header deadline "
+                                     "or the connection cap, by reason", labels=["reason"])
+        for reason in connections.REASONS:
+            family.add_metric([reason], connections.CLOSED[reason])
+        yield family
 
 
 class Health(BaseModel):
@@ -116,5 +131,9 @@ def register(app: FastAPI) -> None:
     app.add_api_route("/readyz", readyz, methods=["GET"], response_model=Ready, tags=["health"],
                       responses=error_docs(503),
                       summary="The store is reachable; names the active backend and whether it is degraded")
+    # HEAD for load balancers that probe with it; the same answer without a body (not a second
+    # operation in the OpenAPI document).
+    app.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
+    app.add_api_route("/readyz", readyz, methods=["HEAD"], include_in_schema=False)
     app.add_api_route("/metrics", metrics, methods=["GET"], response_class=PlainTextResponse, tags=["health"],
                       summary="Prometheus metrics (text format 0.0.4)")

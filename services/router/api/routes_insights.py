@@ -6,7 +6,6 @@ authorizes the route and its params model validates the request again.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query
@@ -15,8 +14,10 @@ from starlette.responses import Response
 
 from services.router.access.auth import ActionCall, requires
 from services.router.api.errors import error_docs
+from services.router.api.query import QueryForm
 from services.router.api.routes_backlog import TOOL, AgentField, ItemIdPath, WriteResult, body_params, respond
 from services.router.domain.models import Slug, Text
+from services.router.domain.strict import Flag, IsoDate
 from services.router.tools.backlog_insights import ProblemsParams, TrendsParams
 
 TrendsCall = Annotated[ActionCall, requires(TOOL, "trends")]
@@ -31,16 +32,24 @@ class OwnerBody(AgentField):
     model_config = ConfigDict(extra="forbid")
     owner: Slug
     message: Text = ""
-    dry_run: bool = False
+    dry_run: Flag = False
 
 
 class DueDateBody(AgentField):
     """``set_due_date``'s params without ``id`` (it is in the path)."""
 
     model_config = ConfigDict(extra="forbid")
-    due_date: date | None = Field(description="YYYY-MM-DD, or null for no due date")
+    due_date: IsoDate | None = Field(description="YYYY-MM-DD, or null for no due date")
     message: Text = ""
-    dry_run: bool = False
+    dry_run: Flag = False
+
+
+class TrendsQuery(QueryForm, TrendsParams):
+    """``trends``'s params as a query string (``weeks`` digits only)."""
+
+
+class ProblemsQuery(QueryForm, ProblemsParams):
+    """``problems``'s params as a query string."""
 
 
 # -- responses (documentation) ------------------------------------------------------------------
@@ -82,11 +91,11 @@ class Problems(BaseModel):
     warning: str | None = None
 
 
-async def trends(call: TrendsCall, query: Annotated[TrendsParams, Query()]) -> Response:
+async def trends(call: TrendsCall, query: Annotated[TrendsQuery, Query()]) -> Response:
     return respond(await call.run_async(query.model_dump(exclude_none=True)))
 
 
-async def problems(call: ProblemsCall, query: Annotated[ProblemsParams, Query()]) -> Response:
+async def problems(call: ProblemsCall, query: Annotated[ProblemsQuery, Query()]) -> Response:
     return respond(await call.run_async(query.model_dump(exclude_none=True)))
 
 

@@ -21,6 +21,11 @@ from starlette.responses import Response
 
 from services.router.access.auth import ActionCall, requires
 from services.router.api.errors import OrjsonResponse, error_docs
+from services.router.api.query import QueryForm
+from services.router.domain.models import SchemaOf
+from services.router.domain.strict import Flag
+from services.router.errors import ValidationFailed
+from services.router.signals.alertmanager import AmPayload
 from services.router.signals.models import MAX_BATCH
 
 TOOL = "signals_tool"
@@ -41,7 +46,7 @@ class SignalBatch(BaseModel):
 
     signals: list[Any] = Field(max_length=MAX_BATCH, description="incident, alert, slo_breach, followup, "
                                "deploy or vulnerability objects (discriminated by `kind`)")
-    dry_run: bool = False
+    dry_run: Flag = False
 
 
 class IntakeResult(BaseModel):
@@ -54,19 +59,30 @@ class IntakeResult(BaseModel):
     counts: dict[str, int]
 
 
-def post_signals(call: IngestCall, body: Annotated[SignalBatch | list[Any], Body()]) -> Response:
+class AlertmanagerQuery(QueryForm):
+    model_config = ConfigDict(extra="forbid")
+    dry_run: Flag = Field(default=False, description="Report what would be stored; store nothing")
+
+
+def post_signals(call: IngestCall, body: Annotated[Any, SchemaOf(SignalBatch | list[Any]), Body()]) -> Response:
     """Send ``{"signals": [...]}`` or a bare JSON array; a resend of the same signal changes nothing."""
-    params = {"signals": body} if isinstance(body, list) else body.model_dump()
-    return OrjsonResponse(call.run(params))
+    # Validated by the action itself (``signals_tool.ingest``'s params are this batch's fields), so a
+    # 422 names the field as sent, not a branch of the union the document describes.
+    if isinstance(body, list):
+        return OrjsonResponse(call.run({"signals": body}))
+    if not isinstance(body, dict):
+        raise ValidationFailed('body: expected {"signals": [...], "dry_run"?} or a JSON array of signals',
+                               field="body")
+    return OrjsonResponse(call.run(body))
 
 
 def post_alertmanager(
-    call: AlertmanagerCall, payload: Annotated[dict[str, Any], Body()],
-    dry_run: Annotated[bool, Query(description="Report what would be stored; store nothing")] = False,
+    call: AlertmanagerCall, payload: Annotated[dict[str, Any], SchemaOf(AmPayload), Body()],
+    query: Annotated[AlertmanagerQuery, Query()],
 ) -> Response:
     """Point an Alertmanager ``webhook_configs`` receiver here with the ``alertmanager`` account's key
     (``http_config.authorization.credentials``). Alerts are keyed by fingerprint."""
-    return OrjsonResponse(call.run({"payload": payload, "dry_run": dry_run}))
+    return OrjsonResponse(call.run({"payload": payload, "dry_run": query.dry_run}))
 
 
 ROUTES: list[tuple[str, Any, str]] = [

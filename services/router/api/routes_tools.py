@@ -45,7 +45,8 @@ class ExecuteRequest(BaseModel):
     job: str | None = Field(
         default=None, pattern=NAME_PATTERN, max_length=64,
         description="Optional. The governance job this call runs (cron's runner sends it): the router records "
-                    "the run under the job's scheduled slot, so /metrics shows its last success.",
+                    "the run under the job's scheduled slot, so /metrics shows its last success. A call whose "
+                    "tool, action or params differ from the job's registry entry is refused (409).",
     )
 
 
@@ -67,10 +68,11 @@ async def execute(dispatcher: DispatcherDep, body: ExecuteRequest) -> Response:
     check_agent(call.principal, params.pop("agent_id", None))
     if body.job is None:
         result = await call.run_async(params, agent_id=body.agent_id)
-    else:
+    else:  # validated first: whether it is a dry run, and whether it is the job, come from the params as parsed
+        parsed = call.parse(params)
         recorder = cron_recorder(dispatcher.runtime)
-        result = await run_in_threadpool(recorder.run, body.job, body.tool, body.action, params,
-                                         lambda: call.run(params, agent_id=body.agent_id))
+        result = await run_in_threadpool(recorder.run, body.job, body.tool, body.action, parsed,
+                                         lambda: call.run_parsed(parsed, agent_id=body.agent_id))
     return OrjsonResponse({"ok": True, "tool": body.tool, "action": body.action, "result": result})
 
 
@@ -80,6 +82,43 @@ def cron_recorder(runtime: Runtime) -> CronRunRecorder:
     if recorder is None:
         recorder = runtime.extras.setdefault("cron_runs", CronRunRecorder(runtime.settings, runtime.clock))
     return recorder  # type: ignore[no-any-return]
+
+
+REF = "#/components/schemas/{model}"
+
+
+def execute_body_schema(registry: ToolRegistry, components: dict[str, Any]) -> dict[str, Any]:
+    """The bodies ``/v1/tools/execute`` accepts, exactly: for each served action, ``{tool, action}``
+    with its params under ``"params"`` or flat beside them (never both), and nothing else — the
+    params' own schemas (``params.<tool>.<action>``) carry their types and limits. Their
+    definitions are added to ``components``."""
+    envelope = ExecuteRequest.model_json_schema(ref_template=REF)["properties"]
+    branches: list[dict[str, Any]] = []
+    for spec in registry.specs():
+        params = spec.params.model_json_schema(ref_template=REF)
+        for name, definition in params.pop("$defs", {}).items():
+            if components.setdefault(name, definition) != definition:
+                raise RuntimeError(f"schema {name} of {spec.tool}.{spec.action} differs from another of that name")
+        component = f"params.{spec.tool}.{spec.action}"
+        components[component] = params
+        fixed = {"tool": {"type": "string", "const": spec.tool}, "action": {"type": "string", "const": spec.action},
+                 "agent_id": envelope["agent_id"], "job": envelope["job"]}
+        title = f"{spec.tool}.{spec.action}"
+        branches.append({"title": f"{title}, params under \"params\"", "type": "object", "additionalProperties": False,
+                         "required": ["tool", "action", "params"],
+                         "properties": {**fixed, "params": {"$ref": REF.format(model=component)}}})
+        branches.append({"title": f"{title}, params flat", "type": "object", "additionalProperties": False,
+                         "required": ["tool", "action", *params.get("required", [])],
+                         "properties": {**fixed, **params.get("properties", {})}})
+    return {"anyOf": branches, "examples": RUNBOOK_EXAMPLES}
+
+
+def document_execute_body(openapi: dict[str, Any], registry: ToolRegistry) -> None:
+    """Replace FastAPI's loose ``ExecuteRequest`` (any extra property) with ``execute_body_schema``."""
+    components = openapi.setdefault("components", {}).setdefault("schemas", {})
+    body = openapi["paths"]["/v1/tools/execute"]["post"]["requestBody"]["content"]["application/json"]
+    body["schema"] = execute_body_schema(registry, components)
+    components.pop("ExecuteRequest", None)
 
 
 def describe_catalog(registry: ToolRegistry) -> str:

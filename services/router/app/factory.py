@@ -32,12 +32,14 @@ from services.router.access.auth import (
     install_access_log_redaction,
 )
 from services.router.access.rbac import RbacConfig, load_rbac
+from services.router.access.redaction import KeyRedactor
 from services.router.api import routes_backlog, routes_health, routes_insights, routes_signals, routes_tools
 from services.router.api.errors import OrjsonResponse, error_docs, install_error_handlers
 from services.router.api.health_sources import HealthSources
 from services.router.app.middleware import MAX_BODY_BYTES, AuthMiddleware, BodyLimitMiddleware, RequestContextMiddleware
 from services.router.errors import NotFound
 from services.router.runtime import Runtime, build_runtime
+from services.router.web import docs
 
 log = logging.getLogger("backlog.api")
 
@@ -81,7 +83,7 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
 
     app = FastAPI(
         title="Backlog Bridge", version=package_version(), description=DESCRIPTION,
-        docs_url="/docs", redoc_url=None, openapi_url="/openapi.json",
+        docs_url=None, redoc_url=None, openapi_url=docs.OPENAPI_URL,
         default_response_class=OrjsonResponse, lifespan=lifespan,
     )
     metrics = routes_health.ApiMetrics(rt.store, clock=rt.clock, sources=HealthSources.from_settings(rt.settings),
@@ -91,15 +93,18 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
     app.state.metrics = metrics
     sessions: web_ui.WebSessions | None = None
 
+    authenticator = Authenticator(config)
+    redactor = KeyRedactor(authenticator.is_key)
     install_error_handlers(app)
-    install_access_log_redaction()
+    docs.register(app)
+    install_access_log_redaction(redactor)
     routes_health.register(app)
     routes_tools.register(app, responses=PROTECTED_ERRORS)
     routes_backlog.register(app, responses=PROTECTED_ERRORS)
     routes_insights.register(app, responses=PROTECTED_ERRORS)
     routes_signals.register(app, responses=PROTECTED_ERRORS)
     document_guards(app, rt)
-    document_security(app)
+    document_security(app, rt)
     if web:
         store = web_ui.SessionStore()
         web_ui.register(app, runtime=rt, rbac=config, sessions=store, envs=metrics.env_index.envs)
@@ -107,13 +112,14 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
 
     # Outermost last: request context → authentication → body limit → routes.
     app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)
-    app.add_middleware(AuthMiddleware, authenticator=Authenticator(config), sessions=sessions)
-    app.add_middleware(RequestContextMiddleware, routes=app.router.routes, observe=metrics.observe)
+    app.add_middleware(AuthMiddleware, authenticator=authenticator, sessions=sessions)
+    app.add_middleware(RequestContextMiddleware, routes=app.router.routes, observe=metrics.observe, redactor=redactor)
     return app
 
 
-def document_security(app: FastAPI) -> None:
-    """Every operation outside ``PUBLIC_PATHS`` takes an API key; say so in the schema."""
+def document_security(app: FastAPI, runtime: Runtime) -> None:
+    """Every operation outside ``PUBLIC_PATHS`` takes an API key; say so in the schema. The
+    ``/v1/tools/execute`` body is described per action (``routes_tools.execute_body_schema``)."""
     for route in app.routes:
         if isinstance(route, APIRoute) and route.path not in PUBLIC_PATHS:
             route.openapi_extra = {**(route.openapi_extra or {}), "security": SECURITY_REQUIREMENT}
@@ -121,7 +127,9 @@ def document_security(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            generate().setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            document = generate()
+            document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            routes_tools.document_execute_body(document, runtime.registry)
         return app.openapi_schema  # type: ignore[return-value]
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -14,11 +14,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from starlette.datastructures import Headers, MutableHeaders, QueryParams
+import orjson
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.router.access.auth import NO_QUERY, Authenticator, SessionAuth, path_kind, refuse_query_keys
+from services.router.access.auth import Authenticator, SessionAuth, path_kind
+from services.router.access.redaction import KeyRedactor
 from services.router.api.errors import RequestTooLarge, error_response, internal_error_response
 from services.router.errors import BacklogError
 
@@ -32,10 +34,13 @@ UNMATCHED = "<unmatched>"
 Observer = Callable[[str, str, int, float], None]  # method, route template, status, seconds
 
 
-def request_id_for(headers: Headers) -> str:
-    """Keep a caller's well-formed id (tracing across services); otherwise make one."""
+def request_id_for(headers: Headers, redactor: KeyRedactor | None = None) -> str:
+    """Keep a caller's well-formed id (tracing across services); otherwise make one. An id equal
+    to a configured API key (a careless client's) is replaced: it is echoed and logged."""
     incoming = headers.get(REQUEST_ID_HEADER.lower(), "")
-    return incoming if REQUEST_ID_PATTERN.match(incoming) else uuid.uuid4().hex
+    if not REQUEST_ID_PATTERN.match(incoming) or (redactor is not None and redactor.is_key(incoming)):
+        return uuid.uuid4().hex
+    return incoming
 
 
 def route_template(scope: Scope, routes: Sequence[BaseRoute]) -> str:
@@ -50,30 +55,48 @@ def route_template(scope: Scope, routes: Sequence[BaseRoute]) -> str:
 class RequestContextMiddleware:
     """Request id (also in the ``X-Request-ID`` response header), one log line per request,
     request metrics, and the last line of defence: an unexpected exception becomes a bare 500
-    whose traceback is logged here and never sent."""
+    whose traceback is logged here and never sent. With a ``redactor``, JSON error bodies are
+    sent with any configured API key in them replaced (``access/redaction.py``)."""
 
-    def __init__(self, app: ASGIApp, *, routes: Sequence[BaseRoute], observe: Observer | None = None) -> None:
+    def __init__(self, app: ASGIApp, *, routes: Sequence[BaseRoute], observe: Observer | None = None,
+                 redactor: KeyRedactor | None = None) -> None:
         self.app = app
         self.routes = routes
         self.observe = observe
+        self.redactor = redactor
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = request_id_for(Headers(scope=scope))
+        request_id = request_id_for(Headers(scope=scope), self.redactor)
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
         status = 500
         response_started = False
+        held: list[Message] = []  # an error response's start and body, until the body is complete
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 response_started = True
                 status = int(message["status"])
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = request_id
+                headers.setdefault("X-Content-Type-Options", "nosniff")  # JSON, static files, errors: all of them
+                if self.redactor is not None and status >= 400 and headers.get("content-type", "").startswith(
+                        "application/json"):
+                    held.append(message)
+                    return
+            elif held:
+                held.append(message)
+                if message.get("more_body", False):
+                    return
+                for scrubbed in self._scrubbed(held):
+                    await send(scrubbed)
+                held.clear()
+                return
             await send(message)
 
         try:
@@ -93,6 +116,21 @@ class RequestContextMiddleware:
             )
             if self.observe is not None:
                 self.observe(scope["method"], route, status, seconds)
+
+
+    def _scrubbed(self, held: list[Message]) -> list[Message]:
+        """The held error response with keys taken out of its JSON body (as sent when it has none)."""
+        assert self.redactor is not None
+        start, bodies = held[0], held[1:]
+        raw = b"".join(m.get("body", b"") for m in bodies)
+        try:
+            clean = orjson.dumps(self.redactor.scrub_json(orjson.loads(raw)))
+        except orjson.JSONDecodeError:
+            return held
+        if clean == raw:
+            return held
+        MutableHeaders(scope=start)["content-length"] = str(len(clean))
+        return [start, {"type": "http.response.body", "body": clean, "more_body": False}]
 
 
 class BodyLimitMiddleware:
@@ -156,16 +194,15 @@ class AuthMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        raw_query = scope.get("query_string", b"")
-        query = QueryParams(raw_query.decode("latin-1")) if raw_query else NO_QUERY
+        query = scope.get("query_string", b"").decode("latin-1")
         kind = path_kind(scope["path"])
         if kind.startswith("web") and self.sessions is None:
             kind = "api"
         try:
             if kind in ("public", "web-public"):
-                refuse_query_keys(query)
+                self.authenticator.refuse_query_keys(query)
             elif kind == "web-session" and self.sessions is not None:
-                refuse_query_keys(query)
+                self.authenticator.refuse_query_keys(query)
                 principal = self.sessions.authenticate(scope)
                 if principal is None:
                     await self.sessions.sign_in_required(scope)(scope, receive, send)

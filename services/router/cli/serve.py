@@ -15,6 +15,7 @@ import os
 import secrets
 import socket
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -22,7 +23,7 @@ from services.router.access.rbac import RbacConfig, load_rbac
 from services.router.cli.app import app, fail
 from services.router.errors import BacklogError, Conflict, ValidationFailed
 from services.router.runtime import Runtime, build_runtime, configure_logging
-from services.router.settings import load_settings
+from services.router.settings import Settings, load_settings
 
 LOCAL_HOST = "127.0.0.1"
 LOCAL_ADMIN = "admin"
@@ -30,6 +31,15 @@ LOCAL_ADMIN = "admin"
 # per second but held some connections back for 150 to 350 ms under 50 concurrent clients, which
 # put the p99 of GET item at 20 to 120 ms instead of ≈ 14 ms (bench/RESULTS.md).
 UVICORN_OPTIONS: dict[str, str] = {"loop": "asyncio", "http": "httptools"}
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """``UVICORN_OPTIONS`` with httptools' protocol under the connection limits (``api/connections.py``)."""
+    from services.router.api.connections import guarded_protocol
+
+    http = guarded_protocol(header_timeout_seconds=settings.backlog_header_timeout_seconds,
+                            max_connections=settings.backlog_max_connections)
+    return {**UVICORN_OPTIONS, "http": http}
 
 
 def write_key_file(path: Path, env_name: str, key: str) -> None:
@@ -125,7 +135,7 @@ def serve(
         key_hint = "the key above" if generated else "an API key"
         typer.echo(f"Web dashboard: http://{shown}:{port}/ (sign in with {key_hint}); API docs: /docs")
         config = uvicorn.Config(create_app(runtime, rbac), host=host, port=port, access_log=access_log,
-                                log_config=None, server_header=False, **UVICORN_OPTIONS)  # type: ignore[arg-type]
+                                log_config=None, server_header=False, **server_options(runtime.settings))
         uvicorn.Server(config).run(sockets=[sock])
     except BacklogError as exc:
         fail(exc)

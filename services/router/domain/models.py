@@ -16,9 +16,21 @@ from datetime import date
 from typing import Annotated, Any
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    StringConstraints,
+    TypeAdapter,
+    field_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from typing_extensions import TypeAliasType
 
 from services.router.domain.enums import EventType, Priority, Source, Status
+from services.router.domain.strict import IsoDate
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 DEDUPE_KEY_CHARS = r"[A-Za-z0-9._-]"  # and ":" between the parts
@@ -29,11 +41,48 @@ MAX_TITLE = 200
 MAX_TEXT = 10_000
 
 
+# Bidirectional override and isolate controls reorder what a reader sees ("Trojan Source"): a
+# title could show one thing and hold another. Refused in titles, descriptions and comments.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# The same rules as JSON Schema patterns (``SchemaPattern``), so the OpenAPI document states them.
+NO_NUL_PATTERN = r"^[^\x00]*$"
+PLAIN = r"[^\x00\u202a-\u202e\u2066-\u2069]"
+PLAIN_TEXT_PATTERN = rf"^{PLAIN}*$"
+PLAIN_LINE_PATTERN = rf"^{PLAIN}*[^\s\x00\u202a-\u202e\u2066-\u2069]{PLAIN}*$"  # and not only whitespace
+
+
 def no_nul(value: str) -> str:
     """PostgreSQL text and jsonb cannot hold U+0000; refusing it everywhere keeps backends in agreement."""
     if "\x00" in value:
         raise ValueError("must not contain NUL characters (U+0000)")
     return value
+
+
+def plain_text(value: str) -> str:
+    """No NUL and no bidirectional override or isolate control (they can disguise what a reader sees)."""
+    no_nul(value)
+    if not BIDI_CONTROLS.isdisjoint(value):
+        found = sorted({f"U+{ord(ch):04X}" for ch in value if ch in BIDI_CONTROLS})
+        raise ValueError(f"must not contain bidirectional override or isolate controls ({', '.join(found)})")
+    return value
+
+
+class SchemaExtra:
+    """Adds keys to a type's JSON Schema without changing its validation (a validator does that,
+    with a clearer message): the OpenAPI document then states the rule for clients and for
+    schema-driven tests."""
+
+    def __init__(self, **extra: Any) -> None:
+        self.extra = extra
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core)
+        schema.update(self.extra)
+        return schema
+
+
+def schema_pattern(pattern: str) -> SchemaExtra:
+    return SchemaExtra(pattern=pattern)
 
 
 def _holds_nul(value: Any) -> bool:
@@ -48,15 +97,41 @@ def _holds_nul(value: Any) -> bool:
 
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, min_length=1, max_length=MAX_SLUG)]
 Title = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TITLE, strip_whitespace=True),
-                  AfterValidator(no_nul)]
-Text = Annotated[str, StringConstraints(max_length=MAX_TEXT), AfterValidator(no_nul)]
+                  AfterValidator(plain_text), schema_pattern(PLAIN_LINE_PATTERN)]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT), AfterValidator(plain_text),
+                 schema_pattern(PLAIN_TEXT_PATTERN)]
 CommentText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT, strip_whitespace=True),
-                        AfterValidator(no_nul)]
+                        AfterValidator(plain_text), schema_pattern(PLAIN_LINE_PATTERN)]
 DedupeKey = Annotated[str, StringConstraints(pattern=rf"^(?:{DEDUPE_KEY_CHARS}|:)+$", min_length=1,
                                              max_length=MAX_DEDUPE_KEY)]
-Ref = Annotated[str, StringConstraints(min_length=1, max_length=MAX_REF), AfterValidator(no_nul)]
+Ref = Annotated[str, StringConstraints(min_length=1, max_length=MAX_REF), AfterValidator(no_nul),
+                schema_pattern(NO_NUL_PATTERN)]
 Actor = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$", max_length=64)]
 ItemId = Annotated[str, StringConstraints(pattern=r"^bl_[0-9a-f]{12,40}$")]
+# What ``meta`` may hold, for the JSON Schema: any JSON whose texts (keys too) hold no NUL.
+MetaText = Annotated[str, schema_pattern(NO_NUL_PATTERN)]
+MetaInt = Annotated[int, SchemaExtra(minimum=-(2**53 - 1), maximum=2**53 - 1)]  # exact in every JSON reader
+MetaValue = TypeAliasType(
+    "MetaValue", "MetaText | MetaInt | float | bool | list[MetaValue] | MetaObject | None")
+MetaObject = Annotated[dict[MetaText, MetaValue], SchemaExtra(additionalProperties=False)]
+
+
+class SchemaOf:
+    """Gives a field the JSON Schema of another type (``MetaObject``, a webhook payload model) while
+    it validates as declared: the schema states the real shape, validation stays where it is."""
+
+    def __init__(self, shape: Any, **extra: Any) -> None:
+        self.shape = shape
+        self.extra = extra
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(TypeAdapter(self.shape).core_schema)
+        schema.update(self.extra)
+        return schema
+
+
+META_SCHEMA = SchemaOf(MetaObject, description="Any JSON object without NUL characters, at most 65536 bytes as JSON")
+
 
 MAX_META_BYTES = 64 * 1024
 
@@ -99,12 +174,12 @@ class ItemInput(BaseModel):
     owner: Slug | None = Field(
         default=None, description="Explicit owner: sets the owner even on an existing item."
     )
-    due_date: date | None = None
+    due_date: IsoDate | None = None
     source: Source = Source.MANUAL
     dedupe_key: DedupeKey | None = None
     evidence_refs: list[Ref] = Field(default_factory=list, max_length=100)
     tags: list[Slug] = Field(default_factory=list, max_length=50)
-    meta: dict[str, Any] = Field(default_factory=dict)
+    meta: Annotated[dict[str, Any], META_SCHEMA] = Field(default_factory=dict)
 
     @field_validator("meta")
     @classmethod

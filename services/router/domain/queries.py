@@ -6,12 +6,13 @@ from collections.abc import Collection
 from datetime import date
 from typing import Annotated, Any, NamedTuple
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StringConstraints
 
 from services.router.domain.changes import RECORD_FIELDS
 from services.router.domain.enums import ACTIVE_STATUSES, Priority, Status
 from services.router.domain.models import Slug, no_nul
 from services.router.domain.sorting import DEFAULT_SORT, Position, Sort, decode_cursor
+from services.router.domain.strict import JSON_INTEGER, Flag
 from services.router.domain.transitions import is_overdue
 
 MAX_PAGE = 500
@@ -32,9 +33,9 @@ class ItemQuery(BaseModel):
     owner: Slug | None = None
     priority: Priority | None = None
     category: Slug | None = None
-    overdue: bool | None = None
-    active: bool | None = Field(default=None, description="open, in_progress or blocked")
-    limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE)
+    overdue: Flag | None = None
+    active: Flag | None = Field(default=None, description="open, in_progress or blocked")
+    limit: Annotated[int, Strict(), Field(ge=1, le=MAX_PAGE), JSON_INTEGER] = DEFAULT_PAGE
     cursor: str | None = Field(default=None, max_length=200, description="`next_cursor` of the previous page "
                                "(with the default sort: the id of the last item seen)")
     sort: Sort = Field(default=DEFAULT_SORT, description="created_at (creation order), due_date (undated last), "

@@ -16,10 +16,11 @@ one alert without a service label is rejected with a reason and the others are a
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
+from services.router.domain.strict import JSON_INTEGER
 from services.router.signals.models import Alert, Rejection, describe_error
 from services.router.signals.rejections import Reason, reason_of
 from services.router.signals.risk_policy import AlertmanagerLabels
@@ -47,7 +48,7 @@ class AmPayload(BaseModel):
 
     version: str = "4"
     groupKey: str = ""
-    truncatedAlerts: int = 0
+    truncatedAlerts: Annotated[int, Strict(), Field(ge=0, le=2**31 - 1), JSON_INTEGER] = 0
     status: Literal["firing", "resolved"]
     receiver: str = ""
     groupLabels: dict[str, str] = Field(default_factory=dict)

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime, time
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -28,7 +27,8 @@ from pydantic import (
     model_validator,
 )
 
-from services.router.domain.models import Slug
+from services.router.domain.models import Slug, plain_text
+from services.router.domain.strict import IsoDate, Moment, Number
 from services.router.signals.rejections import Reason, reason_of
 
 KINDS: tuple[str, ...] = ("incident", "alert", "slo_breach", "followup", "deploy", "vulnerability")
@@ -41,13 +41,15 @@ def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+UtcDatetime = Annotated[Moment, AfterValidator(_to_utc)]
 # Ids come from other systems (fingerprints, INC-123, CVE-2026-1234, scanner ids): any
 # printable text without whitespace, short enough to index.
 SignalId = Annotated[str, StringConstraints(pattern=r"^\S+$", min_length=1, max_length=200)]
 SourceRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-OptionalTitle = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+# Titles reach digests and generated items: no bidirectional controls there either.
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+                  AfterValidator(plain_text)]
+OptionalTitle = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(plain_text)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 CveId = Annotated[str, StringConstraints(pattern=r"^CVE-\d{4}-\d{4,}$")]
 
@@ -142,7 +144,8 @@ class SloBreach(SignalBase):
     kind: Literal["slo_breach"] = "slo_breach"
     slo: Name
     title: OptionalTitle = ""
-    burn_rate: float = Field(gt=0, le=10_000, allow_inf_nan=False, description="Error-budget burn rate (1 = on budget)")
+    burn_rate: Number = Field(gt=0, le=10_000, allow_inf_nan=False,
+                              description="Error-budget burn rate (1 = on budget)")
     at: UtcDatetime
 
     @property
@@ -157,7 +160,7 @@ class SloBreach(SignalBase):
 class Followup(SignalBase):
     kind: Literal["followup"] = "followup"
     title: Title
-    due_date: date
+    due_date: IsoDate
     status: Literal["open", "done"]
     incident_ref: SignalId | None = None
     created_at: UtcDatetime | None = None

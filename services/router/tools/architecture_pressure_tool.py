@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.router.domain.models import Slug
+from services.router.domain.strict import Flag, Moment
 from services.router.domain.weeks import iso_week
 from services.router.errors import DigestMissing
 from services.router.generation.digest import NO_PLATFORM_DIGEST, PlatformDigest, validate_digest
@@ -33,8 +34,8 @@ NO_DIGEST = NO_PLATFORM_DIGEST
 class DigestParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     env: Slug | None = Field(default=None, description="default: every env; other envs' sections are kept")
-    as_of: AwareDatetime | None = Field(default=None, description="the moment the digest describes (default: now)")
-    dry_run: bool = False
+    as_of: Moment | None = Field(default=None, description="the moment the digest describes (default: now)")
+    dry_run: Flag = False
 
 
 class LatestParams(BaseModel):
@@ -57,14 +58,15 @@ def digest(ctx: ToolContext, p: DigestParams) -> dict[str, Any]:
     if p.dry_run:
         planned = pressure_digest(sections, at=at, previous=None)
         validate_digest(PlatformDigest, planned, f"platform/{path.name}")
-        return {"dry_run": True, "path": str(path), "envs": summary, "digest": planned}
+        return {"dry_run": True, "path": ctx.shown(path), "envs": summary, "digest": planned}
     with folder_lock(folder):
         merged = pressure_digest(sections, at=at, previous=read_json(path))
         # Generation reads this file through the same model: never write one it would refuse.
         validate_digest(PlatformDigest, merged, f"platform/{path.name}")
         write_json_and_md(path, merged, render_pressure_md(merged))
-    return {"dry_run": False, "week": merged["week"], "path": str(path), "md_path": str(path.with_suffix(".md")),
-            "envs": summary, "kept_envs": sorted(set(merged["envs"]) - set(sections))}
+    return {"dry_run": False, "week": merged["week"], "path": ctx.shown(path),
+            "md_path": ctx.shown(path.with_suffix(".md")), "envs": summary,
+            "kept_envs": sorted(set(merged["envs"]) - set(sections))}
 
 
 def latest(ctx: ToolContext, p: LatestParams) -> dict[str, Any]:
@@ -81,7 +83,7 @@ def latest(ctx: ToolContext, p: LatestParams) -> dict[str, Any]:
                 continue
             data = {**data, "envs": {p.env: envs[p.env]}}
         current = iso_week(ctx.clock.now().date())
-        return {"week": data.get("week", path.stem), "path": str(path), "stale_digest": path.stem != current,
+        return {"week": data.get("week", path.stem), "path": ctx.shown(path), "stale_digest": path.stem != current,
                 "digest": data}
     raise DigestMissing(NO_DIGEST, env=p.env) if p.env else DigestMissing(NO_DIGEST)
 

@@ -11,6 +11,7 @@ from services.router.alerts.run import run_notifier
 from services.router.alerts.service import current_alerts
 from services.router.alerts.state import AlertStateFile
 from services.router.domain.models import Slug
+from services.router.domain.strict import Flag
 from services.router.tools.context import ToolContext
 from services.router.tools.registry import ToolRegistry
 
@@ -23,7 +24,7 @@ class AlertsParams(BaseModel):
 class NotifyParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     envs: list[Slug] | None = Field(default=None, max_length=50, description="default: the policy's alerts.envs")
-    dry_run: bool = False
+    dry_run: Flag = False
 
 
 def alerts(ctx: ToolContext, p: AlertsParams) -> dict[str, Any]:

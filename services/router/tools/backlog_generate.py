@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.router.domain.models import Slug
+from services.router.domain.strict import Flag
 from services.router.errors import BacklogError, DigestMissing
 from services.router.generation.digest import NO_PLATFORM_DIGEST, NO_RISK_DIGEST
 from services.router.generation.digest_lookup import Ignored, Lookup, find_platform_digest, find_risk_digest
@@ -45,15 +46,11 @@ AREA = "backlog"
 class GenerateParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     env: Slug
-    dry_run: bool = Field(default=False, description="Return the plan; write nothing")
+    dry_run: Flag = Field(default=False, description="Return the plan; write nothing")
 
 
 def policy_file(ctx: ToolContext) -> str:
-    path = ctx.policy_path or ctx.settings.policy_path
-    try:
-        return str(Path(path).resolve().relative_to(ctx.settings.root.resolve()))
-    except ValueError:
-        return str(path)
+    return ctx.shown(Path(ctx.policy_path or ctx.settings.policy_path))
 
 
 def auto_generate_weekly(ctx: ToolContext, p: GenerateParams) -> dict[str, Any]:

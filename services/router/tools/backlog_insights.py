@@ -9,14 +9,14 @@ every backend answers the same.
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from services.router.domain.edits import plan_due_date, plan_owner
 from services.router.domain.models import ItemId, Slug, Text
 from services.router.domain.problems import DEFAULT_PROBLEMS, MAX_PROBLEMS
+from services.router.domain.strict import JSON_INTEGER, Flag, IsoDate
 from services.router.domain.trends import DEFAULT_WEEKS, MAX_WEEKS
 from services.router.tools.backlog_tool import AREA, TOOL, require_item
 from services.router.tools.context import ToolContext
@@ -28,14 +28,15 @@ class TrendsParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     env: Slug | None = Field(default=None, description="default: every env")
     service: Slug | None = None
-    weeks: int = Field(default=DEFAULT_WEEKS, ge=1, le=MAX_WEEKS, description="ISO weeks, ending with this one")
+    weeks: Annotated[int, Strict(), Field(ge=1, le=MAX_WEEKS), JSON_INTEGER] = Field(
+        default=DEFAULT_WEEKS, description="ISO weeks, ending with this one")
 
 
 class ProblemsParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     env: Slug
     service: Slug | None = None
-    limit: int = Field(default=DEFAULT_PROBLEMS, ge=1, le=MAX_PROBLEMS)
+    limit: Annotated[int, Strict(), Field(ge=1, le=MAX_PROBLEMS), JSON_INTEGER] = DEFAULT_PROBLEMS
 
 
 class OwnerParams(BaseModel):
@@ -43,15 +44,15 @@ class OwnerParams(BaseModel):
     id: ItemId
     owner: Slug
     message: Text = ""
-    dry_run: bool = False
+    dry_run: Flag = False
 
 
 class DueDateParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: ItemId
-    due_date: date | None = Field(description="YYYY-MM-DD, or null for no due date")
+    due_date: IsoDate | None = Field(description="YYYY-MM-DD, or null for no due date")
     message: Text = ""
-    dry_run: bool = False
+    dry_run: Flag = False
 
 
 def trends(ctx: ToolContext, p: TrendsParams) -> dict[str, Any]:

@@ -7,9 +7,9 @@ then returns the same plan without writing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from services.router.alerts.service import current_alerts
 from services.router.domain.changes import dedupe_key_of, plan_comment, plan_status, plan_upsert
@@ -17,6 +17,7 @@ from services.router.domain.dedupe import week_of_key
 from services.router.domain.enums import Status
 from services.router.domain.models import CommentText, ItemId, ItemInput, Slug, Text
 from services.router.domain.queries import ItemQuery
+from services.router.domain.strict import JSON_INTEGER, Flag
 from services.router.errors import NotFound
 from services.router.stores.base import cleanup_cutoff
 from services.router.tools.context import ToolContext
@@ -38,7 +39,7 @@ class DashboardParams(BaseModel):
 
 
 class UpsertParams(ItemInput):
-    dry_run: bool = False
+    dry_run: Flag = False
 
 
 class StatusParams(BaseModel):
@@ -46,20 +47,23 @@ class StatusParams(BaseModel):
     id: ItemId
     status: Status
     message: Text = ""
-    dry_run: bool = False
+    dry_run: Flag = False
 
 
 class CommentParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: ItemId
     message: CommentText
-    dry_run: bool = False
+    dry_run: Flag = False
+
+
+RetentionDays = Annotated[int, Strict(), Field(ge=1, le=36500), JSON_INTEGER]
 
 
 class CleanupParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    retention_days: int | None = Field(default=None, ge=0, le=36500, description="default: policy")
-    dry_run: bool = False
+    retention_days: RetentionDays | None = Field(default=None, description="default: policy")
+    dry_run: Flag = False
 
 
 def require_item(ctx: ToolContext, item_id: str) -> dict[str, Any]:

@@ -34,3 +34,17 @@ class ToolContext:
         if self._policy is None:
             self._policy = load_policy(self.policy_path or self.settings.policy_path)
         return self._policy
+
+    def shown(self, path: Path) -> str:
+        """A file as tool results name it: relative to ``REPO_ROOT``, else to the folder variable
+        that put it elsewhere (``$BACKLOG_REPORTS_DIR/platform/…``), else its name — never the
+        server's absolute path (issue 23)."""
+        resolved = path.resolve()
+        bases = ((self.settings.root, ""), (self.settings.reports_dir, "$BACKLOG_REPORTS_DIR/"),
+                 (self.settings.state_dir, "$BACKLOG_STATE_DIR/"))
+        for base, label in bases:
+            try:
+                return f"{label}{resolved.relative_to(base.resolve())}"
+            except ValueError:
+                continue
+        return path.name

@@ -10,12 +10,13 @@ nothing the policy still promises to keep. Every write accepts ``dry_run``.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from services.router.clock import iso_z
 from services.router.domain.models import Slug
+from services.router.domain.strict import JSON_INTEGER, Flag, Moment
 from services.router.generation.digest import RiskDigest, validate_digest
 from services.router.signals.digest_files import folder_lock, read_json, write_json_and_md
 from services.router.signals.digests import build_risk_digest, build_snapshots, risk_digest
@@ -33,29 +34,31 @@ MAX_HISTORY_DAYS = 366
 class SnapshotParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     env: Slug | None = Field(default=None, description="default: every env with signals")
-    as_of: AwareDatetime | None = Field(default=None, description="backfill: the moment to score (default: now)")
-    dry_run: bool = False
+    as_of: Moment | None = Field(default=None, description="backfill: the moment to score (default: now)")
+    dry_run: Flag = False
 
 
 class DigestParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     env: Slug | None = Field(default=None, description="default: every env; other envs' sections are kept")
-    as_of: AwareDatetime | None = None
-    dry_run: bool = False
+    as_of: Moment | None = None
+    dry_run: Flag = False
 
 
 class CleanupParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    retention_days: int | None = Field(default=None, ge=8, le=3650, description="default: policy")
-    dry_run: bool = False
+    retention_days: Annotated[int, Strict(), Field(ge=8, le=3650), JSON_INTEGER] | None = Field(
+        default=None, description="default: policy")
+    dry_run: Flag = False
 
 
 class HistoryParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     env: Slug
     service: Slug
-    days: int = Field(default=7, ge=1, le=MAX_HISTORY_DAYS, description="period ending now (or at `until`)")
-    until: AwareDatetime | None = None
+    days: Annotated[int, Strict(), Field(ge=1, le=MAX_HISTORY_DAYS), JSON_INTEGER] = Field(
+        default=7, description="period ending now (or at `until`)")
+    until: Moment | None = None
 
 
 def snapshot(ctx: ToolContext, p: SnapshotParams) -> dict[str, Any]:
@@ -82,7 +85,7 @@ def digest(ctx: ToolContext, p: DigestParams) -> dict[str, Any]:
     if p.dry_run:
         planned = risk_digest(sections, at=at)
         validate_digest(RiskDigest, planned, f"risk/{path.name}")
-        return {"dry_run": True, "path": str(path), "digest": planned}
+        return {"dry_run": True, "path": ctx.shown(path), "digest": planned}
     with folder_lock(folder):
         previous = read_json(path) or {}
         kept: dict[str, Any] = previous["envs"] if isinstance(previous.get("envs"), dict) else {}
@@ -91,7 +94,8 @@ def digest(ctx: ToolContext, p: DigestParams) -> dict[str, Any]:
         # Daily generation reads this file through the same model: never write one it would refuse.
         validate_digest(RiskDigest, merged, f"risk/{path.name}")
         write_json_and_md(path, merged, render_risk_md(merged))
-    return {"dry_run": False, "path": str(path), "md_path": str(path.with_suffix(".md")), "digest": merged}
+    return {"dry_run": False, "path": ctx.shown(path), "md_path": ctx.shown(path.with_suffix(".md")),
+            "digest": merged}
 
 
 def cleanup(ctx: ToolContext, p: CleanupParams) -> dict[str, Any]:
@@ -106,7 +110,7 @@ def cleanup(ctx: ToolContext, p: CleanupParams) -> dict[str, Any]:
 
 def history(ctx: ToolContext, p: HistoryParams) -> dict[str, Any]:
     store, _ = store_and_policy(ctx)
-    until: datetime = moment(ctx, p.until) if p.until is not None else ctx.clock.now()
+    until: datetime = moment(ctx, p.until, field="until") if p.until is not None else ctx.clock.now()
     since = until - timedelta(days=p.days)
     snaps = store.snapshots(env=p.env, service=p.service, since=since, until=until)
     scores = [s.score for s in snaps]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from services.router.clock import ensure_utc
-from services.router.errors import ValidationFailed
+from services.router.errors import Conflict
 from services.router.signals.risk_policy import RiskPolicy, load_risk_policy
 from services.router.signals.store import SignalStore
 from services.router.tools.context import ToolContext
@@ -32,12 +32,15 @@ def store_and_policy(ctx: ToolContext) -> tuple[SignalStore, RiskPolicy]:
     return signal_store_for(ctx), risk_policy_for(ctx)
 
 
-def moment(ctx: ToolContext, as_of: datetime | None) -> datetime:
-    """The moment a run describes; a future ``as_of`` is refused (it would invent history)."""
+def moment(ctx: ToolContext, as_of: datetime | None, *, field: str = "as_of") -> datetime:
+    """The moment a run describes; a future one is refused (it would invent history).
+
+    A 409, not a 422: the value is well formed, and whether it lies ahead depends on the clock
+    (the OpenAPI document can state the shape, not the time of the request)."""
     now = ctx.clock.now()
     if as_of is None:
         return now
     at = ensure_utc(as_of)
     if at > now:
-        raise ValidationFailed(f"as_of {at.isoformat()} is in the future", field="as_of")
+        raise Conflict(f"{field} {at.isoformat()} is in the future", field=field)
     return at

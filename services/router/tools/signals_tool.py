@@ -10,12 +10,13 @@ The HTTP routes ``POST /v1/signals`` and ``/v1/signals/alertmanager`` and the CL
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from services.router.clock import iso_z
-from services.router.domain.models import Slug
+from services.router.domain.models import SchemaOf, Slug
+from services.router.domain.strict import JSON_INTEGER, Flag, Moment
 from services.router.errors import ValidationFailed
 from services.router.signals.alertmanager import AmPayload, convert
 from services.router.signals.models import MAX_BATCH, AnySignal, Rejection, validate_batch
@@ -33,13 +34,14 @@ MAX_LIST = 1000
 class IngestParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     signals: list[Any] = Field(max_length=MAX_BATCH, description="signal objects; each is validated on its own")
-    dry_run: bool = False
+    dry_run: Flag = False
 
 
 class AlertmanagerParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    payload: dict[str, Any] = Field(description="the webhook body exactly as Alertmanager sends it (version 4)")
-    dry_run: bool = False
+    payload: Annotated[dict[str, Any], SchemaOf(AmPayload)] = Field(
+        description="the webhook body exactly as Alertmanager sends it (version 4)")
+    dry_run: Flag = False
 
 
 SignalStatus = Literal["open", "mitigated", "resolved", "firing", "done", "fixed"]
@@ -52,9 +54,9 @@ class ListParams(BaseModel):
     kind: Literal["incident", "alert", "slo_breach", "followup", "deploy", "vulnerability"] | None = None
     status: SignalStatus | None = Field(default=None, description="only signals with this status (incidents, "
                                         "alerts, follow-ups and vulnerabilities have one)")
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
-    limit: int = Field(default=100, ge=1, le=MAX_LIST)
+    since: Moment | None = None
+    until: Moment | None = None
+    limit: Annotated[int, Strict(), Field(ge=1, le=MAX_LIST), JSON_INTEGER] = 100
 
 
 def result(

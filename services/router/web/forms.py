@@ -23,7 +23,7 @@ from starlette.responses import RedirectResponse, Response
 from services.router.access.auth import MAX_KEY_LENGTH
 from services.router.access.rbac import RbacConfig
 from services.router.api.errors import status_for
-from services.router.errors import AuthError, BacklogError, Conflict, Forbidden, ValidationFailed
+from services.router.errors import AuthError, BacklogError, Conflict, Forbidden, RateLimited, ValidationFailed
 from services.router.web.pages import TOOL, item_page
 from services.router.web.rendering import Page, Web, html
 from services.router.web.sessions import (
@@ -34,6 +34,7 @@ from services.router.web.sessions import (
     set_session_cookie,
     transport_allows_sign_in,
 )
+from services.router.web.throttle import SignInThrottle
 
 log = logging.getLogger("backlog.web")
 
@@ -112,24 +113,33 @@ async def sign_out(page: Page) -> Response:
 
 # -- sign-in (public) --------------------------------------------------------------------------------
 class SignIn:
-    """``GET``/``POST /login``: exchange an API key for a session; the key is never stored or logged."""
+    """``GET``/``POST /login``: exchange an API key for a session; the key is never stored or logged.
 
-    def __init__(self, web: Web, rbac: RbacConfig, sessions: SessionStore) -> None:
+    Only an account that may read the dashboard signs in: any other key (``alertmanager``'s) gets
+    the unknown-key answer, since a session could do nothing but answer 403. Failures count
+    against the client address's budget (``throttle``): past it, 429 with ``Retry-After``.
+    """
+
+    def __init__(self, web: Web, rbac: RbacConfig, sessions: SessionStore,
+                 throttle: SignInThrottle | None = None) -> None:
         self.web = web
         self.rbac = rbac
         self.sessions = sessions
+        self.throttle = throttle or SignInThrottle()
+        self.entitlement = web.runtime.registry.get(TOOL, "dashboard").entitlement
 
     def form(self, request: Request, *, status: int = 200, error: str | None = None,
-             next_path: str | None = None) -> Response:
+             next_path: str | None = None, headers: dict[str, str] | None = None) -> Response:
         context = {"account": None, "can_write": False, "csrf_token": "", "path": "/login", "error": error,
                    "next": safe_next(next_path or request.query_params.get("next")),
                    "signed_out": request.query_params.get("signed_out") == "1",
                    "insecure": not transport_allows_sign_in(request.scope), "tls_needed": TLS_NEEDED}
-        return html(self.web.templates, "login.html", context, status=status)
+        return html(self.web.templates, "login.html", context, status=status, headers=headers)
 
-    def refused(self, request: Request, exc: BacklogError, next_path: str) -> Response:
+    def refused(self, request: Request, exc: BacklogError, next_path: str,
+                headers: dict[str, str] | None = None) -> Response:
         """The form again with the error, its status from the one error map like every other page's."""
-        return self.form(request, status=status_for(exc), error=exc.message, next_path=next_path)
+        return self.form(request, status=status_for(exc), error=exc.message, next_path=next_path, headers=headers)
 
     async def get(self, request: Request) -> Response:
         session_id = session_id_of(request.scope)
@@ -145,10 +155,18 @@ class SignIn:
         target = safe_next(form.get("next"))
         if not transport_allows_sign_in(request.scope):
             return self.refused(request, Forbidden(TLS_NEEDED), target)
+        client = request.scope.get("client")
+        address = str(client[0]) if client else "-"
+        try:
+            self.throttle.check(address)
+        except RateLimited as exc:
+            return self.refused(request, exc, target, headers={"Retry-After": str(exc.retry_after_seconds)})
         key = form.get("api_key", "").strip()
         account = self.rbac.identify(key) if 0 < len(key) <= MAX_KEY_LENGTH else None
-        if account is None:
-            log.info("web sign-in refused: unknown key")
+        if account is None or not account.allows(self.entitlement):
+            self.throttle.failed(address)
+            log.info("web sign-in refused: %s", "unknown key" if account is None
+                     else f"account {account.name} lacks {self.entitlement}")
             return self.refused(request, AuthError(UNKNOWN_KEY), target)
         old = session_id_of(request.scope)
         if old:

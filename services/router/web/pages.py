@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 from starlette.responses import Response
 
+from services.router.api.query import ItemListQuery, query_params
 from services.router.domain.enums import ALL_PRIORITIES, ALL_STATUSES
 from services.router.domain.queries import MAX_PAGE
 from services.router.errors import ValidationFailed
@@ -87,7 +88,7 @@ async def items_page(page: Page) -> Response:
     error: str | None = None
     status = 200
     try:
-        result = await page.run(TOOL, "list", dict(filters))
+        result = await page.run(TOOL, "list", query_params(ItemListQuery, filters))
     except ValidationFailed as exc:
         result, error, status = {"items": [], "next_cursor": None}, exc.message, 422
     today = page.web.runtime.clock.now().date().isoformat()

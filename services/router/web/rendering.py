@@ -66,9 +66,10 @@ def template_environment() -> Environment:
     return env
 
 
-def html(env: Environment, template: str, context: dict[str, Any], *, status: int = 200) -> HTMLResponse:
+def html(env: Environment, template: str, context: dict[str, Any], *, status: int = 200,
+         headers: dict[str, str] | None = None) -> HTMLResponse:
     body = env.get_template(template).render(**context)
-    return HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
+    return HTMLResponse(body, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})
 
 
 @dataclass

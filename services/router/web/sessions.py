@@ -16,6 +16,11 @@ proxy, uvicorn's ``--proxy-headers`` turns ``X-Forwarded-Proto: https`` into an 
 Each session carries a CSRF token (synchronizer pattern): every form that changes something
 posts it back and it is compared in constant time. Sessions expire after ``IDLE_SECONDS``
 without a request and ``ABSOLUTE_SECONDS`` after sign-in, whichever comes first.
+
+Sessions are capped per account (``MAX_SESSIONS_PER_ACCOUNT``): an account signing in once more
+at its cap ends its own least recently used session, and when the store as a whole is full the
+account holding the most sessions gives one up — so one key holder signing in over and over
+cannot sign every other user out.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import ipaddress
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +52,7 @@ SECURE_COOKIE = "__Host-backlog_session"
 IDLE_SECONDS = 12 * 3600  # a wall screen refreshes every minute, so only abandoned tabs hit this
 ABSOLUTE_SECONDS = 7 * 24 * 3600
 MAX_SESSIONS = 10_000
+MAX_SESSIONS_PER_ACCOUNT = 100  # accounts are shared by a team (wall screens, laptops): room for each
 SESSION_STATE = "web_session"
 LOOPBACK_NAMES = frozenset({"localhost"})
 SESSION_EXPIRED = "Your session has expired or you are not signed in. Sign in again at /login."
@@ -75,10 +82,12 @@ class SessionStore:
     """Sessions by id digest; expired ones are dropped when met and on every sign-in."""
 
     def __init__(self, *, idle_seconds: float = IDLE_SECONDS, absolute_seconds: float = ABSOLUTE_SECONDS,
-                 max_sessions: int = MAX_SESSIONS, monotonic: Callable[[], float] = time.monotonic) -> None:
+                 max_sessions: int = MAX_SESSIONS, max_sessions_per_account: int = MAX_SESSIONS_PER_ACCOUNT,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.idle_seconds = idle_seconds
         self.absolute_seconds = absolute_seconds
         self.max_sessions = max_sessions
+        self.max_sessions_per_account = max_sessions_per_account
         self.monotonic = monotonic
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
@@ -95,11 +104,22 @@ class SessionStore:
         session = Session(account.name, account.entitlements, secrets.token_urlsafe(32), now, now)
         with self._lock:
             self._prune(now)
-            if len(self._sessions) >= self.max_sessions:  # evict the least recently used
-                oldest = min(self._sessions, key=lambda k: self._sessions[k].last_seen)
-                del self._sessions[oldest]
+            if self.count(account.name) >= self.max_sessions_per_account:
+                self._evict_oldest_of(account.name)
+            if len(self._sessions) >= self.max_sessions:
+                counts = Counter(s.account for s in self._sessions.values())
+                self._evict_oldest_of(max(counts, key=lambda name: counts[name]))
             self._sessions[digest(session_id)] = session
         return session_id, session
+
+    def count(self, account: str) -> int:
+        return sum(1 for s in self._sessions.values() if s.account == account)
+
+    def _evict_oldest_of(self, account: str) -> None:
+        """End ``account``'s least recently used session (the caller holds the lock)."""
+        mine = [k for k, s in self._sessions.items() if s.account == account]
+        if mine:
+            del self._sessions[min(mine, key=lambda k: self._sessions[k].last_seen)]
 
     def get(self, session_id: str) -> Session | None:
         key = digest(session_id)
