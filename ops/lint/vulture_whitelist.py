@@ -35,6 +35,11 @@ webhook_secret_env
 href
 known_env
 percent
+open_at_end
+overdue_at_end
+p0_open_at_end
+first_week
+oldest_due_date
 
 # Named only inside a string forward reference (domain/models.py's recursive MetaValue alias).
 MetaInt

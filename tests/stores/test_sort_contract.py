@@ -4,14 +4,14 @@ works it out itself, and cursors that keep their place while others write."""
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 from services.router.clock import FixedClock
 from services.router.domain.enums import Status
 from services.router.domain.queries import ItemQuery
-from services.router.domain.sorting import SORTS
+from services.router.domain.sorting import Sort
 from services.router.errors import ValidationFailed
 from services.router.stores.base import BacklogStore
 from tests.conftest import AUTO_BACKENDS, BACKENDS
@@ -60,7 +60,7 @@ def pages(store: BacklogStore, cursor: str | None = None, **query: Any) -> list[
         cursor = page.next_cursor
 
 
-@pytest.mark.parametrize("sort", SORTS)
+@pytest.mark.parametrize("sort", get_args(Sort))
 def test_every_sort_pages_in_its_order(store: BacklogStore, clock: FixedClock, sort: str) -> None:
     records = seed(store, clock)
     assert pages(store, sort=sort) == expected(records, sort)

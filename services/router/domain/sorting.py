@@ -24,7 +24,6 @@ from services.router.errors import ValidationFailed
 
 Sort = Literal["created_at", "-created_at", "due_date", "-due_date", "priority", "-priority", "updated_at",
                "-updated_at"]
-SORTS: tuple[str, ...] = Sort.__args__  # type: ignore[attr-defined]
 DEFAULT_SORT: Sort = "created_at"
 Record = dict[str, Any]
 

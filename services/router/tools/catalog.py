@@ -8,6 +8,7 @@ from services.router.tools import (
     backlog_generate,
     backlog_insights,
     backlog_tool,
+    digest_reports,
     risk_history_tool,
     signals_tool,
 )
@@ -23,4 +24,5 @@ def build_registry() -> ToolRegistry:
     risk_history_tool.register(registry)
     architecture_pressure_tool.register(registry)
     signals_tool.register(registry)
+    digest_reports.register(registry)
     return registry
