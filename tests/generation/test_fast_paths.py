@@ -76,7 +76,8 @@ def random_digest(rng: random.Random, services: int, *, sample: bool = False) ->
     out = []
     for n in range(services):
         evidence = [{"kind": rng.choice(KINDS), "ref": f"R-{n}-{i}", "title": rng.choice(["", "t — x", "é" * 30]),
-                     "source": rng.choice([None, "", "https://x/1", "HTTP://x/2", "javascript:alert(1)"])} for i in range(rng.randrange(0, 25))]
+                     "source": rng.choice([None, "", "https://x/1", "HTTP://x/2", "javascript:alert(1)"])}
+                    for i in range(rng.randrange(0, 25))]
         out.append(svc(f"svc{n}", round(rng.uniform(0, 100), rng.choice([0, 1, 3])),
                        rng.choice(["low", "medium", "high", "critical"]), evidence,
                        recurring_incidents_30d=rng.randrange(4), slo_breaches_7d=rng.randrange(3),

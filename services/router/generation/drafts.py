@@ -42,7 +42,6 @@ from services.router.generation.wording import (
 )
 from services.router.policy import COMPARISONS, Category, Rule
 
-
 LINK_SCHEMES = ("https://", "http://")
 # An evidence block: its text, the refs, whether both need no validation, the refs' URLs.
 EvidenceBlock = tuple[str, tuple[str, ...], bool, tuple[tuple[str, str], ...]]

@@ -96,7 +96,7 @@ def signal_rows(signals: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         title = next((str(s[k]) for k in SIGNAL_TITLES if s.get(k)), s["id"])
         source = str(s.get("source") or "")
         out.append({**s, "when": when, "label": title, "state": s.get("status") or s.get("result") or "",
-                    "level": s.get("severity") or (f"burn {s['burn_rate']:g}×" if s.get("burn_rate") else ""),
+                    "level": s.get("severity") or (f"burn rate {s['burn_rate']:g}" if s.get("burn_rate") else ""),
                     "href": source if source.lower().startswith(LINK_SCHEMES) else None, "source_text": source})
     return out
 
