@@ -11,6 +11,9 @@ _.auth_flow
 __getattr__
 _.isolation_level
 
+# markdown-it-py's hook for which link targets to keep (web/markdown.py sets it on the parser).
+_.validateLink
+
 # Fields of pydantic models and dataclasses: read by validation, model_dump, templates and JSON bodies.
 generated_at
 ts

@@ -107,6 +107,7 @@ def evidence_links(refs: Sequence[str], urls: Any) -> list[dict[str, str | None]
     known = urls if isinstance(urls, dict) else {}
     out: list[dict[str, str | None]] = []
     for ref in refs:
-        url = known.get(ref) if isinstance(known.get(ref), str) else ref
+        given = known.get(ref)
+        url = given if isinstance(given, str) else ref
         out.append({"text": ref, "href": url if url.lower().startswith(LINK_SCHEMES) else None})
     return out
