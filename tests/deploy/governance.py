@@ -59,11 +59,11 @@ def ingest(stack: Stack) -> dict[str, Any]:
 def run_job(stack: Stack, tool: str, action: str, params: dict[str, Any]) -> tuple[int, dict[str, Any] | str]:
     env = {**os.environ, "SCHEDULER_API_KEY": stack.keys["SCHEDULER_API_KEY"]}
     result = subprocess.run(["python3", str(RUNNER), "--router-url", stack.url("router-a"), "--tool", tool,
-                             "--action", action, "--params-json", json.dumps(params)],
+                             "--action", action, "--params-json", json.dumps(params), "--verbose"],
                             capture_output=True, text=True, env=env, timeout=180)
     if result.returncode != 0:
         return result.returncode, (result.stdout + result.stderr).strip()[-2000:]
-    # The runner prints a timestamped line, then the result JSON.
+    # The runner prints its summary line, then (--verbose) the result JSON.
     body = result.stdout[result.stdout.index("{"):]
     parsed: dict[str, Any] = json.loads(body)
     return 0, parsed

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from services.router.api.rbac import load_rbac, read_accounts
+from services.router.access.rbac import load_rbac, read_accounts
 from services.router.jobs.registry import TaskRegistry
 from tests.deploy.stack import CORE_SERVICES, OBSERVABILITY, deploy_test_registry, read_env_file
 
