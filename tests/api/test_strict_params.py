@@ -39,6 +39,7 @@ REQUIRED: dict[str, dict[str, Any]] = {
     "risk_history_tool.history": {"env": "prod", "service": "gateway"},
     "backlog_tool.problems": {"env": "prod"}, "backlog_tool.set_owner": {"id": ITEM_ID, "owner": "team-edge"},
     "backlog_tool.set_due_date": {"id": ITEM_ID, "due_date": "2026-12-24"},
+    "architecture_pressure_tool.report": {"name": "2026-W48"}, "risk_history_tool.report": {"name": "2026-11-26"},
     "signals_tool.ingest": {"signals": [SIGNAL]}, "signals_tool.alertmanager": {"payload": AM_PAYLOAD},
 }
 
