@@ -365,7 +365,7 @@ def test_a_database_at_step_4_upgrades_and_counts_at_commit(clock: FixedClock,
             counters_match(dsn)
             with psycopg.connect(dsn, autocommit=True) as conn:
                 done = pg_schema.migrate(conn)
-            assert [s.version for s in done.versions] == [5]
+            assert [s.version for s in done.versions] == list(range(5, len(pg_schema.STEPS) + 1))  # 5 and later
             assert ("table", "backlog_counts_pending") in done.created
             counters_match(dsn)
             store.upsert_many([UpsertRequest(item(f"s{i}", service="moved", due_date=D2)) for i in range(250)],
