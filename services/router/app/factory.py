@@ -34,7 +34,14 @@ from services.router.access.auth import (
 )
 from services.router.access.rbac import RbacConfig, load_rbac
 from services.router.access.redaction import KeyRedactor
-from services.router.api import routes_backlog, routes_health, routes_signals, routes_tools, routes_trackers
+from services.router.api import (
+    routes_backlog,
+    routes_health,
+    routes_insights,
+    routes_signals,
+    routes_tools,
+    routes_trackers,
+)
 from services.router.api.errors import OrjsonResponse, error_docs, install_error_handlers
 from services.router.api.health_sources import HealthSources
 from services.router.api.metrics_trackers import TrackerCollector
@@ -104,6 +111,7 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
     routes_health.register(app)
     routes_tools.register(app, responses=PROTECTED_ERRORS)
     routes_backlog.register(app, responses=PROTECTED_ERRORS)
+    routes_insights.register(app, responses=PROTECTED_ERRORS)
     routes_signals.register(app, responses=PROTECTED_ERRORS)
     routes_trackers.register(app, responses={})
     document_guards(app, rt)

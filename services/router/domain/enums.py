@@ -32,6 +32,7 @@ class EventType(StrEnum):
     STATUS_CHANGED = "status_changed"
     COMMENTED = "commented"
     OWNER_CHANGED = "owner_changed"
+    DUE_DATE_CHANGED = "due_date_changed"
 
 
 ACTIVE_STATUSES: frozenset[str] = frozenset({Status.OPEN, Status.IN_PROGRESS, Status.BLOCKED})

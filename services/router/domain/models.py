@@ -252,6 +252,7 @@ class BacklogItem(BaseModel):
     tags: list[str]
     meta: dict[str, Any]
     rev: int = 1
+    week: str | None = Field(default=None, description="the ISO week in the dedupe key; null for manual items")
 
 
 class BacklogEvent(BaseModel):

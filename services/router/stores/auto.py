@@ -37,11 +37,13 @@ import builtins
 import logging
 import time
 from collections.abc import Callable, Collection, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
 from services.router.clock import Clock, default_clock, iso_z
 from services.router.domain.changes import Record
+from services.router.domain.edits import plan_due_date, plan_owner
 from services.router.domain.enums import Status
 from services.router.domain.models import ItemInput, new_id
 from services.router.domain.queries import ItemQuery, OverdueIds, Page
@@ -262,6 +264,37 @@ class AutoBacklogStore:
 
         return self._write("status", lambda pg, op: pg.set_status(item_id, status, actor=actor, message=message,
                                                                   op=op), on_fallback)
+
+    def set_owner(self, item_id: str, owner: str, *, actor: str, message: str = "") -> WriteResult:
+        return self._edit("owner", item_id, {"owner": owner, "message": message},
+                          lambda s, **op: s.set_owner(item_id, owner, actor=actor, message=message, **op),
+                          lambda row: plan_owner(row, owner, now=self.clock.now(), actor=actor), actor)
+
+    def set_due_date(self, item_id: str, due_date: date | None, *, actor: str, message: str = "") -> WriteResult:
+        due = due_date.isoformat() if due_date is not None else None
+        return self._edit("due_date", item_id, {"due_date": due, "message": message},
+                          lambda s, **op: s.set_due_date(item_id, due_date, actor=actor, message=message, **op),
+                          lambda row: plan_due_date(row, due_date, now=self.clock.now(), actor=actor), actor)
+
+    def _edit(self, kind: str, item_id: str, fields: dict[str, Any], call: Callable[..., WriteResult],
+              check: Callable[[Record], object], actor: str) -> WriteResult:
+        """An owner or due-date change: on Postgres with an op id; on the fallback journaled like a
+        status move (only for items the fallback created in this outage; a refusal writes nothing)."""
+        def on_fallback(js: JsonlBacklogStore, op_id: str) -> WriteResult:
+            if not op_id:
+                return call(js)
+            item = self._on_fallback(js, item_id)
+            check(item)  # refused (a closed item) → raises before anything is journaled
+            intent = {"kind": kind, "actor": actor, "item_id": item_id, "dedupe_key": item["dedupe_key"], **fields}
+            return self._journaled(op_id, intent, lambda: call(js))
+
+        return self._write(kind, lambda pg, op: call(pg, op=op), on_fallback)
+
+    def trends(self, env: str | None, service: str | None, weeks: int) -> builtins.list[Record]:
+        return self._read(lambda s: s.trends(env, service, weeks))
+
+    def problems(self, env: str, service: str | None = None) -> builtins.list[Record]:
+        return self._read(lambda s: s.problems(env, service))
 
     def add_comment(self, item_id: str, message: str, *, actor: str) -> Record:
         def on_fallback(js: JsonlBacklogStore, op_id: str) -> Record:

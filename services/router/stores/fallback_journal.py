@@ -6,7 +6,7 @@ the JSONL records only show what the request did to the fallback's own copy.
 
 File ``fallback_journal.jsonl`` beside the JSONL store, one JSON object a line:
 
-- ``{"op_id", "kind": "upsert"|"status"|"comment", "ts", "actor", …}`` — the intent, appended
+- ``{"op_id", "kind": "upsert"|"status"|"comment"|"owner"|"due_date", "ts", "actor", …}`` — the intent, appended
   and fsynced *before* the JSONL write, so an acknowledged write is always in the journal;
 - ``{"op_id", "kind": "done", "ids": {dedupe_key: id}}`` — after the JSONL write: ids the
   client was given, so an item created during the outage keeps its id in Postgres;
@@ -29,6 +29,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from psycopg.rows import dict_row
 
 from services.router.clock import parse_utc
 from services.router.domain.changes import plan_comment, plan_status
+from services.router.domain.edits import plan_due_date, plan_owner
 from services.router.domain.enums import Status
 from services.router.domain.models import ItemInput
 from services.router.errors import BacklogError
@@ -50,7 +52,7 @@ log = logging.getLogger("backlog_store")
 
 JOURNAL_NAME = "fallback_journal"
 JOURNAL_FILE = f"{JOURNAL_NAME}.jsonl"
-INTENTS = ("upsert", "status", "comment")
+INTENTS = ("upsert", "status", "comment", "owner", "due_date")
 
 
 @dataclass(slots=True)
@@ -89,6 +91,8 @@ def apply_op(pg: PostgresBacklogStore, op: JournalOp) -> str:
     if op.kind == "upsert":
         requests = [UpsertRequest(ItemInput.model_validate(q["item"]), q["fallback_owner"]) for q in r["requests"]]
         return replay_upsert(pg, requests, actor=r["actor"], op=ctx)
+    if op.kind in ("owner", "due_date"):
+        return replay_edit(pg, op.kind, r, ctx)
     status = Status(r["status"]) if op.kind == "status" else None
     return replay_by_key(pg, r["dedupe_key"], actor=r["actor"], op=ctx, status=status, message=r.get("message", ""))
 
@@ -133,6 +137,34 @@ def _replay_by_key(pg: PostgresBacklogStore, key: str, *, actor: str, op: OpCont
             return f"refused: {exc.message}"
         pg.write_change(conn, [change] if change.event else [], [change.event] if change.event else [], op)
         return change.action
+
+
+def replay_edit(pg: PostgresBacklogStore, kind: str, r: dict[str, Any], op: OpContext) -> str:
+    """An owner or due-date change made on the fallback, applied to the item holding its dedupe
+    key in Postgres; refused (the item is closed there now) or gone is the op's outcome."""
+    def work() -> str:
+        with pg.transaction() as conn:
+            pg.begin_op(conn, [r["dedupe_key"]], op)
+            with conn.cursor(row_factory=dict_row) as cur:
+                row = cur.execute(q.SELECT_ITEM + " WHERE dedupe_key = %s FOR UPDATE", (r["dedupe_key"],)).fetchone()
+            if row is None:
+                pg.write_change(conn, [], [], op, outcome="skipped: no item with this dedupe key")
+                return "skipped: no item"
+            now, message = op.now or pg.clock.now(), r.get("message", "")
+            try:
+                change = plan_owner(row, r["owner"], now=now, actor=r["actor"], message=message) if kind == "owner" \
+                    else plan_due_date(row, date.fromisoformat(r["due_date"]) if r["due_date"] else None, now=now,
+                                       actor=r["actor"], message=message)
+            except BacklogError as exc:
+                pg.write_change(conn, [], [], op, outcome=f"refused: {exc.message}")
+                return f"refused: {exc.message}"
+            pg.write_change(conn, [change] if change.event else [], [change.event] if change.event else [], op)
+            return change.action
+
+    try:
+        return retrying(work)
+    except OpAlreadyApplied:
+        return "already applied"
 
 
 def replay(journal: Journal, pg: PostgresBacklogStore) -> Counter[str]:

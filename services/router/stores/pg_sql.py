@@ -16,6 +16,7 @@ import orjson
 from services.router.domain.changes import RECORD_FIELDS, Record
 from services.router.domain.enums import ACTIVE_STATUSES, ALL_PRIORITIES
 from services.router.domain.queries import ItemQuery, check_fields
+from services.router.domain.sorting import sort_order
 
 TS = """'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'"""
 ACTIVE_SQL = "(" + ", ".join(f"'{s}'" for s in sorted(ACTIVE_STATUSES)) + ")"
@@ -181,17 +182,44 @@ def event_record(row: dict[str, Any]) -> Record:
     return {k: row[k] for k in ("id", "item_id", "ts", "type", "actor", "message", "meta", "item_rev")}
 
 
-def item_columns(fields: Collection[str] | None) -> str:
-    """The select list for records holding ``fields`` and ``id`` (the paging cursor); None: whole."""
+def item_columns(fields: Collection[str] | None, sort_field: str = "id") -> str:
+    """The select list for records holding ``fields``, ``id`` (the paging cursor) and the sort
+    field (a cursor holds its value); None: whole records."""
     if fields is None:
         return ITEM_COLUMNS
     check_fields(fields)
-    return ", ".join(sql for name, sql in ITEM_FIELDS.items() if name == "id" or name in fields)
+    return ", ".join(sql for name, sql in ITEM_FIELDS.items() if name in ("id", sort_field) or name in fields)
+
+
+# The SQL type of each sort field's cursor value (``domain.sorting``).
+SORT_CASTS = {"due_date": "date", "priority": "text", "updated_at": "timestamptz"}
+
+
+def sort_sql(query: ItemQuery) -> tuple[str, str | None, list[Any]]:
+    """``domain.sorting``'s order as ``ORDER BY``, and the keyset condition after the cursor."""
+    spec = sort_order(query.sort)
+    way = " DESC" if spec.descending else ""
+    beyond = "<" if spec.descending else ">"
+    if spec.field == "id":
+        order = f"id{way}"
+    else:
+        column = f"backlog_items.{spec.field}"
+        order = f"{column}{way}, id{way}" if spec.field != "due_date" else f"({column} IS NULL), {column}{way}, id{way}"
+    position = query.position()
+    if position is None:
+        return order, None, []
+    if spec.field == "id":
+        return order, f"id {beyond} %s", [position.id]
+    column = spec.field
+    if position.value is None:  # among the undated, which come last
+        return order, f"({column} IS NULL AND id {beyond} %s)", [position.id]
+    return (order, f"(({column}, id) {beyond} (%s::{SORT_CASTS[column]}, %s) OR {column} IS NULL)",
+            [position.value, position.id])
 
 
 def list_query(query: ItemQuery, today: Any, fields: Collection[str] | None = None) -> tuple[str, list[Any]]:
-    """``ItemQuery.matches`` as SQL: the same filters, ordered by id, keyset-paged; the columns of
-    ``fields`` only, when given (``item_columns``)."""
+    """``ItemQuery.matches_filters`` and ``domain.sorting`` as SQL: the same filters, order and
+    keyset cursor; the columns of ``fields`` only, when given (``item_columns``)."""
     where: list[str] = []
     params: list[Any] = []
     for name in ("env", "service", "owner", "category"):
@@ -210,12 +238,17 @@ def list_query(query: ItemQuery, today: Any, fields: Collection[str] | None = No
         overdue = f"(status IN {ACTIVE_SQL} AND due_date IS NOT NULL AND due_date < %s)"
         where.append(overdue if query.overdue else f"NOT {overdue}")
         params.append(today)
-    if query.cursor is not None:
-        where.append("id > %s")
-        params.append(query.cursor)
+    if query.q is not None:
+        where.append("strpos(lower(title), lower(%s)) > 0")
+        params.append(query.q)
+    order, keyset, keyset_params = sort_sql(query)
+    if keyset is not None:
+        where.append(keyset)
+        params.extend(keyset_params)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     params.append(query.limit + 1)
-    return f"SELECT {item_columns(fields)} FROM backlog_items{clause} ORDER BY id LIMIT %s", params
+    columns = item_columns(fields, sort_order(query.sort).field)
+    return f"SELECT {columns} FROM backlog_items{clause} ORDER BY {order} LIMIT %s", params
 
 
 def overdue_ids_query(env: str | None, priority: str | None) -> str:
@@ -245,7 +278,7 @@ def dashboard_queries(env: str | None) -> tuple[str, str, str, str]:
         "GROUP BY a, b HAVING sum(n) > 0",
         f"SELECT coalesce(sum(n), 0) AS n FROM backlog_counts WHERE {env_and}kind = 'd' "
         "AND a < to_char(%(today)s::date, 'YYYY-MM-DD')",
-        "SELECT id, service, category, priority, status, owner, to_char(due_date, 'YYYY-MM-DD') AS due_date, "
+        "SELECT id, env, service, category, priority, status, owner, to_char(due_date, 'YYYY-MM-DD') AS due_date, "
         f"title FROM backlog_items WHERE {overdue} "
         "ORDER BY backlog_items.due_date, backlog_items.priority, id LIMIT %(limit)s",
         # One env: one row per service, read in order from backlog_counts_top_idx.

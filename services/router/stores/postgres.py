@@ -28,7 +28,7 @@ import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from psycopg.rows import dict_row
@@ -36,11 +36,15 @@ from psycopg.rows import dict_row
 from services.router.clock import Clock, SystemClock, parse_utc
 from services.router.domain import dashboard as board
 from services.router.domain.changes import Change, Record, dedupe_key_of, plan_comment, plan_status, plan_upsert
+from services.router.domain.edits import plan_due_date, plan_owner
 from services.router.domain.enums import ALL_PRIORITIES, Status
 from services.router.domain.models import ItemInput
 from services.router.domain.queries import ItemQuery, OverdueIds, Page
+from services.router.domain.sorting import encode_cursor
+from services.router.domain.trends import trend_weeks
 from services.router.errors import NotFound
 from services.router.stores import pg_sql as q
+from services.router.stores import pg_trends
 from services.router.stores.base import (
     DEFAULT_OWNER,
     StoreStatus,
@@ -139,7 +143,8 @@ class PostgresBacklogStore:
         more = len(hits) > query.limit
         page = hits[: query.limit]
         # Built, not validated: the rows are the driver's fresh dicts, and validating copies each one.
-        return Page.model_construct(items=page, next_cursor=page[-1]["id"] if more and page else None)
+        return Page.model_construct(items=page, next_cursor=encode_cursor(query.sort, page[-1]) if more and page
+                                    else None)
 
     def events(self, item_id: str) -> builtins.list[Record]:
         rows = self._db.read(q.EVENTS_OF, (item_id,))
@@ -180,6 +185,15 @@ class PostgresBacklogStore:
 
     def envs(self) -> builtins.list[str]:
         return [r["env"] for r in self._db.read(q.ENVS)]
+
+    def trends(self, env: str | None, service: str | None, weeks: int) -> builtins.list[Record]:
+        chosen = trend_weeks(self.clock.now().date(), weeks)
+        sql, params = pg_trends.trends_query(env, service, chosen)
+        return pg_trends.trend_rows(chosen, self._db.read(sql, params))
+
+    def problems(self, env: str, service: str | None = None) -> builtins.list[Record]:
+        sql, params = pg_trends.problems_query(env, service, self.clock.now().date())
+        return [pg_trends.problem_record(r) for r in self._db.read(sql, params)]
 
     def status(self) -> StoreStatus:
         return StoreStatus(backend=self.backend, detail=self._db.stats())
@@ -285,11 +299,24 @@ class PostgresBacklogStore:
 
     def set_status(self, item_id: str, status: Status, *, actor: str, message: str = "",
                    op: OpContext | None = None) -> WriteResult:
+        return self._edit(item_id, lambda row, now: plan_status(row, status, now=now, actor=actor, message=message),
+                          op)
+
+    def set_owner(self, item_id: str, owner: str, *, actor: str, message: str = "",
+                  op: OpContext | None = None) -> WriteResult:
+        return self._edit(item_id, lambda row, now: plan_owner(row, owner, now=now, actor=actor, message=message), op)
+
+    def set_due_date(self, item_id: str, due_date: date | None, *, actor: str, message: str = "",
+                     op: OpContext | None = None) -> WriteResult:
+        return self._edit(item_id, lambda row, now: plan_due_date(row, due_date, now=now, actor=actor,
+                                                                  message=message), op)
+
+    def _edit(self, item_id: str, plan: Callable[[Record, datetime], Change], op: OpContext | None) -> WriteResult:
+        """One item's change (status, owner, due date) under its row lock, in one transaction."""
         def work() -> WriteResult:
             with self._db.tx() as conn:
                 self.begin_op(conn, [], op)
-                row = _locked_row(conn, item_id, "FOR UPDATE")
-                change = plan_status(row, status, now=self._op_now(op), actor=actor, message=message)
+                change = plan(_locked_row(conn, item_id, "FOR UPDATE"), self._op_now(op))
                 if change.event is not None:
                     self.write_change(conn, [change], [change.event], op)
             return _result(change)

@@ -1,0 +1,63 @@
+"""Problems: one row per lineage (env, service, category) with active items — pure, no I/O.
+
+Weekly generation makes a new item for the same problem every ISO week it stays open, so a
+list of items shows one problem many times with the same title. A problem row folds them:
+
+- ``items``: the lineage's active item ids, newest first;
+- ``first_week``: the ISO week of its oldest active item (the week in its dedupe key; for an
+  item without one, the week it was created);
+- ``weeks_open``: the weeks from ``first_week`` through the current week, both counted (at least 1);
+- ``oldest_due_date``: the earliest due date among them (null when none has one);
+- ``priority``: the highest; ``owner``: the newest item's; ``overdue``: any of them is.
+
+Rows are ordered by priority, then weeks open (most first), then service and category. The
+Postgres store computes the same in SQL (``stores/pg_trends.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, timedelta
+from typing import Any
+
+from services.router.domain.dedupe import week_of_key
+from services.router.domain.enums import ACTIVE_STATUSES, PRIORITY_RANK
+from services.router.domain.transitions import is_overdue
+from services.router.domain.weeks import iso_week, week_start
+
+MAX_PROBLEMS = 500
+DEFAULT_PROBLEMS = 100
+Record = dict[str, Any]
+
+
+def item_monday(record: Record) -> date:
+    """The Monday of the week an item belongs to: its key's week, else its creation week."""
+    label = week_of_key(record["dedupe_key"])
+    if label is not None:
+        return week_start(label)
+    created = date.fromisoformat(record["created_at"][:10])
+    return created - timedelta(days=created.weekday())
+
+
+def problem_rows(records: Iterable[Record], today: date) -> list[Record]:
+    """Every problem of ``records`` (one env's, any status: closed items are skipped), in order."""
+    groups: dict[tuple[str, str], list[Record]] = {}
+    for r in records:
+        if r["status"] in ACTIVE_STATUSES:
+            groups.setdefault((r["service"], r["category"]), []).append(r)
+    this_monday = today - timedelta(days=today.weekday())
+    rows = []
+    for (service, category), members in groups.items():
+        members.sort(key=lambda r: r["id"], reverse=True)
+        first = min(item_monday(r) for r in members)
+        dues = [r["due_date"] for r in members if r["due_date"] is not None]
+        rows.append({
+            "service": service, "category": category, "items": [r["id"] for r in members],
+            "weeks_open": max(1, (this_monday - first).days // 7 + 1), "first_week": iso_week(first),
+            "oldest_due_date": min(dues) if dues else None,
+            "priority": min((r["priority"] for r in members), key=PRIORITY_RANK.__getitem__),
+            "owner": members[0]["owner"],
+            "overdue": any(is_overdue(r["status"], r["due_date"], today) for r in members),
+        })
+    rows.sort(key=lambda p: (PRIORITY_RANK[p["priority"]], -p["weeks_open"], p["service"], p["category"]))
+    return rows
