@@ -105,3 +105,34 @@ def test_runbook_compaction_snippet_works_verbatim(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", snippet], cwd=REPO, env=run_env, check=True,
                          capture_output=True, text=True)
     assert out.stdout == "Removed 1 old items\n"
+
+
+def test_trends_problems_and_edits_through_the_cli(env: Path) -> None:
+    ids = []
+    for week in ("2026-W47", "2026-W48"):
+        code, out, _ = invoke("upsert", "--env", "prod", "--service", "gateway", "--category", "security",
+                              "--title", f"Patch gateway ({week})", "--priority", "P0", "--due-date", "2026-11-20",
+                              "--dedupe-key", f"platform_backlog:{week}:prod:gateway:security", "--json")
+        ids.append(json.loads(out)["item"]["id"])
+    code, out, _ = invoke("trends", "--env", "prod", "--weeks", "2", "--json")
+    assert code == 0
+    assert [(w["week"], w["opened"], w["overdue_at_end"]) for w in json.loads(out)["weeks"]] == [
+        ("2026-W47", 0, 0), ("2026-W48", 2, 2)]
+    code, out, _ = invoke("trends", "--env", "prod", "--weeks", "2")
+    assert code == 0 and "2026-W48" in out and "P0 open at end" in out
+    code, out, _ = invoke("problems", "--env", "prod", "--json")
+    (row,) = json.loads(out)["problems"]
+    assert (row["items"], row["first_week"], row["weeks_open"]) == (ids[::-1], "2026-W47", 2)
+    code, out, _ = invoke("problems")
+    assert code == 0 and "gateway" in out and "2026-W47" in out
+    assert invoke("trends", "--weeks", "105")[0] == 2
+
+    code, out, _ = invoke("owner", ids[0], "team-edge", "-m", "edge owns it", "--json")
+    assert code == 0 and json.loads(out)["item"]["owner"] == "team-edge"
+    code, out, _ = invoke("due-date", ids[0], "none", "--json")
+    assert code == 0 and json.loads(out)["item"]["due_date"] is None
+    code, out, _ = invoke("list", "--env", "prod", "--sort", "-due_date", "-q", "W48", "--json")
+    assert [i["id"] for i in json.loads(out)["items"]] == [ids[1]] and json.loads(out)["items"][0]["week"] == "2026-W48"
+    invoke("status", ids[1], "done")
+    code, _, err = invoke("owner", ids[1], "bob")
+    assert code == 4 and err.strip() == "error: cannot change the owner of a done item; allowed: open (reopen it first)"

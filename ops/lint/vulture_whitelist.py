@@ -11,6 +11,9 @@ _.auth_flow
 __getattr__
 _.isolation_level
 
+# markdown-it-py's hook for which link targets to keep (web/markdown.py sets it on the parser).
+_.validateLink
+
 # Fields of pydantic models and dataclasses: read by validation, model_dump, templates and JSON bodies.
 generated_at
 ts
@@ -35,6 +38,11 @@ webhook_secret_env
 href
 known_env
 percent
+open_at_end
+overdue_at_end
+p0_open_at_end
+first_week
+oldest_due_date
 
 # Named only inside a string forward reference (domain/models.py's recursive MetaValue alias).
 MetaInt

@@ -6,6 +6,9 @@
 #   ruby-webrick                debconf is preseeded to sqlite3 and to create no database, so the
 #                               install is quiet and quick; the tests build their own instance
 #   logrotate                   logrotate -d, to check ops/logrotate/daarion-governance (tests/jobs)
+#   npm                         to install axe-core (below)
+# and then, with npm, the accessibility engine the browser tests inject into every page:
+#   axe-core (AXE_VERSION)      into .test-deps/node_modules/ (git-ignored), only when missing
 # or, with the argument `bench`, what the benchmarks need (`make bench` calls it):
 #   wrk                         the HTTP load generator of bench/http_bench.py
 # or, with the argument `deploy`, what `make deploy-test` needs:
@@ -43,8 +46,28 @@ else
         installed "$pkg" || need="$need $pkg"
     done
     [ -x /usr/sbin/logrotate ] || need="$need logrotate"
+    command -v npm >/dev/null 2>&1 || need="$need npm"
 fi
-[ -n "$need" ] || exit 0
+
+# axe-core for tests/web (npm's own registry client; pinned, so every run checks the same rules).
+AXE_VERSION=4.14.1
+AXE_DIR="$(cd "$(dirname "$0")/../.." && pwd)/.test-deps"
+axe() {
+    [ -z "${1:-}" ] || return 0
+    [ -f "$AXE_DIR/node_modules/axe-core/axe.min.js" ] \
+        && grep -q "\"version\": \"$AXE_VERSION\"" "$AXE_DIR/node_modules/axe-core/package.json" && return 0
+    echo "install_test_deps: installing axe-core@$AXE_VERSION (npm) into $AXE_DIR"
+    mkdir -p "$AXE_DIR"
+    if ! npm install --prefix "$AXE_DIR" --no-save --no-audit --no-fund --loglevel=error \
+            "axe-core@$AXE_VERSION" >/dev/null; then
+        echo "install_test_deps: npm could not install axe-core@$AXE_VERSION" >&2
+        if [ "${CI:-}" = "true" ]; then exit 1; fi
+    fi
+}
+if [ -z "$need" ]; then
+    axe "${1:-}"
+    exit 0
+fi
 
 fail() {
     echo "install_test_deps: $1; missing:$need" >&2
@@ -75,3 +98,5 @@ esac
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086  # $need is a list of package names
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $need >/dev/null
+command -v npm >/dev/null 2>&1 && axe "${1:-}"
+exit 0

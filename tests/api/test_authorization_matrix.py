@@ -37,6 +37,8 @@ DESIGNED_LEVELS = {
     "backlog_tool.dashboard": "read", "backlog_tool.upsert": "write", "backlog_tool.set_status": "write",
     "backlog_tool.add_comment": "write", "backlog_tool.cleanup": "admin", "backlog_tool.auto_generate_weekly": "admin",
     "backlog_tool.auto_generate_daily": "admin", "backlog_tool.accept": "admin", "backlog_tool.unaccept": "admin",
+    "backlog_tool.trends": "read", "backlog_tool.problems": "read",
+    "backlog_tool.set_owner": "write", "backlog_tool.set_due_date": "write",
 }
 # Valid params for each known action, so an authorized call succeeds. `{id}` is an existing item.
 # An action missing here (a tool registered later) is still checked: allowed ⇒ neither 401 nor 403.
@@ -55,6 +57,10 @@ SAMPLE_PARAMS: dict[str, dict[str, Any]] = {
     "backlog_tool.unaccept": {"id": "{id}"},
     "tracker_tool.sync": {"dry_run": True},  # no trackers file here: skipped with the reason
     "tracker_tool.status": {},
+    "backlog_tool.trends": {"env": "prod", "weeks": 4},
+    "backlog_tool.problems": {"env": "prod"},
+    "backlog_tool.set_owner": {"id": "{id}", "owner": "team-edge"},
+    "backlog_tool.set_due_date": {"id": "{id}", "due_date": "2026-12-24"},
 }
 # Authorized but refused by the state of the world: generation without a digest is a 409.
 AUTHORIZED_REFUSALS = {"backlog_tool.auto_generate_weekly": {409}, "backlog_tool.auto_generate_daily": {409}}
@@ -73,6 +79,10 @@ ROUTE_SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/backlog/items/{item_id}/accept"): {"json": {"until": "2026-12-20", "reason": "vendor patch"}},
     ("POST", "/v1/backlog/items/{item_id}/unaccept"): {"json": {"dry_run": True}},
     ("POST", "/v1/backlog/cleanup"): {"json": {"retention_days": 180, "dry_run": True}},
+    ("GET", "/v1/backlog/trends"): {"params": {"env": "prod", "weeks": 8}},
+    ("GET", "/v1/backlog/problems"): {"params": {"env": "prod"}},
+    ("POST", "/v1/backlog/items/{item_id}/owner"): {"json": {"owner": "team-edge"}},
+    ("POST", "/v1/backlog/items/{item_id}/due-date"): {"json": {"due_date": None}},
     ("POST", "/v1/signals"): {"json": {"signals": [], "dry_run": True}},
     ("POST", "/v1/signals/alertmanager"): {
         "params": {"dry_run": "true"},

@@ -39,6 +39,9 @@ REQUIRED: dict[str, dict[str, Any]] = {
     "backlog_tool.unaccept": {"id": ITEM_ID},
     "backlog_tool.auto_generate_weekly": {"env": "prod"}, "backlog_tool.auto_generate_daily": {"env": "prod"},
     "risk_history_tool.history": {"env": "prod", "service": "gateway"},
+    "backlog_tool.problems": {"env": "prod"}, "backlog_tool.set_owner": {"id": ITEM_ID, "owner": "team-edge"},
+    "backlog_tool.set_due_date": {"id": ITEM_ID, "due_date": "2026-12-24"},
+    "architecture_pressure_tool.report": {"name": "2026-W48"}, "risk_history_tool.report": {"name": "2026-11-26"},
     "signals_tool.ingest": {"signals": [SIGNAL]}, "signals_tool.alertmanager": {"payload": AM_PAYLOAD},
     "tracker_tool.link": {"id": ITEM_ID, "url": "https://github.com/acme/platform/issues/1"},
     "tracker_tool.unlink": {"id": ITEM_ID},
@@ -177,6 +180,8 @@ REST_VALID: dict[str, dict[str, Any]] = {
     "/v1/backlog/items/{item_id}/comments": {"message": "hi"},
     "/v1/backlog/items/{item_id}/accept": {"until": "2028-01-15", "reason": "vendor fix"},
     "/v1/backlog/generate/weekly": {"env": "prod"},
+    "/v1/backlog/items/{item_id}/owner": {"owner": "team-edge"},
+    "/v1/backlog/items/{item_id}/due-date": {"due_date": "2026-12-24"},
     "/v1/signals": {"signals": [SIGNAL]},
     "/v1/signals/alertmanager": AM_PAYLOAD,
 }
@@ -191,7 +196,7 @@ def test_every_rest_route_refuses_wrongly_typed_values(client: TestClient, store
     before = world()
     for value in (QUERY_WRONG if where == "query" else WRONG)[kind]:
         if where == "query":
-            query = {**({"env": "prod"} if "generate" in path else {}), field: value}
+            query = {**({"env": "prod"} if "generate" in path or "problems" in path else {}), field: value}
             response = client.request(method.upper(), url, params=query, headers=ADMIN,
                                       json=valid if method == "post" and "generate" not in path else None)
         else:
@@ -206,11 +211,14 @@ def test_cases_cover_the_risky_parameters() -> None:
     params = {(a, p) for a, p, _ in params_cases()}
     assert {("backlog_tool.cleanup", "retention_days"), ("backlog_tool.cleanup", "dry_run"),
             ("backlog_tool.upsert", "due_date"), ("risk_history_tool.snapshot", "as_of"),
-            ("backlog_tool.list", "limit")} <= params
+            ("backlog_tool.list", "limit"), ("backlog_tool.trends", "weeks"),
+            ("backlog_tool.set_due_date", "due_date"), ("backlog_tool.set_owner", "dry_run")} <= params
     rest = {(p, w, f) for _, p, w, f, _ in rest_cases()}
     assert {("/v1/backlog/cleanup", "body", "retention_days"), ("/v1/backlog/items", "query", "overdue"),
             ("/v1/backlog/items", "query", "limit"), ("/v1/backlog/generate/weekly", "query", "dry_run"),
-            ("/v1/signals/alertmanager", "query", "dry_run"), ("/v1/signals", "body", "dry_run")} <= rest
+            ("/v1/signals/alertmanager", "query", "dry_run"), ("/v1/signals", "body", "dry_run"),
+            ("/v1/backlog/trends", "query", "weeks"), ("/v1/backlog/problems", "query", "limit"),
+            ("/v1/backlog/items/{item_id}/due-date", "body", "due_date")} <= rest
 
 
 @pytest.mark.parametrize("days", [False, True, 0, 0.0, "0", "180", -1, 1.5])

@@ -76,7 +76,8 @@ def random_digest(rng: random.Random, services: int, *, sample: bool = False) ->
     out = []
     for n in range(services):
         evidence = [{"kind": rng.choice(KINDS), "ref": f"R-{n}-{i}", "title": rng.choice(["", "t — x", "é" * 30]),
-                     "source": rng.choice([None, "", "https://x/1"])} for i in range(rng.randrange(0, 25))]
+                     "source": rng.choice([None, "", "https://x/1", "HTTP://x/2", "javascript:alert(1)"])}
+                    for i in range(rng.randrange(0, 25))]
         out.append(svc(f"svc{n}", round(rng.uniform(0, 100), rng.choice([0, 1, 3])),
                        rng.choice(["low", "medium", "high", "critical"]), evidence,
                        recurring_incidents_30d=rng.randrange(4), slo_breaches_7d=rng.randrange(3),
@@ -117,6 +118,11 @@ def test_candidates_are_what_the_plain_definitions_give(policy: BacklogPolicy, s
         assert c.triggers == triggers and [t.text for t in c.triggers] == [t.text for t in triggers]
         assert c.description == describe(facts, s, c.category, category, triggers, evidence)
         assert c.evidence_refs == tuple(dict.fromkeys(e.ref for e in evidence))[:20]
+        urls: dict[str, str] = {}
+        for e in evidence:
+            if e.ref in c.evidence_refs and e.source and e.source.lower().startswith(("https://", "http://")):
+                urls.setdefault(e.ref, e.source)
+        assert c.meta.get("evidence_urls", {}) == urls
     ranked = sorted(candidates, key=lambda c: (c.priority.value, -c.score, c.service, c.category))
     assert candidates == ranked and [c.rank for c in candidates] == list(range(1, len(candidates) + 1))
 

@@ -74,6 +74,7 @@ def test_first_run_creates_owned_prioritized_items_that_say_why(gen: Gen) -> Non
         "signals": {"pressure_score": 78.5, "recurring_incidents_30d": 2},
         "rules": ["pressure_score ≥ 70", "recurring_incidents_30d ≥ 2"],
         "owner_reason": "ownership.default_owner", "policy_owner": "oncall", "weeks_open": 1,
+        "evidence_urls": {"INC-123": "https://inc.example/INC-123"},  # the refs the digest gave a URL for
     }
     security = stored[key("payments:security")]
     assert (security["priority"], security["due_date"], security["evidence_refs"]) == ("P0", "2026-12-03",

@@ -29,8 +29,12 @@ def test_entitlements_are_declared() -> None:
         ("risk_history_tool", "digest"): "tools.risk.write",
         ("risk_history_tool", "cleanup"): "tools.risk.write",  # the scheduler's risk_history_cleanup job
         ("risk_history_tool", "history"): "tools.risk.read",
+        ("risk_history_tool", "reports"): "tools.risk.read",
+        ("risk_history_tool", "report"): "tools.risk.read",
         ("architecture_pressure_tool", "digest"): "tools.pressure.write",
         ("architecture_pressure_tool", "latest"): "tools.pressure.read",
+        ("architecture_pressure_tool", "reports"): "tools.pressure.read",
+        ("architecture_pressure_tool", "report"): "tools.pressure.read",
         ("signals_tool", "ingest"): "tools.signals.write",
         ("signals_tool", "alertmanager"): "tools.signals.write",
         ("signals_tool", "list"): "tools.signals.read",

@@ -213,6 +213,43 @@ def test_start_during_outage_then_try_recover(cluster: ThrowawayCluster, dsn: st
         store.close()
 
 
+def test_owner_and_due_date_edits_in_an_outage_are_replayed(cluster: ThrowawayCluster, dsn: str, tmp_path: Path,
+                                                            clock: FixedClock) -> None:
+    """An owner or due-date change accepted on the fallback reaches Postgres once, with its time;
+    one the fallback cannot judge (an item only Postgres holds) is refused with 503, not guessed."""
+    from datetime import date
+
+    from services.router.errors import StoreUnavailable
+
+    store = open_auto(dsn, tmp_path, clock)
+    try:
+        before = store.upsert(item("k0"), actor="gen").item
+        cluster.stop()
+        try:
+            made = store.upsert(item("k1", due_date="2026-12-01"), actor="gen").item
+            assert store.degraded
+            clock.advance(minutes=5)
+            store.set_owner(made["id"], "team-edge", actor="oncall", on_behalf_of="dana@example.com")
+            store.set_due_date(made["id"], date(2026, 12, 24), actor="alice", message="after the freeze")
+            with pytest.raises(StoreUnavailable):
+                store.set_owner(before["id"], "bob", actor="alice")
+        finally:
+            cluster.start()
+        assert store.try_recover() is True
+        items, events = pg_state(dsn)
+        assert items["k1"]["owner"] == "team-edge" and items["k0"]["owner"] == "oncall"
+        assert [t for t, _ in events["k1"]] == ["created", "owner_changed", "due_date_changed"]
+        got = store.get(made["id"])
+        assert got is not None and got["due_date"] == "2026-12-24"
+        assert got["updated_at"] == "2026-11-26T12:05:00.000000Z"
+        assert [(e["type"], e["actor"], e.get("on_behalf_of")) for e in store.events(made["id"])] == [
+            ("created", "gen", None), ("owner_changed", "oncall", "dana@example.com"),
+            ("due_date_changed", "alice", None)]  # the person replayed with the edit
+        assert store.trends("prod", None, 1)[0]["open_at_end"] == 2
+    finally:
+        store.close()
+
+
 def test_an_op_committed_before_the_drop_is_not_applied_twice(dsn: str, tmp_path: Path, clock: FixedClock) -> None:
     """A write whose commit landed but whose answer was lost is journaled with the same op id;
     the replay finds that id recorded and skips it."""

@@ -278,7 +278,7 @@ class TestDashboard:
         assert d["priority_counts"] == {p: expected_priority[p] for p in ALL_PRIORITIES}
         assert d["overdue_count"] == len(expected_overdue)
         assert [o["id"] for o in d["overdue"]] == [x[2] for x in sorted(expected_overdue)]
-        assert set(d["overdue"][0]) == {"id", "service", "category", "priority", "status", "owner", "due_date",
+        assert set(d["overdue"][0]) == {"id", "env", "service", "category", "priority", "status", "owner", "due_date",
                                         "title"}
         top = sorted(active_by_service.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
         assert d["top_services"] == [{"service": s, "count": c} for s, c in top]

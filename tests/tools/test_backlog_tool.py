@@ -43,7 +43,10 @@ def test_dry_runs_write_nothing(runtime: Runtime) -> None:
     plan = call(runtime, "set_status", id=item["id"], status="done", dry_run=True)
     assert plan["item"]["status"] == "done"
     assert call(runtime, "add_comment", id=item["id"], message="hi", dry_run=True)["event"]["type"] == "commented"
-    assert call(runtime, "get", id=item["id"]) == item
+    assert call(runtime, "set_owner", id=item["id"], owner="bob", dry_run=True)["item"]["owner"] == "bob"
+    assert call(runtime, "set_due_date", id=item["id"], due_date="2027-01-01", dry_run=True)["event"]["type"] == \
+        "due_date_changed"
+    assert call(runtime, "get", id=item["id"]) == {**item, "week": None}
     assert call(runtime, "events", id=item["id"])["events"] == before
 
     call(runtime, "set_status", id=item["id"], status="done")

@@ -103,6 +103,18 @@ def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+def chrome_options(folder: Path) -> Any:
+    """Headless Chromium at desktop size, with a profile of its own under ``folder``."""
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (*CHROME_FLAGS, f"--user-data-dir={folder / 'chrome-profile'}",
+                 f"--window-size={DESKTOP[0]},{DESKTOP[1]}"):
+        options.add_argument(flag)
+    return options
+
+
 def screenshot(driver: Any, name: str, size: tuple[int, int], *, mobile: bool = False) -> Path:
     """A full-page PNG at this viewport width (phone: device emulation, 2x pixels)."""
     width, height = size

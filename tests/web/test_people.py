@@ -39,12 +39,16 @@ def test_a_delegate_account_names_the_person_on_every_event(api: TestClient) -> 
     created = api.post("/v1/backlog/items", headers=person, json={
         "env": "prod", "service": "gateway", "category": "toil", "title": "Clean up"}).json()["item"]
     api.post(f"/v1/backlog/items/{created['id']}/status", headers=person, json={"status": "in_progress"})
+    for route, body in (("owner", {"owner": "team-edge"}), ("due-date", {"due_date": "2026-12-24"})):
+        edited = api.post(f"/v1/backlog/items/{created['id']}/{route}", headers=person, json=body)
+        assert edited.status_code == 200 and edited.json()["event"]["on_behalf_of"] == "dana@example.com"
     api.post(f"/v1/backlog/items/{created['id']}/comments", headers={**headers_for("oncall"),
                                                                        "X-Acting-User": "erin"}, json={"message": "hi"})
     api.post(f"/v1/backlog/items/{created['id']}/comments", headers=headers_for("oncall"), json={"message": "bot"})
     events = api.get(f"/v1/backlog/items/{created['id']}/events", headers=headers_for("readonly")).json()["events"]
     assert [(e["type"], e["actor"], e.get("on_behalf_of")) for e in events] == [
         ("created", "oncall", "dana@example.com"), ("status_changed", "oncall", "dana@example.com"),
+        ("owner_changed", "oncall", "dana@example.com"), ("due_date_changed", "oncall", "dana@example.com"),
         ("commented", "oncall", "erin"), ("commented", "oncall", None)]
 
 
@@ -86,11 +90,17 @@ def test_the_trusted_proxy_signs_people_in_and_their_changes_name_them(runtime: 
         forged = web.post(f"/items/{item['id']}/comments", headers={"X-Forwarded-Email": "grace@example.com"},
                           data={"csrf_token": match.group(1), "message": "as someone else"})
         assert forged.status_code == 403  # the token is the person's: another person's form is refused
+        owner = web.post(f"/items/{item['id']}/owner", headers={"X-Forwarded-Email": "frank@example.com",
+                                                                 "Origin": BASE},
+                         data={"csrf_token": match.group(1), "owner": "team-edge"})
+        assert owner.status_code == 303, owner.text
         timeline = web.get(f"/items/{item['id']}", headers={"X-Forwarded-Email": "frank@example.com"}).text
         assert "oncall for frank@example.com" in timeline
     events = runtime.store.events(item["id"])
-    assert (events[-1]["actor"], events[-1].get("on_behalf_of"), events[-1]["message"]) == (
+    assert (events[-2]["actor"], events[-2].get("on_behalf_of"), events[-2]["message"]) == (
         "oncall", "frank@example.com", "on it")
+    assert (events[-1]["type"], events[-1]["actor"], events[-1].get("on_behalf_of")) == (
+        "owner_changed", "oncall", "frank@example.com")
 
 
 def test_the_header_from_anywhere_else_is_ignored_and_logged(runtime: Runtime,

@@ -66,8 +66,9 @@ TARGET_PARTS = re.compile(r"[/?&;=]")  # the pieces of a request line a key coul
 # The web UI's paths: sign-in and assets need nothing; pages need a session cookie.
 WEB_PUBLIC_PATHS: frozenset[str] = frozenset({"/login"})
 WEB_PUBLIC_PREFIXES: tuple[str, ...] = ("/static/",)
-WEB_SESSION_PATHS: frozenset[str] = frozenset({"/", "/items", "/logout"})
-WEB_SESSION_PREFIXES: tuple[str, ...] = ("/items/",)
+WEB_SESSION_PATHS: frozenset[str] = frozenset({"/", "/items", "/logout", "/trends", "/problems", "/signals",
+                                               "/reports"})
+WEB_SESSION_PREFIXES: tuple[str, ...] = ("/items/", "/reports/")
 PathKind = Literal["public", "web-public", "web-session", "tracker-secret", "api"]
 MAX_KEY_LENGTH = 512
 MIN_QUERY_KEY_LENGTH = 16  # shorter values cannot be keys (``rbac.MIN_KEY_LENGTH``): not worth a digest

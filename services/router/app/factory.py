@@ -37,6 +37,7 @@ from services.router.access.redaction import KeyRedactor
 from services.router.api import (
     routes_backlog,
     routes_health,
+    routes_insights,
     routes_lifecycle,
     routes_signals,
     routes_tools,
@@ -113,6 +114,7 @@ def create_app(runtime: Runtime | None = None, rbac: RbacConfig | None = None, *
     routes_tools.register(app, responses=PROTECTED_ERRORS)
     routes_backlog.register(app, responses=PROTECTED_ERRORS)
     routes_lifecycle.register(app, responses=PROTECTED_ERRORS)
+    routes_insights.register(app, responses=PROTECTED_ERRORS)
     routes_signals.register(app, responses=PROTECTED_ERRORS)
     routes_trackers.register(app, responses={})
     document_guards(app, rt)

@@ -8,7 +8,7 @@ import services.router.cli.lifecycle as _lifecycle  # noqa: F401  (registers `ba
 import services.router.cli.serve  # noqa: F401  (registers `backlog serve`)
 import services.router.cli.signals as _signals  # noqa: F401  (registers `backlog signals`)
 import services.router.cli.trackers as _trackers  # noqa: F401  (registers `backlog tracker …`)
-from services.router.cli import items  # noqa: F401  (registers commands)
+from services.router.cli import insights, items  # noqa: F401  (registers commands)
 from services.router.cli.app import app, main
 
 __all__ = ["app", "main"]

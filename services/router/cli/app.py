@@ -62,13 +62,15 @@ def print_json(value: Any) -> None:
 
 def run(
     action: str, params: dict[str, Any], *, as_json: bool, render: Callable[[Any], None],
-    tool: str = "backlog_tool", policy: Path | None = None,
+    tool: str = "backlog_tool", policy: Path | None = None, keep_none: tuple[str, ...] = (),
 ) -> Any:
-    """Execute a tool action as the CLI user and print it as a table or JSON."""
+    """Execute a tool action as the CLI user and print it as a table or JSON (params that are None
+    are left out, except those in ``keep_none``: a null that means something, like no due date)."""
     runtime: Runtime | None = None
     try:
         runtime = build_runtime(policy_path=policy)
-        result = runtime.execute(CLI_ACTOR, tool, action, {k: v for k, v in params.items() if v is not None})
+        result = runtime.execute(CLI_ACTOR, tool, action,
+                                 {k: v for k, v in params.items() if v is not None or k in keep_none})
     except BacklogError as exc:
         fail(exc)
     finally:

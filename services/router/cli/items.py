@@ -19,11 +19,14 @@ def list_cmd(
     status: str | None = typer.Option(None), owner: str | None = typer.Option(None),
     priority: str | None = typer.Option(None), category: str | None = typer.Option(None),
     overdue: bool | None = typer.Option(None, "--overdue/--not-overdue"),
-    limit: int = typer.Option(50), cursor: str | None = typer.Option(None), as_json: bool = JsonOpt,
+    limit: int = typer.Option(50), cursor: str | None = typer.Option(None),
+    sort: str | None = typer.Option(None, help="created_at (default), due_date, priority, updated_at; -x descending"),
+    search: str | None = typer.Option(None, "--search", "-q", help="a part of the title, any letter case"),
+    as_json: bool = JsonOpt,
 ) -> None:
-    """List items (filters are ANDed; pages follow creation order)."""
+    """List items (filters are ANDed; pages follow creation order unless --sort)."""
     run("list", dict(env=env, service=service, status=status, owner=owner, priority=priority,
-                     category=category, overdue=overdue, limit=limit, cursor=cursor),
+                     category=category, overdue=overdue, limit=limit, cursor=cursor, sort=sort, q=search),
         as_json=as_json, render=render.render_list)
 
 

@@ -13,14 +13,14 @@ PRIORITY_STYLE = {"P0": "bold red", "P1": "red", "P2": "yellow", "P3": "dim"}
 
 def items_table(items: list[dict[str, Any]], title: str = "Backlog items") -> Table:
     table = Table(title=title, show_lines=False)
-    for col in ("id", "env", "service", "category", "pri", "status", "owner", "due", "title"):
+    for col in ("id", "env", "service", "category", "pri", "status", "owner", "due", "week", "title"):
         table.add_column(col, overflow="fold" if col == "title" else "ellipsis")
     for r in items:
         pri = r["priority"]
         table.add_row(
             r["id"], r.get("env", ""), r["service"], r["category"],
             f"[{PRIORITY_STYLE.get(pri, '')}]{pri}[/]", r["status"], r["owner"], r["due_date"] or "-",
-            r["title"],
+            r.get("week") or "-", r["title"],
         )
     return table
 

@@ -14,7 +14,7 @@ from services.router.domain.enums import ALL_PRIORITIES, ALL_STATUSES
 
 OVERDUE_LIMIT = 50
 TOP_SERVICES = 10
-OVERDUE_FIELDS = ("id", "service", "category", "priority", "status", "owner", "due_date", "title")
+OVERDUE_FIELDS = ("id", "env", "service", "category", "priority", "status", "owner", "due_date", "title")
 ACCEPTED_FIELDS = (*OVERDUE_FIELDS, "accepted")
 
 

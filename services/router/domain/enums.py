@@ -36,6 +36,7 @@ class EventType(StrEnum):
     UNACCEPTED = "unaccepted"
     ACCEPTANCE_EXPIRED = "acceptance_expired"
     ESCALATED = "escalated"
+    DUE_DATE_CHANGED = "due_date_changed"
 
 
 ACTIVE_STATUSES: frozenset[str] = frozenset({Status.OPEN, Status.IN_PROGRESS, Status.BLOCKED})

@@ -254,6 +254,7 @@ class BacklogItem(BaseModel):
     accepted: dict[str, Any] | None = Field(
         default=None, description="the accepted risk, {until, reason, by, at}; null when not accepted")
     rev: int = 1
+    week: str | None = Field(default=None, description="the ISO week in the dedupe key; null for manual items")
 
 
 class BacklogEvent(BaseModel):

@@ -6,21 +6,25 @@ from collections.abc import Collection
 from datetime import date
 from typing import Annotated, Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, Strict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StringConstraints
 
 from services.router.domain.acceptance import hold
 from services.router.domain.changes import RECORD_FIELDS
 from services.router.domain.enums import ACTIVE_STATUSES, Priority, Status
-from services.router.domain.models import Slug
+from services.router.domain.models import Slug, no_nul
+from services.router.domain.sorting import DEFAULT_SORT, Position, Sort, decode_cursor
 from services.router.domain.strict import JSON_INTEGER, Flag
 from services.router.domain.transitions import is_overdue
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
+MAX_SEARCH = 100
+Search = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SEARCH), AfterValidator(no_nul)]
 
 
 class ItemQuery(BaseModel):
-    """Filters are ANDed; results are ordered by id (creation order) and paged by cursor."""
+    """Filters are ANDed; results are ordered by ``sort`` (creation order by default) and paged by
+    cursor (``domain.sorting``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -33,10 +37,19 @@ class ItemQuery(BaseModel):
     overdue: Flag | None = None
     active: Flag | None = Field(default=None, description="open, in_progress or blocked")
     limit: Annotated[int, Strict(), Field(ge=1, le=MAX_PAGE), JSON_INTEGER] = DEFAULT_PAGE
-    cursor: str | None = Field(default=None, max_length=64, description="id of the last item seen")
+    cursor: str | None = Field(default=None, max_length=200, description="`next_cursor` of the previous page "
+                               "(with the default sort: the id of the last item seen)")
+    sort: Sort = Field(default=DEFAULT_SORT, description="created_at (creation order), due_date (undated last), "
+                       "priority or updated_at; `-` first for descending; ties by id")
+    q: Search | None = Field(default=None, description="a part of the title, any letter case")
 
-    def matches(self, record: dict[str, Any], today: date) -> bool:
-        """The in-Python form of the filter; the Postgres store builds the same as SQL."""
+    def position(self) -> Position | None:
+        """The decoded cursor (None without one); a cursor of another sort is refused."""
+        return decode_cursor(self.sort, self.cursor) if self.cursor is not None else None
+
+    def matches_filters(self, record: dict[str, Any], today: date) -> bool:
+        """The in-Python form of the filters (the cursor: ``domain.sorting.after``); the Postgres
+        store builds the same as SQL."""
         for name in ("env", "service", "owner", "category"):
             wanted = getattr(self, name)
             if wanted is not None and record[name] != wanted:
@@ -50,7 +63,7 @@ class ItemQuery(BaseModel):
         if self.overdue is not None and is_overdue(
                 record["status"], record["due_date"], today, hold(record.get("accepted"))) != self.overdue:
             return False
-        return not (self.cursor is not None and record["id"] <= self.cursor)
+        return self.q is None or self.q.lower() in record["title"].lower()
 
 
 def check_fields(fields: Collection[str] | None) -> None:

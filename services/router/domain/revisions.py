@@ -80,7 +80,9 @@ def plan_revision(existing: Record, rev: Revision, *, now: datetime, actor: str,
             return unchanged
         assert isinstance(current, dict)
         fields: Record = {"accepted": None}
-        meta = {"until": current.get("until"), "reason": current.get("reason")}
+        # ``hold``: the last day the acceptance kept the item from being overdue (the trends read the
+        # state before this event from it).
+        meta = {"until": current.get("until"), "reason": current.get("reason"), "hold": acceptance.hold(current)}
         restart = current.get("due_on_expiry")
         message = f"acceptance until {current.get('until')} expired; the item counts again"
         if isinstance(restart, str) and existing["status"] in ACTIVE_STATUSES:

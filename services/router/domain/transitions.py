@@ -45,3 +45,11 @@ def is_overdue(status: str, due_date: str | None, today: date, hold: str | None 
         return False
     day = today.isoformat()
     return due_date < day and (hold is None or hold < day)
+
+
+def counted_due(due_date: str | None, hold: str | None) -> str | None:
+    """The date ``is_overdue`` in effect compares with today: the due date, or an accepted risk's
+    hold when that is later (the item is overdue once both are past). None: never overdue."""
+    if due_date is None:
+        return None
+    return hold if hold is not None and hold > due_date else due_date

@@ -42,6 +42,10 @@ from services.router.generation.wording import (
 )
 from services.router.policy import COMPARISONS, Category, Rule
 
+LINK_SCHEMES = ("https://", "http://")
+# An evidence block: its text, the refs, whether both need no validation, the refs' URLs.
+EvidenceBlock = tuple[str, tuple[str, ...], bool, tuple[tuple[str, str], ...]]
+
 
 @dataclass(frozen=True, slots=True)
 class CandidateText:
@@ -153,13 +157,15 @@ class Draft:
             comma = ", ".join([t.text for t in found])
             values = {t.signal: t.value for t in found}
             rules = [t.rule for t in found]
-        tail, refs, refs_ok = blocks.by_kinds.get(kinds) or blocks.evidence(kinds)
+        tail, refs, refs_ok, urls = blocks.by_kinds.get(kinds) or blocks.evidence(kinds)
         meta: dict[str, Any] = {
             "digest": run.file, "digest_week": run.week, run.score_name: s.score, "band": s.band,
             "signals": values, "rules": rules, "owner_reason": owner_reason, "policy_owner": owner,
         }
         if run.day is not None:
             meta["digest_date"] = run.day
+        if urls:
+            meta["evidence_urls"] = dict(urls)  # the item page links each ref where the digest gave a URL
         description = f"{blocks.head}{lines}{tail}{cat.policy_tail}"
         if len(description) > MAX_TEXT:
             description = clip(description, MAX_TEXT)
@@ -186,7 +192,7 @@ class ServiceBlocks:
         self.title_part = self.context = ""
         self.ok = False
         self.kinds: frozenset[str] | None = None
-        self.by_kinds: dict[frozenset[str], tuple[str, tuple[str, ...], bool]] = {}
+        self.by_kinds: dict[frozenset[str], EvidenceBlock] = {}
 
     def prepare(self) -> None:
         service, env = self.facts.service, self.run.env
@@ -196,9 +202,10 @@ class ServiceBlocks:
         self.ok = bool(self.run.ok and _slug(service) and "\x00" not in self.head and "\x00" not in self.context)
 
 
-    def evidence(self, kinds: frozenset[str]) -> tuple[str, tuple[str, ...], bool]:
-        """The context and evidence block, the evidence refs, and whether the block and refs are
-        ones ``ItemInput`` takes as they are — for triggers whose signals count ``kinds``."""
+    def evidence(self, kinds: frozenset[str]) -> EvidenceBlock:
+        """The context and evidence block, the evidence refs, whether the block and refs are ones
+        ``ItemInput`` takes as they are, and the refs' http(s) URLs — for triggers whose signals
+        count ``kinds``."""
         known = self.by_kinds.get(kinds)
         if known is None:
             if self.kinds is None:
@@ -212,7 +219,7 @@ class ServiceBlocks:
             self.by_kinds[kinds] = known
         return known
 
-    def _block(self, kinds: frozenset[str]) -> tuple[str, tuple[str, ...], bool]:
+    def _block(self, kinds: frozenset[str]) -> EvidenceBlock:
         evidence = _ordered(self.facts.evidence, kinds)
         block = self.context
         if evidence:
@@ -222,7 +229,19 @@ class ServiceBlocks:
         for ref in refs:
             if ref.__class__ is not str or not 0 < len(ref) <= MAX_REF or "\x00" in ref:
                 ok = False
-        return block, refs, ok
+        return block, refs, ok, evidence_urls(evidence, refs)
+
+
+def evidence_urls(evidence: Sequence[Evidence], refs: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """(ref, URL) for the refs whose evidence names an http(s) ``source`` (the first one given)."""
+    wanted = set(refs)
+    urls: dict[str, str] = {}
+    for e in evidence:
+        source = e.source
+        if e.ref in wanted and e.ref not in urls and source and source.lower().startswith(LINK_SCHEMES) \
+                and "\x00" not in source:
+            urls[e.ref] = source
+    return tuple(urls.items())
 
 
 def _ordered(evidence: Sequence[Evidence], kinds: frozenset[str]) -> list[Evidence]:

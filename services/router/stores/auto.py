@@ -38,11 +38,13 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Collection, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
 from services.router.clock import Clock, default_clock, iso_z
 from services.router.domain.changes import Record
+from services.router.domain.edits import plan_due_date, plan_owner
 from services.router.domain.enums import EventType, Status
 from services.router.domain.models import ItemInput, new_id
 from services.router.domain.queries import ItemQuery, OverdueIds, Page
@@ -259,33 +261,58 @@ class AutoBacklogStore:
 
     def set_status(self, item_id: str, status: Status, *, actor: str, message: str = "",
                    on_behalf_of: str | None = None) -> WriteResult:
-        def on_fallback(js: JsonlBacklogStore, op_id: str) -> WriteResult:
-            item = self._on_fallback(js, item_id) if op_id else None
-            write = functools.partial(js.set_status, item_id, status, actor=actor, message=message,
-                                      on_behalf_of=on_behalf_of)
-            if item is None:
-                return write()
-            check_transition(Status(item["status"]), status)  # refused → raises; a no-op is journaled too
-            intent = {"kind": "status", "actor": actor, "on_behalf_of": on_behalf_of, "item_id": item_id,
-                      "dedupe_key": item["dedupe_key"], "status": status.value, "message": message}
-            return self._journaled(op_id, intent, write)
-
-        return self._write("status", lambda pg, op: pg.set_status(item_id, status, actor=actor, message=message,
-                                                                  on_behalf_of=on_behalf_of, op=op), on_fallback)
+        # A refused move raises before the journal; a no-op is journaled too.
+        return self._item_write("status", item_id, {"status": status.value, "message": message},
+                                lambda s, **op: s.set_status(item_id, status, actor=actor, message=message,
+                                                             on_behalf_of=on_behalf_of, **op),
+                                lambda row: check_transition(Status(row["status"]), status), actor, on_behalf_of)
 
     def revise(self, item_id: str, revision: Revision, *, actor: str, on_behalf_of: str | None = None) -> WriteResult:
-        def on_fallback(js: JsonlBacklogStore, op_id: str) -> WriteResult:
-            item = self._on_fallback(js, item_id) if op_id else None
-            write = functools.partial(js.revise, item_id, revision, actor=actor, on_behalf_of=on_behalf_of)
-            if item is None:
-                return write()
-            plan_revision(item, revision, now=self.clock.now(), actor=actor)  # a refusal raises before the journal
-            intent = {"kind": "revise", "actor": actor, "on_behalf_of": on_behalf_of, "item_id": item_id,
-                      "dedupe_key": item["dedupe_key"], "revision": revision.model_dump(mode="json")}
-            return self._journaled(op_id, intent, write)
+        return self._item_write("revise", item_id, {"revision": revision.model_dump(mode="json")},
+                                lambda s, **op: s.revise(item_id, revision, actor=actor, on_behalf_of=on_behalf_of,
+                                                         **op),
+                                lambda row: plan_revision(row, revision, now=self.clock.now(), actor=actor),
+                                actor, on_behalf_of)
 
-        return self._write("revise", lambda pg, op: pg.revise(item_id, revision, actor=actor,
-                                                              on_behalf_of=on_behalf_of, op=op), on_fallback)
+    def set_owner(self, item_id: str, owner: str, *, actor: str, message: str = "",
+                  on_behalf_of: str | None = None) -> WriteResult:
+        return self._item_write("owner", item_id, {"owner": owner, "message": message},
+                                lambda s, **op: s.set_owner(item_id, owner, actor=actor, message=message,
+                                                            on_behalf_of=on_behalf_of, **op),
+                                lambda row: plan_owner(row, owner, now=self.clock.now(), actor=actor), actor,
+                                on_behalf_of)
+
+    def set_due_date(self, item_id: str, due_date: date | None, *, actor: str, message: str = "",
+                     on_behalf_of: str | None = None) -> WriteResult:
+        due = due_date.isoformat() if due_date is not None else None
+        return self._item_write("due_date", item_id, {"due_date": due, "message": message},
+                                lambda s, **op: s.set_due_date(item_id, due_date, actor=actor, message=message,
+                                                               on_behalf_of=on_behalf_of, **op),
+                                lambda row: plan_due_date(row, due_date, now=self.clock.now(), actor=actor), actor,
+                                on_behalf_of)
+
+    def _item_write(self, kind: str, item_id: str, fields: dict[str, Any], call: Callable[..., WriteResult],
+                    check: Callable[[Record], object], actor: str, on_behalf_of: str | None) -> WriteResult:
+        """A change of one item (status, revision, owner, due date): on Postgres with an op id; on
+        the fallback journaled with ``fields`` — only for an item the fallback created in this
+        outage, and only once ``check`` (the planner, on the fallback's copy) did not refuse it,
+        so a refusal writes nothing anywhere."""
+        def on_fallback(js: JsonlBacklogStore, op_id: str) -> WriteResult:
+            if not op_id:
+                return call(js)
+            item = self._on_fallback(js, item_id)
+            check(item)
+            intent = {"kind": kind, "actor": actor, "on_behalf_of": on_behalf_of, "item_id": item_id,
+                      "dedupe_key": item["dedupe_key"], **fields}
+            return self._journaled(op_id, intent, lambda: call(js))
+
+        return self._write(kind, lambda pg, op: call(pg, op=op), on_fallback)
+
+    def trends(self, env: str | None, service: str | None, weeks: int) -> builtins.list[Record]:
+        return self._read(lambda s: s.trends(env, service, weeks))
+
+    def problems(self, env: str, service: str | None = None) -> builtins.list[Record]:
+        return self._read(lambda s: s.problems(env, service))
 
     def add_comment(self, item_id: str, message: str, *, actor: str, on_behalf_of: str | None = None) -> Record:
         return self.add_note(item_id, EventType.COMMENTED, message, {}, actor=actor, on_behalf_of=on_behalf_of)

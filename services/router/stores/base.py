@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from services.router.clock import Clock, iso_z
@@ -96,6 +96,24 @@ class BacklogStore(Protocol):
     def overdue_ids(self, env: str | None, priority: str | None, *, limit: int) -> OverdueIds: ...
     def envs(self) -> builtins.list[str]: ...
     def cleanup(self, retention_days: int) -> int: ...
+    def set_owner(self, item_id: str, owner: str, *, actor: str, message: str = "",
+                  on_behalf_of: str | None = None) -> WriteResult:
+        """One ``owner_changed`` event (``domain.edits``); refused on a done or canceled item."""
+        ...
+
+    def set_due_date(self, item_id: str, due_date: date | None, *, actor: str, message: str = "",
+                     on_behalf_of: str | None = None) -> WriteResult:
+        """One ``due_date_changed`` event (``domain.edits``); refused on a done or canceled item."""
+        ...
+
+    def trends(self, env: str | None, service: str | None, weeks: int) -> builtins.list[Record]:
+        """``weeks`` rows ending with the clock's ISO week, oldest first (``domain.trends``)."""
+        ...
+
+    def problems(self, env: str, service: str | None = None) -> builtins.list[Record]:
+        """The env's problems, in order (``domain.problems``)."""
+        ...
+
     def status(self) -> StoreStatus: ...
     def close(self) -> None: ...
 

@@ -6,8 +6,9 @@ the JSONL records only show what the request did to the fallback's own copy.
 
 File ``fallback_journal.jsonl`` beside the JSONL store, one JSON object a line:
 
-- ``{"op_id", "kind": "upsert"|"status"|"comment"|"revise", "ts", "actor", "on_behalf_of", …}`` —
-  the intent (a ``comment`` may carry another event-only type, ``event_type``, and ``meta``), appended
+- ``{"op_id", "kind": "upsert"|"status"|"comment"|"revise"|"owner"|"due_date", "ts", "actor",
+  "on_behalf_of", …}`` — the intent (a ``comment`` may carry another event-only type,
+  ``event_type``, and ``meta``), appended
   and fsynced *before* the JSONL write, so an acknowledged write is always in the journal;
 - ``{"op_id", "kind": "done", "ids": {dedupe_key: id}}`` — after the JSONL write: ids the
   client was given, so an item created during the outage keeps its id in Postgres;
@@ -30,7 +31,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from psycopg.rows import dict_row
 
 from services.router.clock import parse_utc
 from services.router.domain.changes import Change, Record, plan_status
+from services.router.domain.edits import plan_due_date, plan_owner
 from services.router.domain.enums import EventType, Status
 from services.router.domain.models import ItemInput
 from services.router.domain.revisions import Revision, plan_note, plan_revision
@@ -53,7 +55,7 @@ log = logging.getLogger("backlog_store")
 
 JOURNAL_NAME = "fallback_journal"
 JOURNAL_FILE = f"{JOURNAL_NAME}.jsonl"
-INTENTS = ("upsert", "status", "comment", "revise")
+INTENTS = ("upsert", "status", "comment", "revise", "owner", "due_date")
 
 
 @dataclass(slots=True)
@@ -93,18 +95,26 @@ def apply_op(pg: PostgresBacklogStore, op: JournalOp) -> str:
     if op.kind == "upsert":
         requests = [UpsertRequest(ItemInput.model_validate(q["item"]), q["fallback_owner"]) for q in r["requests"]]
         return replay_upsert(pg, requests, actor=who[0], on_behalf_of=who[1], op=ctx)
+    message = r.get("message", "")
     if op.kind == "status":
         status = Status(r["status"])
-        message = r.get("message", "")
         return replay_by_key(pg, r["dedupe_key"], op=ctx, planner=lambda row, now: plan_status(
             row, status, now=now, actor=who[0], message=message, on_behalf_of=who[1]))
     if op.kind == "revise":
         revision = Revision.model_validate(r["revision"])
         return replay_by_key(pg, r["dedupe_key"], op=ctx, planner=lambda row, now: plan_revision(
             row, revision, now=now, actor=who[0], on_behalf_of=who[1]))
+    if op.kind == "owner":
+        owner = r["owner"]
+        return replay_by_key(pg, r["dedupe_key"], op=ctx, planner=lambda row, now: plan_owner(
+            row, owner, now=now, actor=who[0], message=message, on_behalf_of=who[1]))
+    if op.kind == "due_date":
+        due = date.fromisoformat(r["due_date"]) if r["due_date"] else None
+        return replay_by_key(pg, r["dedupe_key"], op=ctx, planner=lambda row, now: plan_due_date(
+            row, due, now=now, actor=who[0], message=message, on_behalf_of=who[1]))
     kind = EventType(r.get("event_type", EventType.COMMENTED.value))
     return replay_by_key(pg, r["dedupe_key"], op=ctx, note=lambda row, now: plan_note(
-        row, kind, r.get("message", ""), r.get("meta") or {}, now=now, actor=who[0], on_behalf_of=who[1]))
+        row, kind, message, r.get("meta") or {}, now=now, actor=who[0], on_behalf_of=who[1]))
 
 
 def replay_upsert(pg: PostgresBacklogStore, requests: Sequence[UpsertRequest], *, actor: str,
@@ -122,7 +132,7 @@ NotePlanner = Callable[[Record, datetime], Record]
 
 def replay_by_key(pg: PostgresBacklogStore, key: str, *, op: OpContext, planner: ChangePlanner | None = None,
                   note: NotePlanner | None = None) -> str:
-    """A status change or revision (``planner``) or an event-only write (``note``) made on the
+    """A status, owner or due-date change or a revision (``planner``) or an event-only write (``note``) made on the
     fallback, applied to the item that holds ``key`` in Postgres. A change the current state
     refuses, or an item that is gone, is recorded as the op's outcome (and logged) rather than
     blocking the replay."""

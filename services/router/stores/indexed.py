@@ -26,10 +26,14 @@ from services.router.domain.changes import (
     plan_status,
     plan_upsert,
 )
+from services.router.domain.edits import plan_due_date, plan_owner
 from services.router.domain.enums import EventType, Status
 from services.router.domain.models import ItemInput
+from services.router.domain.problems import problem_rows
 from services.router.domain.queries import ItemQuery, OverdueIds, Page, check_fields
 from services.router.domain.revisions import Revision, plan_note, plan_revision
+from services.router.domain.sorting import DEFAULT_SORT, after, encode_cursor, order
+from services.router.domain.trends import trend_weeks, weekly_trends
 from services.router.errors import NotFound
 from services.router.stores.base import (
     DEFAULT_OWNER,
@@ -140,35 +144,49 @@ class IndexedStore:
         if query.overdue is True:
             # Only overdue items can match: walk those (the aggregates know them), not every item.
             priority = query.priority.value if query.priority is not None else None
-            order = self.index.aggregates.overdue_ids(env=query.env, today=today, priority=priority)
+            ids = self.index.aggregates.overdue_ids(env=query.env, today=today, priority=priority)
         else:
-            order = self.index.ordered_ids()
-        start = bisect.bisect_right(order, query.cursor) if query.cursor else 0
+            ids = self.index.ordered_ids()
         items = self.index.items
-        if query.overdue is True and query.service is None and query.status is None and query.owner is None \
-                and query.category is None and query.active is None:
-            # The overdue buckets hold exactly the env's active items due before today, by
-            # priority: every id in ``order`` matches, so the page is the next ``limit`` of them.
-            hits = [items[i] for i in itertools.islice(order, start, start + query.limit + 1)]
+        if query.sort != DEFAULT_SORT:
+            hits = self._sorted(ids, items, query, today)
         else:
-            hits = self._matching(order, start, items, query, today)
+            start = bisect.bisect_right(ids, query.cursor) if query.cursor else 0
+            if query.overdue is True and query.service is None and query.status is None and query.owner is None \
+                    and query.category is None and query.active is None and query.q is None:
+                # The overdue buckets hold exactly the env's active items due before today, by
+                # priority: every id in ``ids`` matches, so the page is the next ``limit`` of them.
+                hits = [items[i] for i in itertools.islice(ids, start, start + query.limit + 1)]
+            else:
+                hits = self._matching(ids, start, items, query, today)
         more = len(hits) > query.limit
         page = hits[: query.limit]
         # Shallow copies, as validating ``Page`` would make, without validating the index's own records.
-        cursor = page[-1]["id"] if more and page else None
+        cursor = encode_cursor(query.sort, page[-1]) if more and page else None
         return Page.model_construct(items=[dict(r) for r in page], next_cursor=cursor)
 
     @staticmethod
-    def _matching(order: Sequence[str], start: int, items: dict[str, Record], query: ItemQuery,
+    def _matching(ids: Sequence[str], start: int, items: dict[str, Record], query: ItemQuery,
                   today: date) -> builtins.list[Record]:
+        """Creation order: the ids after the cursor (``start``) are walked until the page is full."""
         hits: builtins.list[Record] = []
-        for item_id in itertools.islice(order, start, None):
+        for item_id in itertools.islice(ids, start, None):
             record = items[item_id]
-            if query.matches(record, today):
+            if query.matches_filters(record, today):
                 hits.append(record)
                 if len(hits) > query.limit:
                     break
         return hits
+
+    @staticmethod
+    def _sorted(ids: Sequence[str], items: dict[str, Record], query: ItemQuery,
+                today: date) -> builtins.list[Record]:
+        """Another order: every match sorted (``domain.sorting``), then the rows after the cursor."""
+        position = query.position()
+        ranked = order((items[i] for i in ids if query.matches_filters(items[i], today)), query.sort)
+        if position is not None:
+            ranked = [r for r in ranked if after(r, query.sort, position)]
+        return ranked[: query.limit + 1]
 
     @reading
     def events(self, item_id: str) -> builtins.list[Record]:
@@ -197,6 +215,19 @@ class IndexedStore:
     def envs(self) -> builtins.list[str]:
         """Envs that hold at least one item (per-env metrics and alerts iterate these)."""
         return sorted(env for env, stats in self.index.aggregates.envs.items() if stats.total > 0)
+
+    @reading
+    def trends(self, env: str | None, service: str | None, weeks: int) -> builtins.list[Record]:
+        self._load_events()
+        items = [r for r in self.index.items.values()
+                 if (env is None or r["env"] == env) and (service is None or r["service"] == service)]
+        return weekly_trends(trend_weeks(self.clock.now().date(), weeks), items, self.index.events_of)
+
+    @reading
+    def problems(self, env: str, service: str | None = None) -> builtins.list[Record]:
+        items = (r for r in self.index.items.values()
+                 if r["env"] == env and (service is None or r["service"] == service))
+        return problem_rows(items, self.clock.now().date())
 
     def status(self) -> StoreStatus:
         return StoreStatus(backend=self.backend)
@@ -227,6 +258,22 @@ class IndexedStore:
         with self._locked():
             change = plan_status(self._require(item_id), status, now=self.clock.now(), actor=actor,
                                  message=message, on_behalf_of=on_behalf_of)
+            self._write([change])
+        return self._result(change)
+
+    def set_owner(self, item_id: str, owner: str, *, actor: str, message: str = "",
+                  on_behalf_of: str | None = None) -> WriteResult:
+        with self._locked():
+            change = plan_owner(self._require(item_id), owner, now=self.clock.now(), actor=actor, message=message,
+                                on_behalf_of=on_behalf_of)
+            self._write([change])
+        return self._result(change)
+
+    def set_due_date(self, item_id: str, due_date: date | None, *, actor: str, message: str = "",
+                     on_behalf_of: str | None = None) -> WriteResult:
+        with self._locked():
+            change = plan_due_date(self._require(item_id), due_date, now=self.clock.now(), actor=actor,
+                                   message=message, on_behalf_of=on_behalf_of)
             self._write([change])
         return self._result(change)
 

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
 
+from services.router.domain import dashboard as board
 from services.router.domain.acceptance import hold
 from services.router.domain.changes import RECORD_FIELDS, Record
 from services.router.domain.enums import ACTIVE_STATUSES, ALL_PRIORITIES
 from services.router.domain.queries import ItemQuery, check_fields
+from services.router.domain.sorting import sort_order
 
 TS = """'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'"""
 ACTIVE_SQL = "(" + ", ".join(f"'{s}'" for s in sorted(ACTIVE_STATUSES)) + ")"
@@ -195,17 +198,44 @@ def event_record(row: dict[str, Any]) -> Record:
     return event
 
 
-def item_columns(fields: Collection[str] | None) -> str:
-    """The select list for records holding ``fields`` and ``id`` (the paging cursor); None: whole."""
+def item_columns(fields: Collection[str] | None, sort_field: str = "id") -> str:
+    """The select list for records holding ``fields``, ``id`` (the paging cursor) and the sort
+    field (a cursor holds its value); None: whole records."""
     if fields is None:
         return ITEM_COLUMNS
     check_fields(fields)
-    return ", ".join(sql for name, sql in ITEM_FIELDS.items() if name == "id" or name in fields)
+    return ", ".join(sql for name, sql in ITEM_FIELDS.items() if name in ("id", sort_field) or name in fields)
+
+
+# The SQL type of each sort field's cursor value (``domain.sorting``).
+SORT_CASTS = {"due_date": "date", "priority": "text", "updated_at": "timestamptz"}
+
+
+def sort_sql(query: ItemQuery) -> tuple[str, str | None, list[Any]]:
+    """``domain.sorting``'s order as ``ORDER BY``, and the keyset condition after the cursor."""
+    spec = sort_order(query.sort)
+    way = " DESC" if spec.descending else ""
+    beyond = "<" if spec.descending else ">"
+    if spec.field == "id":
+        order = f"id{way}"
+    else:
+        column = f"backlog_items.{spec.field}"
+        order = f"{column}{way}, id{way}" if spec.field != "due_date" else f"({column} IS NULL), {column}{way}, id{way}"
+    position = query.position()
+    if position is None:
+        return order, None, []
+    if spec.field == "id":
+        return order, f"id {beyond} %s", [position.id]
+    column = spec.field
+    if position.value is None:  # among the undated, which come last
+        return order, f"({column} IS NULL AND id {beyond} %s)", [position.id]
+    return (order, f"(({column}, id) {beyond} (%s::{SORT_CASTS[column]}, %s) OR {column} IS NULL)",
+            [position.value, position.id])
 
 
 def list_query(query: ItemQuery, today: Any, fields: Collection[str] | None = None) -> tuple[str, list[Any]]:
-    """``ItemQuery.matches`` as SQL: the same filters, ordered by id, keyset-paged; the columns of
-    ``fields`` only, when given (``item_columns``)."""
+    """``ItemQuery.matches_filters`` and ``domain.sorting`` as SQL: the same filters, order and
+    keyset cursor; the columns of ``fields`` only, when given (``item_columns``)."""
     where: list[str] = []
     params: list[Any] = []
     for name in ("env", "service", "owner", "category"):
@@ -225,12 +255,17 @@ def list_query(query: ItemQuery, today: Any, fields: Collection[str] | None = No
                    "AND (accepted_hold IS NULL OR accepted_hold < %s))")
         where.append(overdue if query.overdue else f"NOT {overdue}")
         params += [today, today]
-    if query.cursor is not None:
-        where.append("id > %s")
-        params.append(query.cursor)
+    if query.q is not None:
+        where.append("strpos(lower(title), lower(%s)) > 0")
+        params.append(query.q)
+    order, keyset, keyset_params = sort_sql(query)
+    if keyset is not None:
+        where.append(keyset)
+        params.extend(keyset_params)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     params.append(query.limit + 1)
-    return f"SELECT {item_columns(fields)} FROM backlog_items{clause} ORDER BY id LIMIT %s", params
+    columns = item_columns(fields, sort_order(query.sort).field)
+    return f"SELECT {columns} FROM backlog_items{clause} ORDER BY {order} LIMIT %s", params
 
 
 def overdue_ids_query(env: str | None, priority: str | None) -> str:
@@ -261,7 +296,7 @@ def dashboard_queries(env: str | None) -> tuple[str, str, str, str, str]:
         "GROUP BY a, b HAVING sum(n) > 0",
         f"SELECT coalesce(sum(n), 0) AS n FROM backlog_counts WHERE {env_and}kind = 'd' "
         "AND a < to_char(%(today)s::date, 'YYYY-MM-DD')",
-        "SELECT id, service, category, priority, status, owner, to_char(due_date, 'YYYY-MM-DD') AS due_date, "
+        "SELECT id, env, service, category, priority, status, owner, to_char(due_date, 'YYYY-MM-DD') AS due_date, "
         f"title FROM backlog_items WHERE {overdue} "
         "ORDER BY backlog_items.due_date, backlog_items.priority, id LIMIT %(limit)s",
         # One env: one row per service, read in order from backlog_counts_top_idx.
@@ -269,8 +304,26 @@ def dashboard_queries(env: str | None) -> tuple[str, str, str, str, str]:
         "ORDER BY n DESC, a LIMIT %(top)s" if env is not None else
         "SELECT a AS service, sum(n) AS n FROM backlog_counts WHERE kind = 'v' "
         "GROUP BY a HAVING sum(n) > 0 ORDER BY n DESC, service LIMIT %(top)s",
-        "SELECT id, service, category, priority, status, owner, to_char(due_date, 'YYYY-MM-DD') AS due_date, "
+        "SELECT id, env, service, category, priority, status, owner, to_char(due_date, 'YYYY-MM-DD') AS due_date, "
         f"title, accepted, count(*) OVER () AS n FROM backlog_items WHERE {env_and}accepted IS NOT NULL "
         f"AND status IN {ACTIVE_SQL} AND (accepted->>'until') COLLATE \"C\" >= %(today_text)s "
         "ORDER BY accepted->>'until' COLLATE \"C\", id LIMIT %(limit)s",
+    )
+
+
+def dashboard_record(env: str | None, now: datetime, counts: list[Record], overdue_count: list[Record],
+                     overdue: list[Record], top: list[Record], accepted: list[Record]) -> Record:
+    """The dashboard response from the rows of ``dashboard_queries`` (in their order)."""
+    status_counts: dict[str, int] = {}
+    priority_counts: dict[str, int] = {}
+    for row in counts:
+        status_counts[row["status"]] = status_counts.get(row["status"], 0) + int(row["n"])
+        priority_counts[row["priority"]] = priority_counts.get(row["priority"], 0) + int(row["n"])
+    return board.assemble(
+        env=env, now=now, total=sum(int(r["n"]) for r in counts), status_counts=status_counts,
+        priority_counts=priority_counts, overdue_count=int(overdue_count[0]["n"]),
+        overdue=[{f: r[f] for f in board.OVERDUE_FIELDS} for r in overdue],
+        top_services=[(r["service"], int(r["n"])) for r in top],
+        accepted_count=int(accepted[0]["n"]) if accepted else 0,
+        accepted=[{f: r[f] for f in board.ACCEPTED_FIELDS} for r in accepted],
     )

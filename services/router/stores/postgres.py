@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from psycopg.rows import dict_row
@@ -35,12 +35,16 @@ from psycopg.rows import dict_row
 from services.router.clock import Clock, SystemClock, parse_utc
 from services.router.domain import dashboard as board
 from services.router.domain.changes import Change, Record, dedupe_key_of, plan_comment, plan_status, plan_upsert
+from services.router.domain.edits import plan_due_date, plan_owner
 from services.router.domain.enums import ALL_PRIORITIES, EventType, Status
 from services.router.domain.models import ItemInput
 from services.router.domain.queries import ItemQuery, OverdueIds, Page
 from services.router.domain.revisions import Revision, plan_note, plan_revision
+from services.router.domain.sorting import encode_cursor
+from services.router.domain.trends import trend_weeks
 from services.router.errors import NotFound
 from services.router.stores import pg_sql as q
+from services.router.stores import pg_trends
 from services.router.stores.base import (
     DEFAULT_OWNER,
     StoreStatus,
@@ -138,7 +142,8 @@ class PostgresBacklogStore:
         more = len(hits) > query.limit
         page = hits[: query.limit]
         # Built, not validated: the rows are the driver's fresh dicts, and validating copies each one.
-        return Page.model_construct(items=page, next_cursor=page[-1]["id"] if more and page else None)
+        return Page.model_construct(items=page, next_cursor=encode_cursor(query.sort, page[-1]) if more and page
+                                    else None)
 
     def events(self, item_id: str) -> builtins.list[Record]:
         rows = self._db.read(q.EVENTS_OF, (item_id,))
@@ -164,20 +169,8 @@ class PostgresBacklogStore:
                 for cur, sql in zip(cursors, queries, strict=True):
                     cur.execute(sql, params)
                 conn.execute("COMMIT")
-            counts, overdue_count, overdue, top, accepted = (c.fetchall() for c in cursors)
-        status_counts: dict[str, int] = {}
-        priority_counts: dict[str, int] = {}
-        for row in counts:
-            status_counts[row["status"]] = status_counts.get(row["status"], 0) + int(row["n"])
-            priority_counts[row["priority"]] = priority_counts.get(row["priority"], 0) + int(row["n"])
-        return board.assemble(
-            env=env, now=now, total=sum(int(r["n"]) for r in counts), status_counts=status_counts,
-            priority_counts=priority_counts, overdue_count=int(overdue_count[0]["n"]),
-            overdue=[{f: r[f] for f in board.OVERDUE_FIELDS} for r in overdue],
-            top_services=[(r["service"], int(r["n"])) for r in top],
-            accepted_count=int(accepted[0]["n"]) if accepted else 0,
-            accepted=[{f: r[f] for f in board.ACCEPTED_FIELDS} for r in accepted],
-        )
+            results = [c.fetchall() for c in cursors]
+        return q.dashboard_record(env, now, *results)
 
     def accepted_items(self, env: str | None = None) -> builtins.list[Record]:
         if env is None:
@@ -186,6 +179,15 @@ class PostgresBacklogStore:
 
     def envs(self) -> builtins.list[str]:
         return [r["env"] for r in self._db.read(q.ENVS)]
+
+    def trends(self, env: str | None, service: str | None, weeks: int) -> builtins.list[Record]:
+        chosen = trend_weeks(self.clock.now().date(), weeks)
+        sql, params = pg_trends.trends_query(env, service, chosen)
+        return pg_trends.trend_rows(chosen, self._db.read(sql, params))
+
+    def problems(self, env: str, service: str | None = None) -> builtins.list[Record]:
+        sql, params = pg_trends.problems_query(env, service, self.clock.now().date())
+        return [pg_trends.problem_record(r) for r in self._db.read(sql, params)]
 
     def status(self) -> StoreStatus:
         return StoreStatus(backend=self.backend, detail=self._db.stats())
@@ -297,6 +299,16 @@ class PostgresBacklogStore:
         return self._change_row(item_id, lambda row, now: plan_status(
             row, status, now=now, actor=actor, message=message, on_behalf_of=on_behalf_of), op)
 
+    def set_owner(self, item_id: str, owner: str, *, actor: str, message: str = "",
+                  on_behalf_of: str | None = None, op: OpContext | None = None) -> WriteResult:
+        return self._change_row(item_id, lambda row, now: plan_owner(
+            row, owner, now=now, actor=actor, message=message, on_behalf_of=on_behalf_of), op)
+
+    def set_due_date(self, item_id: str, due_date: date | None, *, actor: str, message: str = "",
+                     on_behalf_of: str | None = None, op: OpContext | None = None) -> WriteResult:
+        return self._change_row(item_id, lambda row, now: plan_due_date(
+            row, due_date, now=now, actor=actor, message=message, on_behalf_of=on_behalf_of), op)
+
     def revise(self, item_id: str, revision: Revision, *, actor: str, on_behalf_of: str | None = None,
                op: OpContext | None = None) -> WriteResult:
         return self._change_row(item_id, lambda row, now: plan_revision(
@@ -304,7 +316,8 @@ class PostgresBacklogStore:
 
     def _change_row(self, item_id: str, planner: Callable[[Record, datetime], Change],
                     op: OpContext | None) -> WriteResult:
-        """One item's change under its row lock: planned on the current row, written with its event."""
+        """One item's change (status, owner, due date, a revision) under its row lock: planned on the
+        current row, written with its event in one transaction."""
         def work() -> WriteResult:
             with self._db.tx() as conn:
                 self.begin_op(conn, [], op)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from services.router.alerts.service import current_alerts
 from services.router.domain.changes import dedupe_key_of, plan_comment, plan_status, plan_upsert
+from services.router.domain.dedupe import week_of_key
 from services.router.domain.enums import Status
 from services.router.domain.models import CommentText, ItemId, ItemInput, Slug, Text
 from services.router.domain.queries import ItemQuery
@@ -75,9 +76,15 @@ def require_item(ctx: ToolContext, item_id: str) -> dict[str, Any]:
     return record
 
 
+def with_week(record: dict[str, Any]) -> dict[str, Any]:
+    """The record and the ISO week its dedupe key names (null for manual items)."""
+    return {**record, "week": week_of_key(record["dedupe_key"])}
+
+
 def list_items(ctx: ToolContext, p: ItemQuery) -> dict[str, Any]:
+    p.position()  # a cursor of another sort is refused before the store is asked
     page = ctx.store.list(p)
-    result: dict[str, Any] = {"items": page.items, "next_cursor": page.next_cursor}
+    result: dict[str, Any] = {"items": [with_week(r) for r in page.items], "next_cursor": page.next_cursor}
     if p.env is not None:  # an empty page of a misspelt env says so
         result.update(env_status(ctx, p.env, has_items=bool(page.items)))
     return result
@@ -85,7 +92,7 @@ def list_items(ctx: ToolContext, p: ItemQuery) -> dict[str, Any]:
 
 def get_item(ctx: ToolContext, p: ItemRef) -> dict[str, Any]:
     """The item, with ``tracker`` (its remote issue and sync state) when tracker sync knows it."""
-    record = require_item(ctx, p.id)
+    record = with_week(require_item(ctx, p.id))
     tracker = item_tracker(ctx.store, ctx.settings, record)
     return record if tracker is None else {**record, "tracker": tracker}
 

@@ -6,8 +6,10 @@ from services.router.tools import (
     architecture_pressure_tool,
     backlog_alerts,
     backlog_generate,
+    backlog_insights,
     backlog_lifecycle,
     backlog_tool,
+    digest_reports,
     risk_history_tool,
     signals_tool,
     tracker_tool,
@@ -21,8 +23,10 @@ def build_registry() -> ToolRegistry:
     backlog_lifecycle.register(registry)
     backlog_alerts.register(registry)
     backlog_generate.register(registry)
+    backlog_insights.register(registry)
     risk_history_tool.register(registry)
     architecture_pressure_tool.register(registry)
     signals_tool.register(registry)
     tracker_tool.register(registry)
+    digest_reports.register(registry)
     return registry

@@ -1,7 +1,8 @@
 """The web dashboard: server-rendered pages over the same registry actions as the API.
 
 ``register`` adds the pages to the router's app: ``/`` (dashboard per env), ``/items``,
-``/items/{id}`` (with status and comment forms for write accounts), ``/login``, ``/logout`` and
+``/items/{id}`` (with status, comment, owner and due-date forms for write accounts), ``/trends``,
+``/problems``, ``/signals``, ``/reports`` (and ``/reports/{kind}/{name}``), ``/login``, ``/logout`` and
 ``/static/*`` (CSS, JS and an icon shipped in the package — nothing from a CDN). Pages are
 plain Starlette routes, not API operations: they are not in the OpenAPI document, and they
 authenticate with a session cookie (``sessions``) where the API takes a key header
@@ -18,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 
 from services.router.access.rbac import RbacConfig
 from services.router.runtime import Runtime
-from services.router.web import forms, pages
+from services.router.web import edit_forms, forms, insights, pages
 from services.router.web.rendering import (
     STATIC,
     PageHandler,
@@ -31,7 +32,10 @@ from services.router.web.sessions import SessionStore, WebSessions
 
 __all__ = ["SessionStore", "WebSessions", "register"]
 
-READ_ITEM = ("backlog_tool.get", "backlog_tool.events", "backlog_tool.set_status", "backlog_tool.add_comment")
+READ_ITEM = ("backlog_tool.get", "backlog_tool.events", "backlog_tool.set_status", "backlog_tool.add_comment",
+             "backlog_tool.set_owner", "backlog_tool.set_due_date")
+REPORTS = ("architecture_pressure_tool.reports", "risk_history_tool.reports")
+REPORT = ("architecture_pressure_tool.report", "risk_history_tool.report")
 
 
 def register(app: FastAPI, *, runtime: Runtime, rbac: RbacConfig, sessions: SessionStore,
@@ -48,6 +52,13 @@ def register(app: FastAPI, *, runtime: Runtime, rbac: RbacConfig, sessions: Sess
         page("/items/{item_id}", pages.item_page, ["GET"], *READ_ITEM),
         page("/items/{item_id}/status", forms.change_status, ["POST"], *READ_ITEM),
         page("/items/{item_id}/comments", forms.add_comment, ["POST"], *READ_ITEM),
+        page("/items/{item_id}/owner", edit_forms.change_owner, ["POST"], *READ_ITEM),
+        page("/items/{item_id}/due-date", edit_forms.change_due_date, ["POST"], *READ_ITEM),
+        page("/trends", insights.trends_page, ["GET"], "backlog_tool.trends", "backlog_tool.dashboard"),
+        page("/problems", insights.problems_page, ["GET"], "backlog_tool.problems", "backlog_tool.list"),
+        page("/signals", insights.signals_page, ["GET"], "signals_tool.list"),
+        page("/reports", insights.reports_page, ["GET"], *REPORTS),
+        page("/reports/{kind}/{name}", insights.report_page, ["GET"], *REPORT),
         page("/logout", forms.sign_out, ["POST"]),
     ]
     check_declared_actions(routes, runtime)

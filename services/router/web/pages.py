@@ -22,13 +22,16 @@ from services.router.domain.transitions import is_overdue
 from services.router.errors import ValidationFailed
 from services.router.generation.records import GenerationRecord, last_generation
 from services.router.web import views
+from services.router.web.insight_views import evidence_links, grouped_overdue
 from services.router.web.rendering import Page
 
 TOOL = "backlog_tool"
 DEFAULT_ENV = "prod"
 MAX_SCANNED = 5_000  # active items read for the carry-over table; a bigger backlog shows the first ones
-ITEM_FILTERS = ("env", "service", "status", "owner", "priority", "category", "overdue", "active", "limit", "cursor")
-NOTICES = {"status": "Status changed.", "comment": "Comment added."}
+ITEM_FILTERS = ("env", "service", "status", "owner", "priority", "category", "overdue", "active", "limit", "cursor",
+                "sort", "q")
+NOTICES = {"status": "Status changed.", "comment": "Comment added.", "owner": "Owner changed.",
+           "due_date": "Due date changed."}
 REFRESH_SECONDS = 60
 
 
@@ -73,7 +76,7 @@ async def dashboard_page(page: Page) -> Response:
     return page.render(
         "dashboard.html", env=env, envs=envs, board=board, tiles=views.tiles(board, env),
         priority_bars=views.priority_bars(board), status_bars=views.status_bars(board),
-        overdue=views.overdue_rows(board, today), services=views.service_rows(board, env),
+        overdue=grouped_overdue(board["overdue"], today), services=views.service_rows(board, env),
         streaks=views.carry_over_streaks(active), scanned_truncated=truncated, max_scanned=MAX_SCANNED,
         generations=records, alerts=board.get("alerts", []), overdue_all_href=views.items_url(env=env, overdue=True),
         refresh_seconds=REFRESH_SECONDS, today=today.isoformat(),
@@ -102,8 +105,24 @@ async def items_page(page: Page) -> Response:
     return page.render(
         "items.html", status=status, envs=envs, env=filters.get("env"), filters=filters, items=result["items"],
         next_href=next_href, first_href=first_href, error=error, today=today, statuses=ALL_STATUSES,
-        priorities=ALL_PRIORITIES, status_labels=views.STATUS_LABELS,
+        priorities=ALL_PRIORITIES, status_labels=views.STATUS_LABELS, columns=sort_columns(filters),
     )
+
+
+SORTABLE = (("priority", "Pri"), ("due_date", "Due"), ("updated_at", "Updated"), ("created_at", "Created"))
+
+
+def sort_columns(filters: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Each sortable column's link (its own order, or the reverse when it is the current one) and
+    its ``aria-sort`` state; the other filters are kept, the cursor is not (a new order starts over)."""
+    current = filters.get("sort", "created_at")
+    keep = {k: v for k, v in filters.items() if k not in ("sort", "cursor")}
+    out = {}
+    for key, label in SORTABLE:
+        state = "ascending" if current == key else "descending" if current == f"-{key}" else "none"
+        target = f"-{key}" if state == "ascending" else key
+        out[key] = {"label": label, "href": views.items_url(**keep, sort=target), "state": state}
+    return out
 
 
 async def item_page(page: Page, *, error: str | None = None, status: int = 200) -> Response:
@@ -116,9 +135,12 @@ async def item_page(page: Page, *, error: str | None = None, status: int = 200) 
     accepted = item.get("accepted")
     overdue = is_overdue(item["status"], item.get("due_date"), page.web.runtime.clock.now().date(), hold(accepted))
     notice = NOTICES.get(page.request.query_params.get("done", ""))
+    closed = item["status"] in ("done", "canceled")
     return page.render(
         "item.html", status=status, item=item, events=[{**e, "detail": views.event_detail(e)} for e in events],
-        evidence=views.evidence_links(item.get("evidence_refs") or []), owner_reason=meta.get("owner_reason"),
+        evidence=evidence_links(item.get("evidence_refs") or [], meta.get("evidence_urls")),
+        owner_reason=meta.get("owner_reason"), may_edit=page.may(TOOL, "set_owner") and not closed,
+        closed=closed,
         weeks_open=views.weeks_open(item), carried_from=meta.get("carried_from"), meta_rest=views.meta_rest(meta),
         overdue=overdue, accepted=accepted, accepted_expired=bool(accepted) and accepted["until"] < today,
         status_label=views.STATUS_LABELS.get(item["status"], item["status"]),

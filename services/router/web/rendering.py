@@ -109,11 +109,13 @@ class Page:
         return self.principal.allows(self.web.runtime.registry.get(tool, action).entitlement)
 
     def base_context(self, **extra: Any) -> dict[str, Any]:
-        writes = self.principal.allows(self.web.runtime.registry.get("backlog_tool", "set_status").entitlement)
+        registry = self.web.runtime.registry
+        writes = self.principal.allows(registry.get("backlog_tool", "set_status").entitlement)
         return {
             "account": self.principal.name,
             "person": self.principal.on_behalf_of,
             "can_write": writes,
+            "can_read_signals": self.principal.allows(registry.get("signals_tool", "list").entitlement),
             "csrf_token": self.session.csrf_token,
             "path": self.request.url.path,
             **extra,

@@ -81,11 +81,6 @@ def days_overdue(due_date: str, today: date) -> int:
     return (today - date.fromisoformat(due_date)).days
 
 
-def overdue_rows(board: dict[str, Any], today: date) -> list[dict[str, Any]]:
-    """The dashboard's overdue list in the API's order (oldest due date, then priority, then id)."""
-    return [{**row, "days_overdue": days_overdue(row["due_date"], today)} for row in board["overdue"]]
-
-
 def service_rows(board: dict[str, Any], env: str | None) -> list[dict[str, Any]]:
     top = max((int(s["count"]) for s in board["top_services"]), default=0)
     return [{**s, "percent": round(100.0 * int(s["count"]) / top, 1) if top else 0.0,
@@ -117,14 +112,6 @@ def carry_over_streaks(items: list[dict[str, Any]], *, limit: int = STREAKS_SHOW
             for r in rows[:limit]]
 
 
-def evidence_links(refs: list[str]) -> list[dict[str, str | None]]:
-    """Evidence refs as links when they are web addresses; anything else (``INC-123``) stays text.
-
-    Only http(s) becomes an ``href``: a ``javascript:`` ref must never be clickable.
-    """
-    return [{"text": ref, "href": ref if ref.lower().startswith(LINK_SCHEMES) else None} for ref in refs]
-
-
 def event_detail(event: dict[str, Any]) -> str:
     """One line saying what an event changed."""
     meta = event.get("meta") or {}
@@ -146,7 +133,7 @@ def status_choices(current: str) -> list[dict[str, str]]:
 
 def meta_rest(meta: dict[str, Any]) -> dict[str, Any]:
     """Meta keys not already shown as their own field."""
-    return {k: v for k, v in meta.items() if k not in ("owner_reason", "weeks_open", "carried_from")}
+    return {k: v for k, v in meta.items() if k not in ("owner_reason", "weeks_open", "carried_from", "evidence_urls")}
 
 
 SYNC_LABELS = {"in_sync": "in sync", "pending": "changes not pushed yet", "retrying": "retrying",
