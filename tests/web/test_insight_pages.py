@@ -87,6 +87,24 @@ def test_problems_page_folds_the_weekly_items_into_one_row(client: TestClient, h
     assert set(re.findall(r'data-service="([^"]+)" data-category', only)) == {"gateway"}
 
 
+def test_an_accepted_weekly_item_is_folded_as_accepted_not_late(client: TestClient, runtime: Runtime,
+                                                                history: dict[str, str]) -> None:
+    """Issue 19's hold on the problems page: the accepted item is badged and not late; the row
+    stays overdue through its other items, and its oldest due date is the first that counts."""
+    runtime.execute("admin", "backlog_tool", "accept", {"id": history["2026-W46"], "until": "2026-12-10",
+                                                        "reason": "vendor patch on its way"})
+    sign_in(client, "readonly")
+    page = client.get("/problems?env=prod").text
+    member = re.search(rf'<li data-id="{history["2026-W46"]}">.*?</li>', page, re.S)
+    assert member is not None and 'data-testid="accepted-until">accepted until 2026-12-10<' in member.group(0)
+    assert 'class="small muted">due 2026-11-16<' in member.group(0)  # its own due date, not shown late
+    late = re.search(rf'<li data-id="{history["2026-W47"]}">.*?</li>', page, re.S)
+    assert late is not None and 'class="small late">due 2026-11-23<' in late.group(0)
+    (row,) = [p for p in client.get("/v1/backlog/problems?env=prod", headers=headers_for("readonly")).json()[
+        "problems"] if (p["service"], p["category"]) == ("gateway", "security")]
+    assert (row["overdue"], row["oldest_due_date"]) == (True, "2026-11-23")
+
+
 def test_the_dashboard_groups_overdue_items_by_problem(client: TestClient, history: dict[str, str]) -> None:
     sign_in(client, "readonly")
     page = client.get("/?env=prod").text
