@@ -139,12 +139,16 @@ def run(report: Report, *, items: int, seconds: float, rounds: int) -> None:
         med = {k: statistics.median(r[0] for r in v) for k, v in results.items()}
         p99 = {k: statistics.median(r[1] for r in v) for k, v in results.items()}
         errors = {k: sum(r[2] for r in v) for k, v in results.items()}
+        report.machine["speed_gauge_bare_rps"] = round(med["bare"])  # printed with the table
         bad = {k: n for k, n in errors.items() if n}
         note = f"errors {bad}" if bad else ""
         report.add(ratio_row(f"HTTP GET item, 1 worker, {CONNECTIONS} conns (req/s)", med["item"], med["bare"],
                              goal_ratio=0.5, unit="req/s", higher_is_better=True, note=note))
-        report.add(Row(f"HTTP GET item p99 (ms), bare route p99 {p99['bare']:.1f} ms", p99["item"], None, "ms",
-                       "<= 20 ms", p99["item"] <= 20.0 and not errors["item"]))
+        # A goal in milliseconds measures the machine; the bare route's p99 in the same run is the floor.
+        p99_row = ratio_row(f"HTTP GET item p99 vs the bare route's p99 (ms; bare {med['bare']:.0f} req/s)",
+                            p99["item"], p99["bare"], goal_ratio=1.5, unit="ms", note=note)
+        p99_row.ok = p99_row.ok and not errors["item"]
+        report.add(p99_row)
         report.add(ratio_row(f"HTTP dashboard, JSONL {items} items (req/s)", med["dashboard"], med["bare"],
                              goal_ratio=0.25, unit="req/s", higher_is_better=True, note=note))
     finally:

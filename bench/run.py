@@ -23,7 +23,7 @@ def main() -> int:
     parser.add_argument("--items", type=int, help="JSONL items (default 100000, quick 20000)")
     parser.add_argument("--versions", type=int, default=5)
     parser.add_argument("--repeat", type=int, help="runs per median (default 5, quick 3)")
-    parser.add_argument("--pg-rows", type=int, help="Postgres table rows (default 1000000, quick 100000)")
+    parser.add_argument("--pg-rows", type=int, help="Postgres table rows (default 1000000, quick 300000)")
     parser.add_argument("--pg-batch", type=int, help="Postgres upsert batch (default 10000, quick 4000)")
     parser.add_argument("--services", type=int, help="digest services for generation (default 5000, quick 300)")
     parser.add_argument("--cap", type=int, help="generation cap, max_items_per_run (default 10000, quick 600)")
@@ -51,7 +51,7 @@ def main() -> int:
     if "postgres" in groups:
         from bench import pg_bench
 
-        pg_bench.run(report, rows=args.pg_rows or (100_000 if quick else 1_000_000),
+        pg_bench.run(report, rows=args.pg_rows or (300_000 if quick else 1_000_000),
                      batch=args.pg_batch or (4_000 if quick else 10_000), repeat=repeat)
     if "generation" in groups:
         from bench import gen_bench
@@ -67,7 +67,9 @@ def main() -> int:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     report.write_json(args.json)
     failed = [r for r in report.rows if not r.ok]
-    print(f"{len(report.rows) - len(failed)} passed, {len(failed)} failed ({report.machine['elapsed_s']} s)")
+    gauge = report.machine.get("speed_gauge_bare_rps")
+    print(f"{len(report.rows) - len(failed)} passed, {len(failed)} failed ({report.machine['elapsed_s']} s)"
+          + (f"; machine speed gauge: bare route {gauge} req/s" if gauge else ""))
     return 1 if failed else 0
 
 

@@ -13,6 +13,7 @@ model can hold a token.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -298,6 +299,19 @@ def trackers_path(settings: Settings, environ: Mapping[str, str] | None = None) 
         path = Path(override)
         return (path if path.is_absolute() else settings.root / path), True
     return settings.config_dir / TRACKERS_FILE, False
+
+
+_TRACKERS_FILES: dict[tuple[Path | None, Path | None, str], str] = {}
+
+
+def sync_configured(settings: Settings) -> bool:
+    """Whether a trackers file exists, i.e. sync is on. Every item read asks this, so the path is
+    worked out once per (root, override, cwd) instead of by pathlib on each request."""
+    key = (settings.repo_root, settings.backlog_trackers_path, "" if settings.repo_root else os.getcwd())
+    path = _TRACKERS_FILES.get(key)
+    if path is None:
+        path = _TRACKERS_FILES[key] = str(trackers_path(settings)[0])
+    return os.path.exists(path)
 
 
 def load_trackers(path: Path) -> TrackersConfig:

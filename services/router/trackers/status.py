@@ -16,7 +16,7 @@ from services.router.settings import Settings
 from services.router.stores.base import BacklogStore
 from services.router.stores.tracker_link_factory import link_store_for
 from services.router.stores.tracker_links import SyncWork, TrackerLinkStore
-from services.router.trackers.config import TrackersConfig, trackers_path
+from services.router.trackers.config import TrackersConfig, sync_configured, trackers_path
 from services.router.trackers.plan import changed_fields, desired
 
 MAX_LISTED = 50
@@ -69,7 +69,7 @@ def work_view(work: SyncWork) -> dict[str, Any]:
 def item_tracker(store: BacklogStore, settings: Settings, item: Record) -> dict[str, Any] | None:
     """The item's link and its sync state for ``get``: None when sync is off (no trackers file) or
     the item has neither a link nor an outbox entry."""
-    if not trackers_path(settings)[0].exists():
+    if not sync_configured(settings):
         return None
     try:
         links = link_store_for(store, settings)
