@@ -14,6 +14,8 @@
 # or, with the argument `deploy`, what `make deploy-test` needs:
 #   podman, runc                containers (runc: crun fails on these machines' cgroup layout)
 #   netavark, aardvark-dns      compose networks whose services find each other by name
+#   iptables                    netavark sets up those networks with it ("netavark: No such file
+#                               or directory" without it)
 #   podman-compose              compose.yaml under Podman
 #   mmdebstrap                  a Debian base image when none can be pulled
 #
@@ -36,6 +38,7 @@ elif [ "${1:-}" = "deploy" ]; then
     command -v runc >/dev/null 2>&1 || need="$need runc"
     [ -x /usr/lib/podman/netavark ] || need="$need netavark"
     [ -x /usr/lib/podman/aardvark-dns ] || need="$need aardvark-dns"
+    command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || need="$need iptables"
     command -v podman-compose >/dev/null 2>&1 || need="$need podman-compose"
     command -v mmdebstrap >/dev/null 2>&1 || need="$need mmdebstrap"
 else
