@@ -7,6 +7,7 @@ shape, so carry-over is planned against real items and this week's run writes ne
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import tempfile
@@ -97,6 +98,7 @@ class JsonlCopies:
         self.rounds += 1
         target = self.work / f"run{self.rounds}"
         shutil.copytree(self.base, target)
+        os.sync()  # the copy's pages are on disk before the timed run: its fsync flushes only its own
         store = JsonlBacklogStore(target, clock=self.clock)
         store.get("bl_0")
         return store
