@@ -47,7 +47,9 @@ LINK_SCHEMES = ("https://", "http://")
 EvidenceBlock = tuple[str, tuple[str, ...], bool, tuple[tuple[str, str], ...]]
 
 
-@dataclass(frozen=True, slots=True)
+# Plain slots (hashable as a frozen one): a run makes one per written item, and a frozen
+# dataclass costs four times as much to build. Nothing changes one once it is made.
+@dataclass(slots=True, unsafe_hash=True)
 class CandidateText:
     """What a candidate's item says: written only for candidates that are written (see ``Candidate``)."""
 
