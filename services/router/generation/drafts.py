@@ -211,7 +211,7 @@ class ServiceBlocks:
         known = self.by_kinds.get(kinds)
         if known is None:
             if self.kinds is None:
-                self.kinds = frozenset(e.kind for e in self.facts.evidence)
+                self.kinds = frozenset({e.kind for e in self.facts.evidence})
             counted = kinds & self.kinds
             if counted == self.kinds:  # all of the evidence is of these kinds, or none: as it is
                 counted = NO_KINDS

@@ -166,11 +166,15 @@ def carry_over(candidate: Candidate, history: History) -> Carry:
 
 def streak_from(candidate: Candidate, earlier: list[Dated]) -> Carry:
     """``carry_over`` given the candidate's problem's earlier items."""
-    here = week_order(candidate.week)
+    here = parse_week(candidate.week)  # ``week_order``
     latest: Dated | None = None
-    for dated in earlier:
-        if dated[0] < here and (latest is None or dated[0] > latest[0]):
-            latest = dated
+    if len(earlier) == 1:  # the usual case: last week's item alone
+        if earlier[0][0] < here:
+            latest = earlier[0]
+    else:
+        for dated in earlier:
+            if dated[0] < here and (latest is None or dated[0] > latest[0]):
+                latest = dated
     if latest is None:
         return NEW_STREAK
     _, week, record = latest
