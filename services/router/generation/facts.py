@@ -64,7 +64,7 @@ class DigestFacts:
 def weekly_facts(found: Found[PlatformDigest], env: str) -> DigestFacts:
     """The env's section of a platform digest; the caller has checked the env is there."""
     digest = found.digest
-    services = []
+    services: list[ServiceFacts] = []
     append = services.append
     fields, form = SIGNAL_FORMAT
     for s in digest.envs[env].services:

@@ -106,10 +106,6 @@ class Plan:
         return out
 
 
-def week_order(label: str) -> tuple[int, int]:
-    return parse_week(label)
-
-
 Dated = tuple[tuple[int, int], str, Record]  # (week order, week label, record)
 History = dict[tuple[str, str, str], list[Dated]]  # (env, service, category) → its earlier items
 
@@ -166,7 +162,7 @@ def carry_over(candidate: Candidate, history: History) -> Carry:
 
 def streak_from(candidate: Candidate, earlier: list[Dated]) -> Carry:
     """``carry_over`` given the candidate's problem's earlier items."""
-    here = parse_week(candidate.week)  # ``week_order``
+    here = parse_week(candidate.week)
     latest: Dated | None = None
     if len(earlier) == 1:  # the usual case: last week's item alone
         if earlier[0][0] < here:
@@ -241,8 +237,8 @@ def build_plan(
         meta = dict(text.meta)
         if record is None:
             meta["owner_reason"] = c.owner_reason
-            earlier = get_history((c.env, c.service, c.category))  # ``carry_over``, inlined: one per item
-            streak = streak_from(c, earlier) if earlier else NEW_STREAK
+            before = get_history((c.env, c.service, c.category))  # ``carry_over``, inlined: one per item
+            streak = streak_from(c, before) if before else NEW_STREAK
             meta["weeks_open"] = streak.weeks_open
             if streak.carried_from is not None:
                 meta["carried_from"] = streak.carried_from
