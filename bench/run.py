@@ -25,10 +25,12 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, help="runs per median (default 5, quick 3)")
     parser.add_argument("--pg-rows", type=int, help="Postgres table rows (default 1000000, quick 300000)")
     parser.add_argument("--pg-batch", type=int, help="Postgres upsert batch (default 10000, quick 4000)")
-    parser.add_argument("--services", type=int, help="digest services for generation (default 5000, quick 300)")
-    parser.add_argument("--cap", type=int, help="generation cap, max_items_per_run (default 10000, quick 600)")
-    parser.add_argument("--gen-backend", choices=["jsonl", "postgres"], default="jsonl",
-                        help="the backlog generation runs against (default jsonl, the default backend)")
+    parser.add_argument("--services", type=int, help="digest services for generation (default 5000, quick 1000)")
+    parser.add_argument("--cap", type=int, help="generation cap, max_items_per_run (default 10000, quick 2000)")
+    parser.add_argument("--gen-backend", choices=["jsonl", "postgres"], action="append",
+                        help="the backlog generation runs against (default: both, one row each)")
+    parser.add_argument("--gen-growth", type=int, help="services of the generation growth row's large side, "
+                                                       "against a tenth of it (default 50000, quick 3000; 0: none)")
     parser.add_argument("--http-items", type=int, help="JSONL items behind the HTTP server (default 100000, "
                                                        "quick 20000)")
     parser.add_argument("--http-seconds", type=float, help="wrk duration per run (default 10, quick 5)")
@@ -56,8 +58,10 @@ def main() -> int:
     if "generation" in groups:
         from bench import gen_bench
 
-        gen_bench.run(report, services=args.services or (300 if quick else 5_000),
-                      cap=args.cap or (600 if quick else 10_000), repeat=repeat, backend=args.gen_backend)
+        gen_bench.run(report, services=args.services or (1_000 if quick else 5_000),
+                      cap=args.cap or (2_000 if quick else 10_000), repeat=repeat,
+                      backends=args.gen_backend or gen_bench.BACKENDS,
+                      growth_services=(3_000 if quick else 50_000) if args.gen_growth is None else args.gen_growth)
     if "http" in groups:
         from bench import http_bench
 

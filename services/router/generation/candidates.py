@@ -97,7 +97,10 @@ class Candidate:
 
     def request(self, meta: dict[str, Any]) -> ItemInput:
         """``item`` for a meta dict the caller has just made and hands over (it is not copied)."""
-        text = self.written()
+        return self.request_from(self.written(), meta)
+
+    def request_from(self, text: CandidateText, meta: dict[str, Any]) -> ItemInput:
+        """``request`` given ``written()`` (the plan has it at hand already)."""
         if text.checked and meta_problem(meta) is None:
             return ItemInput.prevalidated({  # no owner: an existing item keeps its own
                 "env": self.env, "service": self.service, "category": self.category, "title": text.title,

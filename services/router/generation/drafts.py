@@ -47,7 +47,9 @@ LINK_SCHEMES = ("https://", "http://")
 EvidenceBlock = tuple[str, tuple[str, ...], bool, tuple[tuple[str, str], ...]]
 
 
-@dataclass(frozen=True, slots=True)
+# Plain slots (hashable as a frozen one): a run makes one per written item, and a frozen
+# dataclass costs four times as much to build. Nothing changes one once it is made.
+@dataclass(slots=True, unsafe_hash=True)
 class CandidateText:
     """What a candidate's item says: written only for candidates that are written (see ``Candidate``)."""
 
@@ -209,7 +211,7 @@ class ServiceBlocks:
         known = self.by_kinds.get(kinds)
         if known is None:
             if self.kinds is None:
-                self.kinds = frozenset(e.kind for e in self.facts.evidence)
+                self.kinds = frozenset({e.kind for e in self.facts.evidence})
             counted = kinds & self.kinds
             if counted == self.kinds:  # all of the evidence is of these kinds, or none: as it is
                 counted = NO_KINDS
@@ -222,9 +224,12 @@ class ServiceBlocks:
     def _block(self, kinds: frozenset[str]) -> EvidenceBlock:
         evidence = _ordered(self.facts.evidence, kinds)
         block = self.context
-        if evidence:
-            block += "\n".join(["", "", *evidence_lines(evidence)])
-        refs = tuple(dict.fromkeys([e.ref for e in evidence]))[:MAX_EVIDENCE_REFS]
+        if not evidence:
+            return block, (), "\x00" not in block, ()
+        block += "\n".join(["", "", *evidence_lines(evidence)])
+        refs = tuple(dict.fromkeys([e.ref for e in evidence]))
+        if len(refs) > MAX_EVIDENCE_REFS:
+            refs = refs[:MAX_EVIDENCE_REFS]
         ok = "\x00" not in block
         for ref in refs:
             if ref.__class__ is not str or not 0 < len(ref) <= MAX_REF or "\x00" in ref:
@@ -234,12 +239,15 @@ class ServiceBlocks:
 
 def evidence_urls(evidence: Sequence[Evidence], refs: Sequence[str]) -> tuple[tuple[str, str], ...]:
     """(ref, URL) for the refs whose evidence names an http(s) ``source`` (the first one given)."""
-    wanted = set(refs)
+    wanted: set[str] | None = None  # made at the first source: most evidence names none
     urls: dict[str, str] = {}
     for e in evidence:
         source = e.source
-        if e.ref in wanted and e.ref not in urls and source and source.lower().startswith(LINK_SCHEMES) \
-                and "\x00" not in source:
+        if not source:
+            continue
+        if wanted is None:
+            wanted = set(refs)
+        if e.ref in wanted and e.ref not in urls and source.lower().startswith(LINK_SCHEMES) and "\x00" not in source:
             urls[e.ref] = source
     return tuple(urls.items())
 

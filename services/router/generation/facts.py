@@ -6,7 +6,7 @@ candidates, the plan and the wording need not know which kind they came from.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
@@ -20,7 +20,9 @@ from services.router.generation.wording import MAX_EVIDENCE_LINES, SIGNAL_LABELS
 Kind = Literal["weekly", "daily"]
 
 
-@dataclass(frozen=True, slots=True)
+# Plain slots (hashable as a frozen one): one per service of a digest of thousands, and a
+# frozen dataclass costs four times as much to build. Nothing changes one once it is made.
+@dataclass(slots=True, unsafe_hash=True)
 class ServiceFacts:
     """One service of one env as the rules see it, whichever digest it came from."""
 
@@ -62,32 +64,33 @@ class DigestFacts:
 def weekly_facts(found: Found[PlatformDigest], env: str) -> DigestFacts:
     """The env's section of a platform digest; the caller has checked the env is there."""
     digest = found.digest
-    services = []
+    services: list[ServiceFacts] = []
+    append = services.append
+    fields, form = SIGNAL_FORMAT
     for s in digest.envs[env].services:
         figures = dict(s.signals.__dict__)  # the validated fields, as ``model_dump()`` gives them
         try:
-            if tuple(figures) != SIGNAL_FORMAT[0]:
+            if tuple(figures) != fields:
                 raise ValueError("not the fields of a validated PlatformSignals")
-            shown = SIGNAL_FORMAT[1].format(*figures.values())
+            shown = form(*figures.values())
         except (TypeError, ValueError):  # each field as it comes
             shown = ", ".join([
                 f"{SIGNAL_LABELS[k]} {signed(v, missing='unknown') if k == 'risk_delta_7d' else f'{v:g}'}"
                 for k, v in figures.items()])
-        figures["pressure_score"] = s.pressure_score
-        figures["band"] = s.band
-        services.append(ServiceFacts(
-            service=s.service, score=s.pressure_score, band=s.band, signals=figures, evidence=s.evidence,
-            context=(f"Pressure {s.pressure_score:g} (band {s.band}). Signals: {shown}.",),
-        ))
+        score, band = s.pressure_score, s.band
+        figures["pressure_score"] = score
+        figures["band"] = band
+        append(ServiceFacts(s.service, score, band, figures, s.evidence,  # positional: a digest has thousands
+                            (f"Pressure {score:g} (band {band}). Signals: {shown}.",)))
     return DigestFacts("weekly", env, digest.week, found.name, services, digest.sample)
 
 
-def _signal_format() -> tuple[tuple[str, ...], str]:
+def _signal_format() -> tuple[tuple[str, ...], Callable[..., str]]:
     """The fields of ``PlatformSignals`` and one format string showing them all, as ``weekly_facts``
     shows each (``risk avg 7d 45.2, …, Δ risk 7d -3.1, …``): one call per service, not nine."""
     fields = tuple(PlatformSignals.model_fields)
     return fields, ", ".join(f"{SIGNAL_LABELS[k]} {{{i}:{'+g' if k == 'risk_delta_7d' else 'g'}}}"
-                             for i, k in enumerate(fields))
+                             for i, k in enumerate(fields)).format
 
 
 SIGNAL_FORMAT = _signal_format()

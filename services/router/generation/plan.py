@@ -42,7 +42,9 @@ CARRY_FIELDS = ("weeks_open", "carried_from", "carried_from_week")
 SCORE_WORD = {"pressure_score": "pressure", "risk_score": "risk"}
 
 
-@dataclass(frozen=True, slots=True)
+# Plain slots (hashable as a frozen one): one per created item, four times cheaper to build
+# than a frozen dataclass. Nothing changes one once it is made (``NEW_STREAK`` is shared).
+@dataclass(slots=True, unsafe_hash=True)
 class Carry:
     weeks_open: int
     carried_from: str | None = None
@@ -104,10 +106,6 @@ class Plan:
         return out
 
 
-def week_order(label: str) -> tuple[int, int]:
-    return parse_week(label)
-
-
 Dated = tuple[tuple[int, int], str, Record]  # (week order, week label, record)
 History = dict[tuple[str, str, str], list[Dated]]  # (env, service, category) → its earlier items
 
@@ -164,11 +162,15 @@ def carry_over(candidate: Candidate, history: History) -> Carry:
 
 def streak_from(candidate: Candidate, earlier: list[Dated]) -> Carry:
     """``carry_over`` given the candidate's problem's earlier items."""
-    here = week_order(candidate.week)
+    here = parse_week(candidate.week)
     latest: Dated | None = None
-    for dated in earlier:
-        if dated[0] < here and (latest is None or dated[0] > latest[0]):
-            latest = dated
+    if len(earlier) == 1:  # the usual case: last week's item alone
+        if earlier[0][0] < here:
+            latest = earlier[0]
+    else:
+        for dated in earlier:
+            if dated[0] < here and (latest is None or dated[0] > latest[0]):
+                latest = dated
     if latest is None:
         return NEW_STREAK
     _, week, record = latest
@@ -227,18 +229,21 @@ def build_plan(
         history = index_history(earlier, prefix)
     entries: list[PlanEntry] = []
     append = entries.append
+    get_existing, get_history = existing.get, history.get
     for c in selection.kept:
-        record = existing.get(c.dedupe_key)
+        record = get_existing(c.dedupe_key)
+        text = c.written()
         # the item's meta: ``{**c.meta, "owner_reason": …, **carry}``, built in place
-        meta = dict(c.meta)
+        meta = dict(text.meta)
         if record is None:
             meta["owner_reason"] = c.owner_reason
-            streak = carry_over(c, history)
+            before = get_history((c.env, c.service, c.category))  # ``carry_over``, inlined: one per item
+            streak = streak_from(c, before) if before else NEW_STREAK
             meta["weeks_open"] = streak.weeks_open
             if streak.carried_from is not None:
                 meta["carried_from"] = streak.carried_from
                 meta["carried_from_week"] = streak.carried_from_week
-            new = c.request(meta)
+            new = c.request_from(text, meta)
             append(PlanEntry(c, "create", create_reason(c, streak), decorate(c, None, new) if decorate else new, None))
             continue
         meta["owner_reason"] = owner_reason(c, record)
@@ -255,10 +260,13 @@ def build_plan(
             append(PlanEntry(c, "update", f"{c.why} — changed {what}", item, record, changed))
         else:
             append(PlanEntry(c, "unchanged", f"{c.why} — already up to date", item, record))
+    words: dict[str, str] = {}
     for c in selection.held_back:
-        score = f"{SCORE_WORD.get(c.score_name, c.score_name)} {c.score:g}"
-        reason = f"{c.why} ({score}) — over max_items_per_run {selection.cap} (rank {c.rank})"
-        append(PlanEntry(c, "held_back", reason, None, existing.get(c.dedupe_key)))
+        word = words.get(c.score_name)
+        if word is None:
+            word = words[c.score_name] = SCORE_WORD.get(c.score_name, c.score_name)
+        reason = f"{c.why} ({word} {c.score:g}) — over max_items_per_run {selection.cap} (rank {c.rank})"
+        append(PlanEntry(c, "held_back", reason, None, get_existing(c.dedupe_key)))
     return Plan(entries, selection.cap)
 
 
