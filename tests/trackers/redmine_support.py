@@ -204,8 +204,9 @@ class RedmineServer:
         nodelay = root / "tcp_nodelay.rb"
         nodelay.write_text(TCP_NODELAY_RB, encoding="utf-8")
         self.process = subprocess.Popen(
-            ["ruby", "-rwebrick", f"-r{nodelay}", "/usr/bin/rackup", "-E", "production", "-o", "127.0.0.1", "-p", str(self.port),
-             "config.ru"], cwd=REDMINE_ROOT, env=redmine_env(name, root), stdout=log, stderr=subprocess.STDOUT)
+            ["ruby", "-rwebrick", f"-r{nodelay}", "/usr/bin/rackup", "-E", "production", "-o", "127.0.0.1",
+             "-p", str(self.port), "config.ru"], cwd=REDMINE_ROOT, env=redmine_env(name, root), stdout=log,
+            stderr=subprocess.STDOUT)
         log.close()
         self.admin = httpx.Client(base_url=self.url, headers={"X-Redmine-API-Key": self.token}, timeout=30)
         try:
