@@ -33,7 +33,7 @@ def main() -> int:
                                                        "quick 20000)")
     parser.add_argument("--http-seconds", type=float, help="wrk duration per run (default 10, quick 5)")
     parser.add_argument("--tracker-issues", type=int, help="Redmine issues the tracker sync creates (default 1000, "
-                                                           "quick 80)")
+                                                           "quick 150)")
     parser.add_argument("--tracker-rounds", type=int, help="rounds of ours and the floor (default 3)")
     parser.add_argument("--only", action="append", choices=GROUPS, help="run only these groups")
     parser.add_argument("--json", type=Path, default=Path("bench/results.json"))
@@ -69,7 +69,7 @@ def main() -> int:
     if "tracker" in groups:
         from bench import tracker_bench
 
-        tracker_bench.run(report, issues=args.tracker_issues or (80 if quick else 1_000),
+        tracker_bench.run(report, issues=args.tracker_issues or (150 if quick else 1_000),
                           repeat=args.tracker_rounds or 3, wait_out_overlap=not quick)
     report.machine["elapsed_s"] = round(time.monotonic() - started, 1)
     args.json.parent.mkdir(parents=True, exist_ok=True)
