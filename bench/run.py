@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.common import Report, header, machine_info
 
-GROUPS = ["jsonl", "postgres", "generation", "http"]
+GROUPS = ["jsonl", "postgres", "generation", "http", "tracker"]
 
 
 def main() -> int:
@@ -34,6 +34,9 @@ def main() -> int:
     parser.add_argument("--http-items", type=int, help="JSONL items behind the HTTP server (default 100000, "
                                                        "quick 20000)")
     parser.add_argument("--http-seconds", type=float, help="wrk duration per run (default 10, quick 5)")
+    parser.add_argument("--tracker-issues", type=int, help="Redmine issues the tracker sync creates (default 1000, "
+                                                           "quick 150)")
+    parser.add_argument("--tracker-rounds", type=int, help="rounds of ours and the floor (default 3)")
     parser.add_argument("--only", action="append", choices=GROUPS, help="run only these groups")
     parser.add_argument("--json", type=Path, default=Path("bench/results.json"))
     args = parser.parse_args()
@@ -67,6 +70,11 @@ def main() -> int:
 
         http_bench.run(report, items=args.http_items or (20_000 if quick else 100_000),
                        seconds=args.http_seconds or (5.0 if quick else 10.0), rounds=3)
+    if "tracker" in groups:
+        from bench import tracker_bench
+
+        tracker_bench.run(report, issues=args.tracker_issues or (150 if quick else 1_000),
+                          repeat=args.tracker_rounds or 3, wait_out_overlap=not quick)
     report.machine["elapsed_s"] = round(time.monotonic() - started, 1)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     report.write_json(args.json)

@@ -11,6 +11,8 @@
 #   axe-core (AXE_VERSION)      into .test-deps/node_modules/ (git-ignored), only when missing
 # or, with the argument `bench`, what the benchmarks need (`make bench` calls it):
 #   wrk                         the HTTP load generator of bench/http_bench.py
+#   redmine redmine-sqlite      the throwaway Redmine of bench/tracker_bench.py (the tests' harness)
+#   ruby-webrick
 # or, with the argument `deploy`, what `make deploy-test` needs:
 #   podman, runc                containers (runc: crun fails on these machines' cgroup layout)
 #   netavark, aardvark-dns      compose networks whose services find each other by name
@@ -33,6 +35,9 @@ installed() {
 }
 if [ "${1:-}" = "bench" ]; then
     command -v wrk >/dev/null 2>&1 || need="$need wrk"
+    for pkg in redmine redmine-sqlite ruby-webrick; do
+        installed "$pkg" || need="$need $pkg"
+    done
 elif [ "${1:-}" = "deploy" ]; then
     command -v podman >/dev/null 2>&1 || need="$need podman"
     command -v runc >/dev/null 2>&1 || need="$need runc"

@@ -109,8 +109,12 @@ class Cursor:
         delivered = self.seen.get(issue.key)
         return delivered is None or delivered[1] != issue.version
 
-    def advance(self, delivered: list[RemoteIssue]) -> Cursor:
-        since = max([self.since, *(i.updated_at for i in delivered)])
+    def advance(self, delivered: list[RemoteIssue], *, listed_at: datetime | None = None) -> Cursor:
+        """Past the delivered issues; with ``listed_at`` (the tracker's own clock when it answered a
+        listing that was read to its end), past that moment too: the overlap still covers what
+        commits late, and a quiet cursor no longer stays on a burst of changes, re-listing all of
+        them (ten pages for 1,000 issues) on every pull until some later change moves it."""
+        since = max([self.since, *(i.updated_at for i in delivered), *([listed_at] if listed_at else [])])
         floor = since - CURSOR_OVERLAP
         seen = {k: v for k, v in self.seen.items() if v[0] >= floor}
         seen.update({i.key: (i.updated_at, i.version) for i in delivered if i.updated_at >= floor})
@@ -136,7 +140,8 @@ class ChangePage:
     more: bool = False
 
 
-def page_of_changes(cursor: Cursor, listed: list[RemoteIssue], *, exhausted: bool, limit: int) -> ChangePage:
+def page_of_changes(cursor: Cursor, listed: list[RemoteIssue], *, exhausted: bool, limit: int,
+                    listed_at: datetime | None = None) -> ChangePage:
     """The shared tail of every ``list_changed_since``: drop what was delivered, cap, advance.
 
     ``listed`` is what the tracker returned for ``updated >= cursor.query_since`` in ascending
@@ -147,7 +152,8 @@ def page_of_changes(cursor: Cursor, listed: list[RemoteIssue], *, exhausted: boo
     kept = fresh[:limit]
     # What was not new is in ``seen`` already or older than the window: advancing over the kept
     # issues alone is exact, and a cut leaves the rest after ``since`` for the next call.
-    return ChangePage(kept, cursor.advance(kept), more=not exhausted or len(fresh) > limit)
+    more = not exhausted or len(fresh) > limit
+    return ChangePage(kept, cursor.advance(kept, listed_at=None if more else listed_at), more=more)
 
 
 def change_order(issue: RemoteIssue) -> tuple[datetime, str]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -114,17 +115,22 @@ class RedmineAdapter(HttpAdapter):
     def list_changed_since(self, project: str, cursor: Cursor, *, limit: int = DEFAULT_PAGE_LIMIT) -> ChangePage:
         listed: list[RemoteIssue] = []
         exhausted = False
+        listed_at: datetime | None = None
         for page in range(MAX_PAGES):
             params = {"status_id": "*", "updated_on": f">={iso_seconds(cursor.query_since)}",
                       "sort": "updated_on,id", "limit": PAGE_SIZE, "offset": page * PAGE_SIZE}
-            body = self.json("GET", f"/projects/{project}/issues.json", params=params)
+            what = f"GET /projects/{project}/issues.json"
+            response = self.request("GET", f"/projects/{project}/issues.json", params=params)
+            body = self.decode(response, what)
+            if page == 0:  # the earliest answer of the listing: Redmine's clock, which stamps updated_on
+                listed_at = answered_at(response)
             listed.extend(self._issue(raw) for raw in body["issues"])
             if len(body["issues"]) < PAGE_SIZE or (page + 1) * PAGE_SIZE >= int(body.get("total_count", 0)):
                 exhausted = True
                 break
             if sum(cursor.is_new(i) for i in listed) > limit:
                 break
-        return page_of_changes(cursor, listed, exhausted=exhausted, limit=limit)
+        return page_of_changes(cursor, listed, exhausted=exhausted, limit=limit, listed_at=listed_at)
 
     def add_comment(self, key: str, body: str) -> None:
         self.request("PUT", f"/issues/{_id(key)}.json", json={"issue": {"notes": body}})
@@ -242,6 +248,15 @@ class RedmineAdapter(HttpAdapter):
             rows = self.json("GET", "/trackers.json")["trackers"]
             self._trackers = {r["name"].casefold(): int(r["id"]) for r in rows}
         return self._trackers
+
+
+def answered_at(response: httpx.Response) -> datetime | None:
+    """The server's ``Date`` header (whole seconds, rounded down), or None when absent or odd."""
+    try:
+        at = parsedate_to_datetime(response.headers.get("date", ""))
+    except (TypeError, ValueError):
+        return None
+    return at if at.tzinfo is not None else None
 
 
 def _id(key: str) -> str:
