@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.common import Report, header, machine_info
 
-GROUPS = ["jsonl", "postgres", "generation", "http", "tracker"]
+GROUPS = ["jsonl", "postgres", "generation", "http", "tracker", "insight", "growth"]
 
 
 def main() -> int:
@@ -37,6 +37,14 @@ def main() -> int:
     parser.add_argument("--tracker-issues", type=int, help="Redmine issues the tracker sync creates (default 1000, "
                                                            "quick 150)")
     parser.add_argument("--tracker-rounds", type=int, help="rounds of ours and the floor (default 3)")
+    parser.add_argument("--trend-items", type=int, help="Postgres items for trends, 5 events each (default "
+                                                        "1000000, quick 100000)")
+    parser.add_argument("--insight-items", type=int, help="JSONL items for problems/trends (default 100000, "
+                                                          "quick 20000)")
+    parser.add_argument("--growth-pg-rows", type=int, help="Postgres dashboard growth: the big size, the small "
+                                                           "is a tenth (default 10000000; full bench only)")
+    parser.add_argument("--growth-items", type=int, help="JSONL cold open growth: the big size, the small is a "
+                                                         "fifth (default 500000, quick 100000)")
     parser.add_argument("--only", action="append", choices=GROUPS, help="run only these groups")
     parser.add_argument("--json", type=Path, default=Path("bench/results.json"))
     args = parser.parse_args()
@@ -75,6 +83,21 @@ def main() -> int:
 
         tracker_bench.run(report, issues=args.tracker_issues or (150 if quick else 1_000),
                           repeat=args.tracker_rounds or 3, wait_out_overlap=not quick)
+    if "insight" in groups:
+        from bench import insight_bench
+
+        insight_bench.run_pg(report, items=args.trend_items or (100_000 if quick else 1_000_000),
+                             repeat=max(repeat, 7))
+        insight_bench.run_jsonl(report, items=args.insight_items or (20_000 if quick else 100_000),
+                                repeat=max(repeat, 7))
+    if "growth" in groups:
+        from bench import growth_bench
+
+        if not quick or args.growth_pg_rows:  # 10M rows take minutes to fill: full bench only
+            big = args.growth_pg_rows or 10_000_000
+            growth_bench.run_pg(report, small=big // 10, big=big, repeat=max(repeat, 7))
+        big = args.growth_items or (100_000 if quick else 500_000)
+        growth_bench.run_jsonl(report, small=big // 5, big=big, versions=args.versions, repeat=repeat)
     report.machine["elapsed_s"] = round(time.monotonic() - started, 1)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     report.write_json(args.json)

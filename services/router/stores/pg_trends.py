@@ -35,6 +35,9 @@ from services.router.stores.pg_sql import ACTIVE_SQL, NOT_HELD
 # The partial index ``backlog_events_changes_idx`` (step 8) is over exactly these types.
 STATE_EVENTS_SQL = "(" + ", ".join(f"'{t}'" for t in sorted(STATE_EVENTS)) + ")"
 
+# SET LOCAL for the trends statement's transaction (``PostgresBacklogStore.trends``).
+TRENDS_SETTINGS = "SELECT set_config('jit', 'off', true), set_config('work_mem', '32MB', true)"
+
 TRENDS = """
 WITH weeks AS (
     SELECT w.k, w.week_start, w.week_end
