@@ -91,3 +91,13 @@ def test_a_cut_page_continues_where_it_stopped_ties_in_number_order() -> None:
         order += [i.key for i in page.issues]
         cursor = page.cursor
     assert order == ["9", "10", "11"]
+
+
+def test_a_listing_read_to_its_end_moves_a_quiet_cursor_past_a_burst_but_a_cut_one_does_not() -> None:
+    burst = [issue(str(n), T0) for n in range(5)]
+    answered = T0 + timedelta(minutes=30)  # the tracker's clock when it answered the listing
+    done = page_of_changes(Cursor.start(T0), burst, exhausted=True, limit=10, listed_at=answered)
+    assert done.cursor.since == answered
+    assert done.cursor.query_since > T0  # the next quiet pull no longer lists the burst again
+    cut = page_of_changes(Cursor.start(T0), burst, exhausted=True, limit=3, listed_at=answered)
+    assert cut.more and cut.cursor.since == T0  # the rest of the burst is still ahead of the cursor
