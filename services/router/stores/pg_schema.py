@@ -40,7 +40,7 @@ MIGRATION_LOCK_KEY = 0x6262_6D69_6772_6174
 MIGRATIONS_PACKAGE = "services.router.stores"
 MIGRATIONS_FOLDER = "migrations"
 
-BACKLOG_TABLES = ("backlog_items", "backlog_events", "backlog_applied_ops", "backlog_counts")
+BACKLOG_TABLES = ("backlog_items", "backlog_events", "backlog_applied_ops", "backlog_counts", "backlog_trend_weeks")
 # Columns of later steps the stores read and write: a database without them is not migrated yet.
 BACKLOG_COLUMNS = (("backlog_items", "accepted"), ("backlog_items", "accepted_hold"),
                    ("backlog_events", "on_behalf_of"))

@@ -44,7 +44,7 @@ from services.router.domain.sorting import encode_cursor
 from services.router.domain.trends import trend_weeks
 from services.router.errors import NotFound
 from services.router.stores import pg_sql as q
-from services.router.stores import pg_trends
+from services.router.stores import pg_trend_rollup, pg_trends
 from services.router.stores.base import (
     DEFAULT_OWNER,
     StoreStatus,
@@ -181,14 +181,9 @@ class PostgresBacklogStore:
         return [r["env"] for r in self._db.read(q.ENVS)]
 
     def trends(self, env: str | None, service: str | None, weeks: int) -> builtins.list[Record]:
-        chosen = trend_weeks(self.clock.now().date(), weeks)
-        sql, params = pg_trends.trends_query(env, service, chosen)
-        with self._db.tx() as conn, conn.cursor(row_factory=dict_row) as cur:
-            # Settings local to this transaction (issue 22, 1M items / 5M events): JIT compiling its
-            # many-CTE plan took 2.6 s of 7.9 s, and its window sorts spilled to disk at 4 MB.
-            conn.execute(pg_trends.TRENDS_SETTINGS)
-            rows = cur.execute(sql, params).fetchall()
-        return pg_trends.trend_rows(chosen, rows)
+        """Completed weeks from the rollup of schema step 9, the current one live (``pg_trend_rollup``)."""
+        now = self.clock.now()
+        return pg_trend_rollup.trends(self._db, now, env, service, trend_weeks(now.date(), weeks))
 
     def problems(self, env: str, service: str | None = None) -> builtins.list[Record]:
         sql, params = pg_trends.problems_query(env, service, self.clock.now().date())
@@ -365,6 +360,8 @@ class PostgresBacklogStore:
         def work() -> int:
             with self._db.conn() as conn, conn.transaction():  # not pipelined: rowcount is needed
                 removed = conn.execute(q.CLEANUP, (cutoff,)).rowcount
+                if removed > 0:  # the removed items counted in stored trend weeks
+                    conn.execute(pg_trend_rollup.BUMP_GENERATION)
                 conn.execute(q.PRUNE_OPS, (ops_cutoff,))
             return max(removed, 0)
 
