@@ -135,11 +135,15 @@ def test_a_clock_moved_back_serves_no_week_that_has_not_ended(twin: Twin) -> Non
 
 
 # -- Postgres: the rollup itself -----------------------------------------------------------------
-def rollup(store: BacklogStore) -> list[tuple[object, ...]]:
+def dsn_of(store: BacklogStore) -> str:
     dsn = getattr(store, "dsn", None)
-    if dsn is None:
+    if not isinstance(dsn, str):
         pytest.skip("the rollup is the Postgres store's")
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    return dsn
+
+
+def rollup(store: BacklogStore) -> list[tuple[object, ...]]:
+    with psycopg.connect(dsn_of(store), autocommit=True) as conn:
         return conn.execute("SELECT env, service, week_start, computed_at FROM backlog_trend_weeks "
                             "ORDER BY env, service, week_start").fetchall()
 
@@ -179,6 +183,27 @@ def test_an_out_of_order_status_change_recomputes_every_kept_week(twin: Twin) ->
 @pytest.mark.parametrize("backend", ["postgres"])
 def test_emptying_the_events_empties_the_rollup(twin: Twin) -> None:
     assert rollup(twin.store)
-    with psycopg.connect(getattr(twin.store, "dsn"), autocommit=True) as conn:
+    with psycopg.connect(dsn_of(twin.store), autocommit=True) as conn:
         conn.execute("TRUNCATE backlog_items, backlog_events CASCADE")
     assert rollup(twin.store) == []
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_kept_weeks_move_to_a_new_mark_after_many_writes(twin: Twin, monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.router.stores import pg_trend_rollup
+
+    monkeypatch.setattr(pg_trend_rollup, "ADVANCE_AFTER", 2)
+    with psycopg.connect(dsn_of(twin.store), autocommit=True) as conn:
+        before = conn.execute("SELECT max(events_mark) FROM backlog_trend_weeks").fetchone()
+        twin.clock.advance(hours=1)
+        for n in range(3):
+            twin.create(f"many-{n}")
+        twin.check()
+        marks = conn.execute("SELECT min(events_mark), max(events_mark) FROM backlog_trend_weeks").fetchone()
+        newest = conn.execute("SELECT max(seq) FROM backlog_events").fetchone()
+    assert before is not None and marks is not None and newest is not None
+    assert marks[0] == marks[1] == newest[0] > before[0]  # every scope's rows
+    twin.clock.set(datetime(2026, 11, 3, 9, tzinfo=UTC))
+    twin.create("late-after-advance")  # still seen after the mark moved
+    twin.clock.set(NOW)
+    twin.check()

@@ -56,7 +56,7 @@ FROM backlog_trend_weeks WHERE env = %(env)s AND service = %(service)s AND week_
 # among them was written after a state event of the same item with a later ts.
 PROBE = f"""
 WITH new AS (SELECT seq, item_id, ts, type FROM backlog_events WHERE seq > %(mark)s)
-SELECT (SELECT min(ts) FROM new) AS earliest,
+SELECT (SELECT min(ts) FROM new) AS earliest, (SELECT count(*) FROM new) AS new_events,
        EXISTS (SELECT 1 FROM new n JOIN backlog_events o ON o.item_id = n.item_id
                WHERE n.type IN {STATE_EVENTS_SQL} AND o.type IN {STATE_EVENTS_SQL}
                  AND o.ts > n.ts AND o.seq < n.seq) AS disorder
@@ -71,6 +71,15 @@ ON CONFLICT (env, service, week_start) DO UPDATE SET
     overdue_at_end = excluded.overdue_at_end, p0_open_at_end = excluded.p0_open_at_end,
     events_mark = excluded.events_mark, generation = excluded.generation, computed_at = now()
 """
+
+# Rows found exact over the events up to a new mark take that mark: the next probe reads fewer events.
+ADVANCE = """
+UPDATE backlog_trend_weeks SET events_mark = %(mark)s
+WHERE env = %(env)s AND service = %(service)s AND week_start = ANY(%(starts)s::timestamptz[])
+  AND generation = %(generation)s AND events_mark < %(mark)s
+"""
+# From this many events written after the oldest mark on, valid rows are moved to a new mark.
+ADVANCE_AFTER = 10_000
 
 BUMP_GENERATION = """
 INSERT INTO backlog_trend_generation AS g (one, generation) VALUES (true, 1)
@@ -140,12 +149,7 @@ def trends(db: PgConnections, now: datetime, env: str | None, service: str | Non
     computed in one statement from the first of them on, and stored), the current week live."""
     key = scope_key(env, service)
     done = [w for w in weeks if parse_utc(w.end) <= now]
-    kept: dict[datetime, dict[str, int]] = {}
-    if done:
-        with db.conn() as conn, conn.cursor(row_factory=dict_row) as cur:
-            rows = cur.execute(ROWS, {"env": key[0], "service": key[1], "starts": [w.start for w in done]}).fetchall()
-            probe = cur.execute(PROBE, {"mark": min(r["events_mark"] for r in rows)}).fetchone() if rows else None
-        kept = valid_rows(rows, probe)
+    kept = _kept(db, key, done) if done else {}
     missing = [i for i, w in enumerate(done) if parse_utc(w.start) not in kept]
     out = empty_rows(weeks)
     for row, week in zip(out, weeks, strict=True):
@@ -163,6 +167,31 @@ def trends(db: PgConnections, now: datetime, env: str | None, service: str | Non
     elif len(done) < len(weeks):
         out[-1].update(_current(db, env, service, weeks[-1]))
     return out
+
+
+def _kept(db: PgConnections, key: tuple[str, str], done: list[Week]) -> dict[datetime, dict[str, int]]:
+    """The stored rows of ``done`` still exact; when many events were written since their marks,
+    those rows move to a new mark (so the probe stays short)."""
+    scope = {"env": key[0], "service": key[1], "starts": [w.start for w in done]}
+    with db.conn() as conn, conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(ROWS, scope).fetchall()
+        if not rows:
+            return {}
+        probe = cur.execute(PROBE, {"mark": min(r["events_mark"] for r in rows)}).fetchone()
+    kept = valid_rows(rows, probe)
+    if not kept or probe is None or probe["new_events"] < ADVANCE_AFTER:
+        return kept
+    marked = _mark(db)
+    if marked is None:
+        return kept
+    with db.conn() as conn, conn.cursor(row_factory=dict_row) as cur:
+        # again, now that every event up to the new mark is committed and visible
+        probe = cur.execute(PROBE, {"mark": min(r["events_mark"] for r in rows)}).fetchone()
+        kept = valid_rows(rows, probe)
+        if kept:
+            starts = [w.start for w in done if parse_utc(w.start) in kept]
+            cur.execute(ADVANCE, {**scope, "starts": starts, "mark": marked[0], "generation": marked[1]})
+    return kept
 
 
 def _mark(db: PgConnections) -> tuple[int, int] | None:

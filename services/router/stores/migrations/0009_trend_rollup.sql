@@ -24,6 +24,9 @@ CREATE TABLE IF NOT EXISTS backlog_trend_generation (
 );
 -- The events written after a mark (the validity probe reads only those).
 CREATE INDEX IF NOT EXISTS backlog_events_seq_idx ON backlog_events (seq);
+-- The current week's counts of the active items (pg_trend_rollup.CURRENT), read from the index alone.
+CREATE INDEX IF NOT EXISTS backlog_items_active_trend_idx ON backlog_items (env, service)
+    INCLUDE (created_at, priority, due_date, accepted_hold) WHERE status IN ('blocked', 'in_progress', 'open');
 -- Emptying the events (TRUNCATE, also by CASCADE from the items) empties the rollup: its marks
 -- would not see the events written after.
 CREATE OR REPLACE FUNCTION backlog_trend_weeks_forget() RETURNS trigger LANGUAGE plpgsql AS $$
