@@ -52,14 +52,22 @@ SELECT week_start, opened, closed, open_at_end, overdue_at_end, p0_open_at_end, 
 FROM backlog_trend_weeks WHERE env = %(env)s AND service = %(service)s AND week_start = ANY(%(starts)s::timestamptz[])
 """
 
-# Over the events written after ``mark``: the earliest ts among them, and whether a state event
-# among them was written after a state event of the same item with a later ts.
+# For each mark: over the events written after it, the earliest ts, how many, and whether a state
+# event among them was written after a state event of the same item with a later ts. (``new``,
+# read once from the oldest mark on, is materialized: it is referenced more than once.)
 PROBE = f"""
-WITH new AS (SELECT seq, item_id, ts, type FROM backlog_events WHERE seq > %(mark)s)
-SELECT (SELECT min(ts) FROM new) AS earliest, (SELECT count(*) FROM new) AS new_events,
-       EXISTS (SELECT 1 FROM new n JOIN backlog_events o ON o.item_id = n.item_id
-               WHERE n.type IN {STATE_EVENTS_SQL} AND o.type IN {STATE_EVENTS_SQL}
-                 AND o.ts > n.ts AND o.seq < n.seq) AS disorder
+WITH marks AS (SELECT DISTINCT unnest(%(marks)s::bigint[]) AS mark),
+new AS (SELECT seq, item_id, ts, type FROM backlog_events WHERE seq > (SELECT min(mark) FROM marks)),
+disorder AS (
+    SELECT n.seq FROM new n
+    WHERE n.type IN {STATE_EVENTS_SQL}
+      AND EXISTS (SELECT 1 FROM backlog_events o WHERE o.item_id = n.item_id AND o.type IN {STATE_EVENTS_SQL}
+                  AND o.ts > n.ts AND o.seq < n.seq)
+)
+SELECT m.mark, (SELECT min(ts) FROM new WHERE seq > m.mark) AS earliest,
+       (SELECT count(*) FROM new WHERE seq > m.mark) AS new_events,
+       EXISTS (SELECT 1 FROM disorder d WHERE d.seq > m.mark) AS disorder
+FROM marks m
 """
 
 STORE = """
@@ -119,15 +127,16 @@ def current_query(env: str | None, service: str | None, week: Week) -> tuple[str
     return sql, {"env": env, "service": service, "start": week.start, "end": week.end, "sunday": week.last_day}
 
 
-def valid_rows(rows: list[dict[str, Any]], probe: dict[str, Any] | None) -> dict[datetime, dict[str, int]]:
-    """week_start -> counts of the stored rows still exact (see the module's docstring)."""
-    if probe is None or probe["disorder"]:
-        return {}
-    earliest: datetime | None = probe["earliest"]
+def valid_rows(rows: list[dict[str, Any]], probes: list[dict[str, Any]]) -> dict[datetime, dict[str, int]]:
+    """week_start -> counts of the stored rows still exact (see the module's docstring), each
+    judged by the events written after its own mark (``PROBE``)."""
+    by_mark = {int(p["mark"]): p for p in probes}
     out: dict[datetime, dict[str, int]] = {}
     for row in rows:
-        if row["generation"] != row["current_generation"]:
+        probe = by_mark.get(int(row["events_mark"]))
+        if probe is None or probe["disorder"] or row["generation"] != row["current_generation"]:
             continue
+        earliest: datetime | None = probe["earliest"]
         # the week's end is 7 days after its start; a newer event before it makes the row stale
         if earliest is not None and earliest < row["week_start"] + WEEK:
             continue
@@ -177,17 +186,17 @@ def _kept(db: PgConnections, key: tuple[str, str], done: list[Week]) -> dict[dat
         rows = cur.execute(ROWS, scope).fetchall()
         if not rows:
             return {}
-        probe = cur.execute(PROBE, {"mark": min(r["events_mark"] for r in rows)}).fetchone()
-    kept = valid_rows(rows, probe)
-    if not kept or probe is None or probe["new_events"] < ADVANCE_AFTER:
+        marks = {"marks": sorted({int(r["events_mark"]) for r in rows})}
+        probes = cur.execute(PROBE, marks).fetchall()
+    kept = valid_rows(rows, probes)
+    if not kept or max(int(p["new_events"]) for p in probes) < ADVANCE_AFTER:
         return kept
     marked = _mark(db)
     if marked is None:
         return kept
     with db.conn() as conn, conn.cursor(row_factory=dict_row) as cur:
         # again, now that every event up to the new mark is committed and visible
-        probe = cur.execute(PROBE, {"mark": min(r["events_mark"] for r in rows)}).fetchone()
-        kept = valid_rows(rows, probe)
+        kept = valid_rows(rows, cur.execute(PROBE, marks).fetchall())
         if kept:
             starts = [w.start for w in done if parse_utc(w.start) in kept]
             cur.execute(ADVANCE, {**scope, "starts": starts, "mark": marked[0], "generation": marked[1]})
