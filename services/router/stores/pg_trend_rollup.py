@@ -205,15 +205,16 @@ def _kept(db: PgConnections, key: tuple[str, str], done: list[Week]) -> dict[dat
 
 def _mark(db: PgConnections) -> tuple[int, int] | None:
     """(events mark, cleanup generation), every event up to the mark committed; None when writers
-    held the events table past the lock timeout (then nothing is stored)."""
+    held the events table past the lock timeout, or the role may not take the lock (then nothing
+    is stored)."""
     with db.conn() as conn:
         try:
             with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
                 cur.execute(MARK_LOCK_TIMEOUT)
                 cur.execute(MARK_LOCK)
                 row = cur.execute(MARK).fetchone()
-        except psycopg.errors.LockNotAvailable:
-            return None
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.InsufficientPrivilege):
+            return None  # (a role that may not lock the events: served, never stored)
     assert row is not None
     return int(row["mark"]), int(row["generation"])
 
