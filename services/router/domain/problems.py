@@ -49,19 +49,28 @@ def problem_rows(records: Iterable[Record], today: date) -> list[Record]:
     for r in records:
         if r["status"] in ACTIVE_STATUSES:
             groups.setdefault((r["service"], r["category"]), []).append(r)
-    this_monday = today - timedelta(days=today.weekday())
-    rows = []
-    for (service, category), members in groups.items():
-        members.sort(key=lambda r: r["id"], reverse=True)
-        first = min(item_monday(r) for r in members)
-        dues = [d for d in (counted_due(r["due_date"], hold(r.get("accepted"))) for r in members) if d is not None]
-        rows.append({
-            "service": service, "category": category, "items": [r["id"] for r in members],
-            "weeks_open": max(1, (this_monday - first).days // 7 + 1), "first_week": iso_week(first),
-            "oldest_due_date": min(dues) if dues else None,
-            "priority": min((r["priority"] for r in members), key=PRIORITY_RANK.__getitem__),
-            "owner": members[0]["owner"],
-            "overdue": any(is_overdue(r["status"], r["due_date"], today, hold(r.get("accepted"))) for r in members),
-        })
-    rows.sort(key=lambda p: (PRIORITY_RANK[p["priority"]], -p["weeks_open"], p["service"], p["category"]))
+    rows = [group_row(service, category, members, today) for (service, category), members in groups.items()]
+    rows.sort(key=row_order)
     return rows
+
+
+def group_row(service: str, category: str, members: Iterable[Record], today: date) -> Record:
+    """The row of one lineage from its active items (at least one). The indexed stores keep
+    each lineage's members and rebuild only the rows of lineages that changed."""
+    ordered = sorted(members, key=lambda r: r["id"], reverse=True)
+    first = min(item_monday(r) for r in ordered)
+    dues = [d for d in (counted_due(r["due_date"], hold(r.get("accepted"))) for r in ordered) if d is not None]
+    this_monday = today - timedelta(days=today.weekday())
+    return {
+        "service": service, "category": category, "items": [r["id"] for r in ordered],
+        "weeks_open": max(1, (this_monday - first).days // 7 + 1), "first_week": iso_week(first),
+        "oldest_due_date": min(dues) if dues else None,
+        "priority": min((r["priority"] for r in ordered), key=PRIORITY_RANK.__getitem__),
+        "owner": ordered[0]["owner"],
+        "overdue": any(is_overdue(r["status"], r["due_date"], today, hold(r.get("accepted"))) for r in ordered),
+    }
+
+
+def row_order(row: Record) -> tuple[int, int, str, str]:
+    """Rows sort by this key: priority, then weeks open (most first), then service and category."""
+    return (PRIORITY_RANK[row["priority"]], -row["weeks_open"], row["service"], row["category"])
