@@ -154,8 +154,12 @@ class InsightCache:
         for entry in self._trends.values():
             for record, sign in ((old, -1), (new, +1)):
                 if record is not None and entry.covers(record):
-                    events = self._events_of(record)
-                    add_rows(entry.rows, weekly_trends(entry.weeks, (record,), lambda _, ev=events: ev), sign)
+                    add_rows(entry.rows, self._rows_of(entry.weeks, record), sign)
+
+    def _rows_of(self, weeks: Sequence[Week], record: Record) -> list[Record]:
+        """One version of one record's share of the rows, with the events it had then."""
+        events = self._events_of(record)
+        return weekly_trends(weeks, (record,), lambda _: events)
 
     def problems(self, items: Iterable[Record], env: str, service: str | None, today: date) -> list[Record]:
         """Rows of ``env`` (of one ``service`` if given; shared: callers read them, never change
