@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from services.router.clock import FixedClock
+from services.router.stores import insight_cache
 from services.router.stores.base import BacklogStore
 from tests.conftest import StoreFactory
 from tests.stores.test_trends_contract import ACTIVE, Model, history
@@ -153,4 +154,19 @@ def test_a_new_week_starts_empty_and_the_old_weeks_keep_their_rows(store: Backlo
     assert rows[-1]["week"] == "2026-W49" and rows[-1]["opened"] == rows[-1]["closed"] == 0
     model.create("platform_backlog:2026-W49:prod:gateway:monday", service="gateway", due=date(2026, 11, 29))
     clock.advance(days=2)
+    check(store, model)
+
+
+@pytest.mark.parametrize("backend", ["memory", "jsonl"])
+def test_a_bulk_change_recomputes_instead(store: BacklogStore, clock: FixedClock,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past a share of the items, kept trends are dropped and recomputed on the next call."""
+    monkeypatch.setattr(insight_cache, "BULK_CHANGES", 0)
+    model = backlog(store, clock)
+    check(store, model)
+    clock.advance(hours=1)
+    for n in range(8):
+        model.create(f"platform_backlog:2026-W48:prod:gateway:bulk{n}", service="gateway", due=date(2026, 11, 2))
+    check(store, model)
+    close(model, sorted(model.items)[-1])
     check(store, model)

@@ -59,10 +59,8 @@ class ItemIndex:
                 aggregates.remove(old)
             if new is not None:
                 aggregates.add(new)
-        insight = self._insight
-        if insight.active:  # idle until problems or trends are first asked for
-            for old, new in pending:
-                insight.change(old, new)
+        if pending and self._insight.active:  # idle until problems or trends are first asked for
+            self._insight.changes(pending, len(self.items))
 
     def clear(self) -> None:
         self.items.clear()

@@ -31,6 +31,7 @@ SortKey = tuple[int, int, str, str]
 TrendKey = tuple[str | None, str | None, str, int]  # env, service, first week's start, weeks
 EventsOf = Callable[[Record], Sequence[Record]]
 MAX_TREND_ENTRIES = 32  # scopes asked for on one day; each costs a little on every change in it
+BULK_CHANGES = 2_000  # changes x trends entries above which (and above 5% of the items) entries are dropped
 REBUILD_FROM = 64  # dirty lineages from which sorting every key beats inserting each
 
 
@@ -138,6 +139,17 @@ class InsightCache:
     def forget_trends(self) -> None:
         """Items are going with their events (cleanup): their old rows can no longer be computed."""
         self._trends.clear()
+
+    def changes(self, pending: Sequence[tuple[Record | None, Record | None]], items: int) -> None:
+        """Record changes in the order the index saw them (``items``: how many it holds now).
+
+        A change costs each trends entry its item's rows; past a share of the items (a bulk
+        import, a long-idle reader catching up) recomputing an entry on its next call is cheaper.
+        """
+        if self._trends and len(pending) * len(self._trends) > max(BULK_CHANGES, items // 20):
+            self._trends.clear()
+        for old, new in pending:
+            self.change(old, new)
 
     def change(self, old: Record | None, new: Record | None) -> None:
         """One record's change (None: absent before / removed), in the order the index saw them."""
