@@ -13,8 +13,10 @@ list of items shows one problem many times with the same title. A problem row fo
 - ``priority``: the highest; ``owner``: the newest item's; ``overdue``: any of them is (an accepted
   risk not while its acceptance holds, as in every overdue figure).
 
-Rows are ordered by priority, then weeks open (most first), then service and category. The
-Postgres store computes the same in SQL (``stores/pg_trends.py``).
+Rows are ordered by priority, then weeks open (most first), then service and category
+(``row_order``). The memory and JSONL stores keep each lineage's items and build its row with
+``group_row`` when they change (``stores/insight_cache.py``); the Postgres store computes the
+same in SQL (``stores/pg_trends.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 
 from services.router.domain.acceptance import hold
 from services.router.domain.dedupe import week_of_key
-from services.router.domain.enums import ACTIVE_STATUSES, PRIORITY_RANK
+from services.router.domain.enums import PRIORITY_RANK
 from services.router.domain.transitions import counted_due, is_overdue
 from services.router.domain.weeks import iso_week, week_start
 
@@ -41,17 +43,6 @@ def item_monday(record: Record) -> date:
         return week_start(label)
     created = date.fromisoformat(record["created_at"][:10])
     return created - timedelta(days=created.weekday())
-
-
-def problem_rows(records: Iterable[Record], today: date) -> list[Record]:
-    """Every problem of ``records`` (one env's, any status: closed items are skipped), in order."""
-    groups: dict[tuple[str, str], list[Record]] = {}
-    for r in records:
-        if r["status"] in ACTIVE_STATUSES:
-            groups.setdefault((r["service"], r["category"]), []).append(r)
-    rows = [group_row(service, category, members, today) for (service, category), members in groups.items()]
-    rows.sort(key=row_order)
-    return rows
 
 
 def group_row(service: str, category: str, members: Iterable[Record], today: date) -> Record:
