@@ -13,8 +13,10 @@ list of items shows one problem many times with the same title. A problem row fo
 - ``priority``: the highest; ``owner``: the newest item's; ``overdue``: any of them is (an accepted
   risk not while its acceptance holds, as in every overdue figure).
 
-Rows are ordered by priority, then weeks open (most first), then service and category. The
-Postgres store computes the same in SQL (``stores/pg_trends.py``).
+Rows are ordered by priority, then weeks open (most first), then service and category
+(``row_order``). The memory and JSONL stores keep each lineage's items and build its row with
+``group_row`` when they change (``stores/insight_cache.py``); the Postgres store computes the
+same in SQL (``stores/pg_trends.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 
 from services.router.domain.acceptance import hold
 from services.router.domain.dedupe import week_of_key
-from services.router.domain.enums import ACTIVE_STATUSES, PRIORITY_RANK
+from services.router.domain.enums import PRIORITY_RANK
 from services.router.domain.transitions import counted_due, is_overdue
 from services.router.domain.weeks import iso_week, week_start
 
@@ -43,25 +45,23 @@ def item_monday(record: Record) -> date:
     return created - timedelta(days=created.weekday())
 
 
-def problem_rows(records: Iterable[Record], today: date) -> list[Record]:
-    """Every problem of ``records`` (one env's, any status: closed items are skipped), in order."""
-    groups: dict[tuple[str, str], list[Record]] = {}
-    for r in records:
-        if r["status"] in ACTIVE_STATUSES:
-            groups.setdefault((r["service"], r["category"]), []).append(r)
+def group_row(service: str, category: str, members: Iterable[Record], today: date) -> Record:
+    """The row of one lineage from its active items (at least one). The indexed stores keep
+    each lineage's members and rebuild only the rows of lineages that changed."""
+    ordered = sorted(members, key=lambda r: r["id"], reverse=True)
+    first = min(item_monday(r) for r in ordered)
+    dues = [d for d in (counted_due(r["due_date"], hold(r.get("accepted"))) for r in ordered) if d is not None]
     this_monday = today - timedelta(days=today.weekday())
-    rows = []
-    for (service, category), members in groups.items():
-        members.sort(key=lambda r: r["id"], reverse=True)
-        first = min(item_monday(r) for r in members)
-        dues = [d for d in (counted_due(r["due_date"], hold(r.get("accepted"))) for r in members) if d is not None]
-        rows.append({
-            "service": service, "category": category, "items": [r["id"] for r in members],
-            "weeks_open": max(1, (this_monday - first).days // 7 + 1), "first_week": iso_week(first),
-            "oldest_due_date": min(dues) if dues else None,
-            "priority": min((r["priority"] for r in members), key=PRIORITY_RANK.__getitem__),
-            "owner": members[0]["owner"],
-            "overdue": any(is_overdue(r["status"], r["due_date"], today, hold(r.get("accepted"))) for r in members),
-        })
-    rows.sort(key=lambda p: (PRIORITY_RANK[p["priority"]], -p["weeks_open"], p["service"], p["category"]))
-    return rows
+    return {
+        "service": service, "category": category, "items": [r["id"] for r in ordered],
+        "weeks_open": max(1, (this_monday - first).days // 7 + 1), "first_week": iso_week(first),
+        "oldest_due_date": min(dues) if dues else None,
+        "priority": min((r["priority"] for r in ordered), key=PRIORITY_RANK.__getitem__),
+        "owner": ordered[0]["owner"],
+        "overdue": any(is_overdue(r["status"], r["due_date"], today, hold(r.get("accepted"))) for r in ordered),
+    }
+
+
+def row_order(row: Record) -> tuple[int, int, str, str]:
+    """Rows sort by this key: priority, then weeks open (most first), then service and category."""
+    return (PRIORITY_RANK[row["priority"]], -row["weeks_open"], row["service"], row["category"])

@@ -25,7 +25,9 @@ store count: cleanup removes closed items past retention, with their events.
 The memory and JSONL stores compute with ``weekly_trends`` below (each item contributes to a
 range of weeks at once, so the cost is the items and their recent events, not items times weeks);
 the Postgres store computes the same in SQL (``stores/pg_trends.py``); the contract tests check
-both against a model that replays every event.
+both against a model that replays every event. The rows are a sum over items, so the memory
+and JSONL stores keep computed rows and, when an item changes, take away its old rows and add
+its new ones (``add_rows``; ``stores/insight_cache.py``).
 """
 
 from __future__ import annotations
@@ -172,3 +174,14 @@ def _count_range(add: Callable[[str, int, int], None], status: str, due: str | N
         add("p0_open_at_end", lo, hi)
     if due is not None:  # overdue from the first week whose Sunday is after the due date
         add("overdue_at_end", max(lo, bisect.bisect_right(sundays, due)), hi)
+
+
+def add_rows(total: Sequence[Record], part: Sequence[Record], sign: int) -> None:
+    """Add (``sign`` +1) or take away (-1) ``part``'s counts into ``total``, week by week (same weeks).
+
+    ``weekly_trends`` is a sum over items, so the rows of a set of items change by exactly one
+    item's rows when that item changes: the indexed stores keep rows up to date this way.
+    """
+    for into, row in zip(total, part, strict=True):
+        for name in COUNTS:
+            into[name] += sign * row[name]

@@ -14,6 +14,7 @@ from services.router.domain.changes import (
     Record,
 )
 from services.router.domain.enums import CLOSED_STATUSES
+from services.router.stores.insight_cache import InsightCache
 
 INTERNED_FIELDS = ("env", "service", "category", "status", "priority", "owner", "source", "due_date")
 MAX_PENDING = 50_000
@@ -32,6 +33,7 @@ class ItemIndex:
         self.item_events: dict[str, list[Record]] = {}
         self.accepted: set[str] = set()  # ids of items whose ``accepted`` is set (any status)
         self._aggregates = BacklogAggregates()
+        self._insight = InsightCache(self._events_as_of)
         self._pending: list[tuple[Record | None, Record | None]] = []
         self._order: list[str] = []
         self._order_dirty = False
@@ -43,6 +45,12 @@ class ItemIndex:
         self._flush()
         return self._aggregates
 
+    @property
+    def insight(self) -> InsightCache:
+        """Problems and trends, brought up to date on demand like ``aggregates``."""
+        self._flush()
+        return self._insight
+
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
         aggregates = self._aggregates
@@ -51,6 +59,8 @@ class ItemIndex:
                 aggregates.remove(old)
             if new is not None:
                 aggregates.add(new)
+        if pending and self._insight.active:  # idle until problems or trends are first asked for
+            self._insight.changes(pending, len(self.items))
 
     def clear(self) -> None:
         self.items.clear()
@@ -58,6 +68,7 @@ class ItemIndex:
         self.item_events.clear()
         self.accepted.clear()
         self._aggregates.clear()
+        self._insight.clear()
         self._pending.clear()
         self._order.clear()
         self._order_dirty = False
@@ -107,6 +118,7 @@ class ItemIndex:
     def remove(self, item_id: str) -> None:
         record = self.items.pop(item_id, None)
         self.accepted.discard(item_id)
+        self._insight.forget_trends()  # its events go now: its rows could not be taken away later
         if record is not None:
             self._pending.append((record, None))
             if self.by_key.get(record["dedupe_key"]) == item_id:
@@ -131,6 +143,11 @@ class ItemIndex:
             return []
         rev = item["rev"]
         return [e for e in self.item_events.get(item_id, ()) if (e.get("item_rev") or 0) <= rev]
+
+    def _events_as_of(self, record: Record) -> builtins.list[Record]:
+        """The events of one version of a record (its ``rev``): a superseded version's, too."""
+        rev = record["rev"]
+        return [e for e in self.item_events.get(record["id"], ()) if (e.get("item_rev") or 0) <= rev]
 
     def expired_ids(self, cutoff: str) -> builtins.list[str]:
         return [

@@ -29,11 +29,10 @@ from services.router.domain.changes import (
 from services.router.domain.edits import plan_due_date, plan_owner
 from services.router.domain.enums import EventType, Status
 from services.router.domain.models import ItemInput
-from services.router.domain.problems import problem_rows
 from services.router.domain.queries import ItemQuery, OverdueIds, Page, check_fields
 from services.router.domain.revisions import Revision, plan_note, plan_revision
 from services.router.domain.sorting import DEFAULT_SORT, after, encode_cursor, order
-from services.router.domain.trends import trend_weeks, weekly_trends
+from services.router.domain.trends import trend_weeks
 from services.router.errors import NotFound
 from services.router.stores.base import (
     DEFAULT_OWNER,
@@ -219,15 +218,18 @@ class IndexedStore:
     @reading
     def trends(self, env: str | None, service: str | None, weeks: int) -> builtins.list[Record]:
         self._load_events()
-        items = [r for r in self.index.items.values()
-                 if (env is None or r["env"] == env) and (service is None or r["service"] == service)]
-        return weekly_trends(trend_weeks(self.clock.now().date(), weeks), items, self.index.events_of)
+        index = self.index
+        rows = index.insight.trends(lambda: index.items.values(), index.events_of, env, service,
+                                    trend_weeks(self.clock.now().date(), weeks))
+        return [dict(r) for r in rows]
 
     @reading
     def problems(self, env: str, service: str | None = None) -> builtins.list[Record]:
-        items = (r for r in self.index.items.values()
-                 if r["env"] == env and (service is None or r["service"] == service))
-        return problem_rows(items, self.clock.now().date())
+        rows = self.index.insight.problems(self.index.items.values(), env, service, self.clock.now().date())
+        # A new list of the kept rows, shared with later calls until their lineage changes (as the
+        # dashboard's lists are): callers read them, never change them. Copying 2,000 rows would
+        # cost more than keeping them.
+        return list(rows)
 
     def status(self) -> StoreStatus:
         return StoreStatus(backend=self.backend)
