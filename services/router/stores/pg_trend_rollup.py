@@ -151,7 +151,6 @@ def store_rows(key: tuple[str, str], weeks: list[Week], counts: list[dict[str, A
             for w, c in zip(weeks, counts, strict=True)]
 
 
-
 def trends(db: PgConnections, now: datetime, env: str | None, service: str | None,
            weeks: list[Week]) -> list[dict[str, Any]]:
     """``domain.trends`` rows for ``weeks``: completed weeks from the rollup (stale or missing ones
