@@ -88,6 +88,15 @@ def test_a_link_round_trips_and_is_seen_by_another_process(
     assert links.get_link(item_id) == changed
 
 
+def test_a_link_serializes_every_field() -> None:
+    """``to_dict`` is hand-written for speed: it must stay what ``asdict`` gives, field for field."""
+    from dataclasses import asdict
+
+    link = linked("bl_000000000001", comments_through="ev_1", intent_at="i", synced_at="s")
+    assert link.to_dict() == asdict(link) and TrackerLink.from_dict(link.to_dict()) == link
+    assert link.to_dict()["pushed"] is not link.pushed  # a copy: storing it never aliases the link
+
+
 def test_storing_a_link_does_not_touch_the_item(store: BacklogStore, links: TrackerLinkStore,
                                                 clock: FixedClock) -> None:
     item_id = new_item(store)
