@@ -68,3 +68,7 @@ _.list_changed_since
 _.key_for_url
 _.from_dict
 item_id_in
+
+# trackers/http.py's NoCookies: CookieJar methods httpx calls on the jar it is given.
+_.extract_cookies
+cookie

@@ -88,6 +88,15 @@ def test_a_link_round_trips_and_is_seen_by_another_process(
     assert links.get_link(item_id) == changed
 
 
+def test_a_link_serializes_every_field() -> None:
+    """``to_dict`` is hand-written for speed: it must stay what ``asdict`` gives, field for field."""
+    from dataclasses import asdict
+
+    link = linked("bl_000000000001", comments_through="ev_1", intent_at="i", synced_at="s")
+    assert link.to_dict() == asdict(link) and TrackerLink.from_dict(link.to_dict()) == link
+    assert link.to_dict()["pushed"] is not link.pushed  # a copy: storing it never aliases the link
+
+
 def test_storing_a_link_does_not_touch_the_item(store: BacklogStore, links: TrackerLinkStore,
                                                 clock: FixedClock) -> None:
     item_id = new_item(store)
@@ -117,6 +126,33 @@ def test_a_link_needs_its_item_and_an_issue_belongs_to_one_item(store: BacklogSt
     links.delete_link(first)
     assert links.get_link(first) is None and links.link_by_key("redmine-main", "12") is None
     links.put_link(linked(second))  # the key is free again
+
+
+def test_a_batch_of_links_is_one_write_all_or_nothing(store: BacklogStore, links: TrackerLinkStore,
+                                                       make_links: LinkFactory) -> None:
+    """``put_links``: what the sync group-commits (a batch's intents, then its results)."""
+    ids = [new_item(store, f"k{i}") for i in range(4)]
+    intents = [TrackerLink(i, "redmine-main", "platform", "creating", intent_at="2026-11-26T12:00:00Z")
+               for i in ids]
+    links.put_links(intents)
+    other = make_links(store)
+    assert [link.state for link in other.links()] == ["creating"] * 4
+    made = [linked(i, key=str(n)) for n, i in enumerate(ids[:3])]
+    links.put_links(made, delete=[ids[3], "bl_000000000000"])  # a refused create's intent goes
+    for view in (links, other):
+        assert view.links() == sorted(made, key=lambda link: link.item_id)
+        assert view.link_by_key("redmine-main", "2") == made[2]
+    with pytest.raises(NotFound):  # one item is gone: nothing of the batch is stored
+        links.put_links([linked(ids[3], key="9"), linked("bl_000000000000", key="10")])
+    assert links.get_link(ids[3]) is None and links.link_by_key("redmine-main", "9") is None
+    with pytest.raises(Conflict) as refused:  # issue 0 is another item's
+        links.put_links([linked(ids[3], key="9"), linked(ids[2], key="0")])
+    assert ids[0] in refused.value.message
+    assert links.get_link(ids[3]) is None and links.get_link(ids[2]) == made[2]
+    with pytest.raises(Conflict):  # two links of the batch name one issue
+        links.put_links([linked(ids[3], key="9"), linked(ids[2], key="9")])
+    assert other.get_link(ids[3]) is None
+    links.put_links([])
 
 
 def test_the_link_and_work_go_with_their_item(store: BacklogStore, links: TrackerLinkStore,

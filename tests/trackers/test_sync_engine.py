@@ -248,6 +248,43 @@ def test_a_crash_at_any_point_creates_no_second_issue_and_loses_no_change(
         bed.close()
 
 
+class Stopped(Exception):
+    """A run stopping part-way for any reason the process survives (a lost lock, a store error)."""
+
+
+def test_a_batch_stopped_part_way_keeps_what_it_made_and_forgets_what_it_never_sent(
+        harness: Harness, clock: FixedClock, tmp_path: Path) -> None:
+    """Creates are group-committed: the batch's intents in one write, its links in one write. A run
+    that stops after the second create still stores the first one's link; the second's intent
+    stays for the search (its POST was answered, its link not yet stored), the unsent ones go."""
+    bed = Bed(harness, clock, backend="jsonl", directory=tmp_path / "backlog")
+    creates = 0
+
+    def stop_at_the_second_create(name: str) -> None:
+        nonlocal creates
+        if name == "tracker:after_remote_create":
+            creates += 1
+            if creates == 2:
+                raise Stopped(name)
+
+    try:
+        items = [bed.add(f"k{i}") for i in range(5)]
+        files.crash_hook = stop_at_the_second_create
+        try:
+            with pytest.raises(Stopped):
+                bed.sync()
+        finally:
+            files.crash_hook = None
+        bed.reopen()
+        states = [bed.links.get_link(i) for i in items]
+        assert [s.state if s else None for s in states] == ["linked", "creating", None, None, None]
+        result = bed.sync()
+        assert (result["adopted"], result["created"]) == (1, 3)
+        assert bed.duplicates() == 0 and all(bed.link(i).state == "linked" for i in items)
+    finally:
+        bed.close()
+
+
 def test_a_sync_with_nothing_to_do_costs_a_constant_number_of_requests(harness: Harness, clock: FixedClock) -> None:
     bed = Bed(harness, clock)
     try:

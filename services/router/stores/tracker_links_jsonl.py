@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -68,13 +68,17 @@ class JsonlLinkStore(MemoryLinkStore):
         for record in log.read_new_records(is_record, latest_by_id=True):
             self._apply(record["t"], record["k"], record["v"])
 
-    def _persist(self, table: str, key: str, value: Value | None) -> None:
-        record = {"id": f"{table}/{key}", "t": table, "k": key, "v": value}
+    def _persist_many(self, changes: Sequence[tuple[str, str, Value | None]]) -> None:
+        """One append and one fsync for all of ``changes`` (a batch of links: group commit)."""
+        if not changes:
+            return
+        records = [{"id": f"{table}/{key}", "t": table, "k": key, "v": value} for table, key, value in changes]
         try:
-            self._log.append([record], LOG_NAME)
+            self._log.append(records, LOG_NAME)
         except OSError as exc:
             raise StoreUnavailable(f"tracker link write failed: {exc.strerror or exc}") from exc
-        self._apply(table, key, value)
+        for table, key, value in changes:
+            self._apply(table, key, value)
         live = sum(len(rows) for rows in self._tables.values())
         if self._log.lines > max(COMPACT_MIN_LINES, 2 * live):
             self._compact()

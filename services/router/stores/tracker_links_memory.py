@@ -2,8 +2,8 @@
 
 Records live in four dicts (links, work, cursors, tracker states) of plain JSON values. The
 JSONL store subclasses this and adds durability through two hooks, as the item stores do:
-``_writing()`` serializes writers (and catches up with other processes), ``_persist()`` makes
-one record change durable before it is applied here.
+``_writing()`` serializes writers (and catches up with other processes), ``_persist_many()``
+makes record changes durable (together: one write) before they are applied here.
 
 The backlog store is consulted only outside this store's mutex (an API thread may hold the
 item store while it asks for a link, and a sync thread the reverse).
@@ -14,7 +14,7 @@ from __future__ import annotations
 import builtins
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -56,7 +56,11 @@ class MemoryLinkStore:
         """Catch up with what other processes wrote (JSONL)."""
 
     def _persist(self, table: str, key: str, value: Value | None) -> None:
-        self._apply(table, key, value)
+        self._persist_many([(table, key, value)])
+
+    def _persist_many(self, changes: Sequence[tuple[str, str, Value | None]]) -> None:
+        for table, key, value in changes:
+            self._apply(table, key, value)
 
     def _apply(self, table: str, key: str, value: Value | None) -> None:
         rows = self._tables[table]
@@ -106,15 +110,30 @@ class MemoryLinkStore:
         return TrackerLink.from_dict(row) if row is not None and self._alive(row["item_id"]) else None
 
     def put_link(self, link: TrackerLink) -> None:
-        if not self._alive(link.item_id):
-            raise NotFound(f"no backlog item {link.item_id}", id=link.item_id)
+        self.put_links([link])
+
+    def put_links(self, links: Sequence[TrackerLink], *, delete: Sequence[str] = ()) -> None:
+        for link in links:
+            if not self._alive(link.item_id):
+                raise NotFound(f"no backlog item {link.item_id}", id=link.item_id)
         with self._writing():
-            if link.remote_key:
-                holder = self._by_remote.get(f"{link.tracker}{SEP}{link.remote_key}")
+            changing = {link.item_id for link in links} | set(delete)  # their old keys are freed
+            claimed: dict[str, str] = {}  # tracker SEP remote key → the batch's item holding it
+            for link in links:
+                if not link.remote_key:
+                    continue
+                remote = f"{link.tracker}{SEP}{link.remote_key}"
+                holder = claimed.get(remote)
+                if holder is None:
+                    holder = self._by_remote.get(remote)
+                    holder = None if holder in changing else holder
                 if holder is not None and holder != link.item_id:
                     raise Conflict(f"{link.tracker} issue {link.remote_key} is already linked to {holder}",
                                    item_id=holder)
-            self._persist("link", link.item_id, link.to_dict())
+                claimed[remote] = link.item_id
+            rows = self._tables["link"]
+            self._persist_many([("link", item_id, None) for item_id in dict.fromkeys(delete) if item_id in rows]
+                               + [("link", link.item_id, link.to_dict()) for link in links])
 
     def delete_link(self, item_id: str) -> None:
         with self._writing():

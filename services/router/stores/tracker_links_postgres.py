@@ -17,7 +17,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -139,17 +139,29 @@ class PostgresLinkStore:
         return TrackerLink.from_dict(rows[0]["data"]) if rows else None
 
     def put_link(self, link: TrackerLink) -> None:
-        params = (link.item_id, link.tracker, link.project, link.state, link.remote_key, link.url,
-                  Jsonb(link.to_dict()))
+        self.put_links([link])
+
+    def put_links(self, links: Sequence[TrackerLink], *, delete: Sequence[str] = ()) -> None:
+        """One transaction (one commit, one WAL flush): the deletes, then the upserts."""
+        rows = [(link.item_id, link.tracker, link.project, link.state, link.remote_key, link.url,
+                 Jsonb(link.to_dict())) for link in links]
         try:
-            self._write(UPSERT_LINK, params)
+            with self._conn() as conn, conn.transaction(), conn.cursor() as cur:
+                if delete:
+                    cur.execute("DELETE FROM tracker_links WHERE item_id = ANY(%s)", (list(delete),))
+                if rows:
+                    cur.executemany(UPSERT_LINK, rows)
         except NotFound:
-            raise NotFound(f"no backlog item {link.item_id}", id=link.item_id) from None
+            if len(links) == 1:
+                raise NotFound(f"no backlog item {links[0].item_id}", id=links[0].item_id) from None
+            raise NotFound("no backlog item for one of these tracker links") from None
         except psycopg.errors.UniqueViolation:
-            holder = self.link_by_key(link.tracker, link.remote_key or "")
-            owner = holder.item_id if holder is not None else "another item"
-            raise Conflict(f"{link.tracker} issue {link.remote_key} is already linked to {owner}",
-                           item_id=owner) from None
+            for link in links:
+                holder = self.link_by_key(link.tracker, link.remote_key) if link.remote_key else None
+                if holder is not None and holder.item_id != link.item_id:
+                    raise Conflict(f"{link.tracker} issue {link.remote_key} is already linked to {holder.item_id}",
+                                   item_id=holder.item_id) from None
+            raise Conflict("two of these tracker links name the same remote issue") from None
 
     def delete_link(self, item_id: str) -> None:
         self._write("DELETE FROM tracker_links WHERE item_id = %s", (item_id,))

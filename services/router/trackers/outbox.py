@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +32,7 @@ from typing import Any
 from services.router.clock import Clock, iso_z
 from services.router.domain.changes import Record
 from services.router.domain.models import TRACKER_ACTOR_PREFIX
+from services.router.errors import Conflict, NotFound
 from services.router.stores.base import BacklogStore
 from services.router.stores.tracker_links import SyncLock, SyncWork, TrackerLink, TrackerLinkStore, WorkKind
 from services.router.trackers.config import TrackerConfig, TrackersConfig
@@ -95,6 +97,27 @@ class TrackerRun:
     def put_link(self, link: TrackerLink) -> None:
         self.links.put_link(link)
         self.tlinks[link.item_id] = link
+
+    def put_links(self, links: Sequence[TrackerLink], *, delete: Sequence[str] = ()) -> None:
+        """One durable write for all of them (a batch of creates). When the store refuses one (its
+        item was deleted meanwhile), the others are stored one by one and the refusal is raised."""
+        try:
+            self.links.put_links(links, delete=delete)
+        except (NotFound, Conflict):
+            refused: NotFound | Conflict | None = None
+            for item_id in delete:
+                self.drop_link(item_id)
+            for link in links:
+                try:
+                    self.put_link(link)
+                except (NotFound, Conflict) as exc:
+                    refused = refused or exc
+            if refused is not None:
+                raise refused from None
+            return
+        for item_id in delete:
+            self.tlinks.pop(item_id, None)
+        self.tlinks.update((link.item_id, link) for link in links)
 
     def drop_link(self, item_id: str) -> None:
         self.links.delete_link(item_id)
