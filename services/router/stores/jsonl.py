@@ -101,7 +101,8 @@ class JsonlBacklogStore(IndexedStore):
                 event = record.pop(EMBEDDED_EVENT, None)
                 if event is not None and self._events_loaded:
                     self.index.put_event(event)
-            self.index.put_items(records, intern=not self.index.items or len(records) > INTERN_FROM)
+            if records:  # nothing new: the usual case before a write
+                self.index.put_items(records, intern=not self.index.items or len(records) > INTERN_FROM)
 
     def _load_events(self) -> None:
         """Index events on first use: most readers (dashboards, lists) never need them."""
