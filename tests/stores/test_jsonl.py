@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -177,3 +178,14 @@ class TestEventsFileBehind:
         # and a compaction makes the events file whole again
         fresh.cleanup(180)
         assert len(lines(events_file)) == 3
+
+
+def test_open_and_write_leave_the_garbage_collector_on(directory: Path) -> None:
+    """The load pauses the cyclic collector (acyclic records); the process must get it back."""
+    store = open_store(directory)
+    store.upsert(item(title="first"), actor="test")
+    store.close()
+    reopened = open_store(directory)
+    assert [r["title"] for r in reopened.list(ItemQuery()).items] == ["first"]
+    assert gc.isenabled()
+    reopened.close()
