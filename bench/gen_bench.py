@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from bench.common import Report, interleaved, ratio_row
 from bench.gen_lower_bound import lean_generation
 from bench.gen_setup import ENV, Scenario
-from services.router.generation.run import gc_paused
 from services.router.stores.base import BacklogStore
+from services.router.stores.gc_pause import gc_paused
 from services.router.tools.backlog_generate import GenerateParams, generate_from_digest
 from services.router.tools.context import ToolContext
 

@@ -26,9 +26,9 @@ from services.router.generation.digest import Evidence, Found, PlatformDigest
 from services.router.generation.drafts import CandidateText
 from services.router.generation.facts import DigestFacts, ServiceFacts, weekly_facts
 from services.router.generation.plan import build_plan
-from services.router.generation.run import gc_paused
 from services.router.generation.wording import SIGNAL_EVIDENCE, SIGNAL_LABELS, Trigger, clip, evidence_lines, rule_text
 from services.router.policy import BacklogPolicy, Category
+from services.router.stores.gc_pause import gc_paused
 from tests.generation.builders import platform, svc
 
 TODAY = date(2026, 11, 26)

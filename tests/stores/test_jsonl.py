@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -177,3 +178,37 @@ class TestEventsFileBehind:
         # and a compaction makes the events file whole again
         fresh.cleanup(180)
         assert len(lines(events_file)) == 3
+
+
+def test_open_and_write_leave_the_garbage_collector_on(directory: Path) -> None:
+    """The load pauses the cyclic collector (acyclic records); the process must get it back."""
+    store = open_store(directory)
+    store.upsert(item(title="first"), actor="test")
+    store.close()
+    reopened = open_store(directory)
+    assert [r["title"] for r in reopened.list(ItemQuery()).items] == ["first"]
+    assert gc.isenabled()
+    reopened.close()
+
+
+def test_dashboard_is_right_whether_the_pending_changes_were_folded_in_or_not(
+        directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Aggregates are folded in lazily; superseded versions past the cap force it. Either way a
+    reader's dashboard equals the one a fresh open draws."""
+    from services.router.stores import index as index_module
+
+    monkeypatch.setattr(index_module, "MAX_PENDING", 3)
+    writer = open_store(directory)
+    ids = [writer.upsert(item(f"k{i}", title=f"t{i}", service=f"svc{i % 3}"), actor="test").item["id"]
+           for i in range(8)]
+    reader = open_store(directory)
+    reader.get(ids[0])  # eight new items: nothing superseded, so nothing folded in yet
+    assert len(reader.index._pending) == 8
+    for item_id in ids[:5]:  # five superseded versions: past the cap, folded in on the reader's refresh
+        writer.set_status(item_id, Status.IN_PROGRESS, actor="test")
+    reader.get(ids[0])
+    assert len(reader.index._pending) < 5
+    fresh = open_store(directory)
+    assert reader.dashboard("prod") == fresh.dashboard("prod") == writer.dashboard("prod")
+    for s in (writer, reader, fresh):
+        s.close()

@@ -27,6 +27,7 @@ RECORD_FIELDS: tuple[str, ...] = (
 Action = Literal["created", "updated", "unchanged"]
 
 # Fields an upsert may change on an existing item (DESIGN §4); everything else is kept.
+OPEN = Status.OPEN.value
 UPDATABLE_FIELDS: tuple[str, ...] = ("title", "description", "evidence_refs", "tags", "meta")
 
 
@@ -51,7 +52,7 @@ def make_event(
         "id": new_id("ev_"),
         "item_id": item["id"],
         "ts": iso_z(now),
-        "type": kind.value,
+        "type": kind._value_,  # the plain attribute: ``.value`` is a descriptor call, per event
         "actor": actor,
         "message": message,
         "meta": meta,
@@ -76,13 +77,13 @@ def plan_upsert(
             "category": inp.category,
             "title": inp.title,
             "description": inp.description,
-            "priority": inp.priority.value,
-            "status": Status.OPEN.value,
+            "priority": inp.priority._value_,  # ``_value_``: ``.value`` costs a descriptor call
+            "status": OPEN,
             "owner": inp.owner or fallback_owner,
             "due_date": inp.due_date.isoformat() if inp.due_date else None,
             "created_at": stamp,
             "updated_at": stamp,
-            "source": inp.source.value,
+            "source": inp.source._value_,
             "dedupe_key": dedupe_key_of(inp),
             "evidence_refs": list(inp.evidence_refs),
             "tags": list(inp.tags),

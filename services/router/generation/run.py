@@ -12,10 +12,8 @@ never as a lost or doubled item).
 
 from __future__ import annotations
 
-import gc
 import itertools
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -48,6 +46,7 @@ from services.router.generation.plan import (
 )
 from services.router.policy import BacklogPolicy
 from services.router.stores.base import BacklogStore, UpsertRequest
+from services.router.stores.gc_pause import gc_paused
 
 # How far back a closed item can end a streak that an older active item would continue.
 MAX_GAP_WEEKS = 106
@@ -233,26 +232,6 @@ def active_items(store: BacklogStore, env: str) -> list[Record]:
         if page.next_cursor is None:
             return found
         cursor = page.next_cursor
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Keep the cyclic garbage collector out of a generation run.
-
-    A run builds a few hundred thousand containers that live until it ends (candidates, plan
-    entries, items, the store's new records) and none of them form cycles, so reference counting
-    frees them all. The collector would still take each batch of them for heap growth and walk
-    the whole heap — the store's index included — several times per run: more than half of a
-    5k-service run went there. Collection resumes when the run ends (not if it was already off).
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def skipped(env: str, *, dry_run: bool, reason: str) -> dict[str, Any]:

@@ -17,6 +17,10 @@ from services.router.domain.enums import CLOSED_STATUSES
 from services.router.stores.insight_cache import InsightCache
 
 INTERNED_FIELDS = ("env", "service", "category", "status", "priority", "owner", "source", "due_date")
+# Superseded versions the pending list may keep alive before it is folded into the aggregates.
+# Only those count: a new item's entry holds nothing the index does not hold already, so a cold
+# open of any size leaves the aggregates to the first dashboard (at 50k items and more it used to
+# fold them in during the open: the open grew faster than the file).
 MAX_PENDING = 50_000
 
 
@@ -35,6 +39,7 @@ class ItemIndex:
         self._aggregates = BacklogAggregates()
         self._insight = InsightCache(self._events_as_of)
         self._pending: list[tuple[Record | None, Record | None]] = []
+        self._superseded = 0  # entries of ``_pending`` holding a replaced or removed record
         self._order: list[str] = []
         self._order_dirty = False
 
@@ -52,7 +57,7 @@ class ItemIndex:
         return self._insight
 
     def _flush(self) -> None:
-        pending, self._pending = self._pending, []
+        pending, self._pending, self._superseded = self._pending, [], 0
         aggregates = self._aggregates
         for old, new in pending:
             if old is not None:
@@ -70,6 +75,7 @@ class ItemIndex:
         self._aggregates.clear()
         self._insight.clear()
         self._pending.clear()
+        self._superseded = 0
         self._order.clear()
         self._order_dirty = False
 
@@ -82,6 +88,7 @@ class ItemIndex:
         """
         items, by_key, order, pending, accepted = self.items, self.by_key, self._order, self._pending, self.accepted
         last = order[-1] if order else ""
+        superseded = 0
         shared = sys.intern
         for record in records:
             if intern:
@@ -92,6 +99,7 @@ class ItemIndex:
             item_id = record["id"]
             old = items.get(item_id)
             if old is not None:
+                superseded += 1
                 if old["dedupe_key"] != record["dedupe_key"] and by_key.get(old["dedupe_key"]) == item_id:
                     del by_key[old["dedupe_key"]]
             else:
@@ -107,7 +115,8 @@ class ItemIndex:
             items[item_id] = record
             by_key[record["dedupe_key"]] = item_id
             pending.append((old, record))
-        if len(pending) > MAX_PENDING:
+        self._superseded += superseded
+        if self._superseded > MAX_PENDING:
             self._flush()
 
     def put_event(self, event: Record) -> None:
@@ -121,6 +130,7 @@ class ItemIndex:
         self._insight.forget_trends()  # its events go now: its rows could not be taken away later
         if record is not None:
             self._pending.append((record, None))
+            self._superseded += 1
             if self.by_key.get(record["dedupe_key"]) == item_id:
                 del self.by_key[record["dedupe_key"]]
             self._order_dirty = True

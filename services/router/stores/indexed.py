@@ -119,8 +119,8 @@ class IndexedStore:
     def _apply(self, changes: Sequence[Change], events: Sequence[Record]) -> None:
         for event in events:
             self.index.put_event(event)
-        for change in changes:
-            self.index.put_items((change.item,))
+        if changes:  # one call for a batch (a generation run writes thousands)
+            self.index.put_items([change.item for change in changes])
 
     # -- reads ---------------------------------------------------------------
     @reading

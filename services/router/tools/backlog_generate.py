@@ -32,8 +32,9 @@ from services.router.generation.digest import NO_PLATFORM_DIGEST, NO_RISK_DIGEST
 from services.router.generation.digest_lookup import Ignored, Lookup, find_platform_digest, find_risk_digest
 from services.router.generation.facts import daily_facts, weekly_facts
 from services.router.generation.records import record_last_generation
-from services.router.generation.run import gc_paused, generate, skipped
+from services.router.generation.run import generate, skipped
 from services.router.policy import BacklogPolicy
+from services.router.stores.gc_pause import gc_paused
 from services.router.tools.acceptance_expiry import expire_acceptances
 from services.router.tools.context import ToolContext
 from services.router.tools.registry import ToolRegistry
