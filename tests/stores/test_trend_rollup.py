@@ -117,9 +117,11 @@ def test_another_store_writing_invalidates_what_this_one_kept(twin: Twin,
 
 
 def test_cleanup_removes_closed_items_from_every_kept_week(twin: Twin, backend: str) -> None:
-    if backend == "auto-degraded":
-        pytest.skip("cleanup waits for Postgres while the Auto store is degraded")
     twin.clock.set(NOW + timedelta(days=30))
+    if backend == "auto-degraded":  # cleanup waits for Postgres: nothing removed, the weeks unchanged
+        assert twin.store.cleanup(40) == 0
+        twin.check()
+        return
     assert twin.store.cleanup(40) == twin.memory.cleanup(40) > 0
     twin.check()
 
