@@ -149,10 +149,7 @@ class ItemIndex:
     def events_of(self, item_id: str) -> builtins.list[Record]:
         """Events whose item change has landed (an event is written before its item line)."""
         item = self.items.get(item_id)
-        if item is None:
-            return []
-        rev = item["rev"]
-        return [e for e in self.item_events.get(item_id, ()) if (e.get("item_rev") or 0) <= rev]
+        return self._events_as_of(item) if item is not None else []
 
     def _events_as_of(self, record: Record) -> builtins.list[Record]:
         """The events of one version of a record (its ``rev``): a superseded version's, too."""
