@@ -150,3 +150,23 @@ def test_the_token_is_in_no_error_repr_or_log_line(fake: FakeGitHub, caplog: pyt
              repr(adapter.config), repr(adapter._auth), caplog.text]  # type: ignore[attr-defined]
     assert "echoing your header: Bearer ***" in echoed.value.reason
     assert all(canary not in text for text in shown)
+
+
+def test_a_session_cookie_is_never_kept_every_request_carries_the_token(fake: FakeGitHub) -> None:
+    """Trackers set session cookies (Redmine, Jira); the adapters keep none (``http.NoCookies``)."""
+    sent: list[httpx.Request] = []
+
+    def with_cookie(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        answer = fake.handle(request)
+        answer.headers["set-cookie"] = "_session=abc123; path=/"
+        return answer
+
+    cfg = config("github", fake_github.API, "acme/platform")
+    adapter = build_adapter("gh", cfg, transport=httpx.MockTransport(with_cookie),
+                            environ={TOKEN_ENV: fake_github.TOKEN}, clock=FixedClock(NOW))
+    for _ in range(2):
+        adapter.get(KEY)  # type: ignore[attr-defined]
+    assert len(sent) == 2
+    assert all("cookie" not in r.headers for r in sent)
+    assert all(r.headers["authorization"] == f"Bearer {fake_github.TOKEN}" for r in sent)
