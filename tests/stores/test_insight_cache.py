@@ -8,13 +8,17 @@ a cleanup, lines another process appended, and the date moving on.
 
 from __future__ import annotations
 
+import gc
+import weakref
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 
 from services.router.clock import FixedClock
 from services.router.stores import insight_cache
 from services.router.stores.base import BacklogStore
+from services.router.stores.jsonl import JsonlBacklogStore
 from tests.conftest import StoreFactory
 from tests.stores.test_trends_contract import ACTIVE, Model, history
 
@@ -170,3 +174,20 @@ def test_a_bulk_change_recomputes_instead(store: BacklogStore, clock: FixedClock
     check(store, model)
     close(model, sorted(model.items)[-1])
     check(store, model)
+
+
+def test_a_dropped_store_is_freed_at_once_with_its_kept_rows(tmp_path: Path, clock: FixedClock) -> None:
+    """The index and its insight cache hold no reference cycle: a JSONL store dropped after
+    trends were asked for frees its whole index as the last reference goes, not at some later
+    full collection (a router reopening stores, or a benchmark, would otherwise pile them up)."""
+    store = JsonlBacklogStore(tmp_path / "backlog", clock=clock)
+    model = backlog(store, clock)
+    check(store, model)  # the cache is active: problems and trends entries kept
+    index = weakref.ref(store.index)
+    store.close()
+    gc.disable()
+    try:
+        del store, model
+        assert index() is None
+    finally:
+        gc.enable()

@@ -37,7 +37,7 @@ class ItemIndex:
         self.item_events: dict[str, list[Record]] = {}
         self.accepted: set[str] = set()  # ids of items whose ``accepted`` is set (any status)
         self._aggregates = BacklogAggregates()
-        self._insight = InsightCache(self._events_as_of)
+        self._insight = InsightCache()
         self._pending: list[tuple[Record | None, Record | None]] = []
         self._superseded = 0  # entries of ``_pending`` holding a replaced or removed record
         self._order: list[str] = []
@@ -65,7 +65,7 @@ class ItemIndex:
             if new is not None:
                 aggregates.add(new)
         if pending and self._insight.active:  # idle until problems or trends are first asked for
-            self._insight.changes(pending, len(self.items))
+            self._insight.changes(pending, len(self.items), self._events_as_of)
 
     def clear(self) -> None:
         self.items.clear()

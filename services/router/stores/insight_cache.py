@@ -107,6 +107,11 @@ class EnvProblems:
         self.dirty.clear()
 
 
+def rows_of(weeks: Sequence[Week], record: Record, events: Sequence[Record]) -> list[Record]:
+    """One version of one record's share of the rows, with the events it had then."""
+    return weekly_trends(weeks, (record,), lambda _: events)
+
+
 class TrendEntry:
     """The rows of one scope for one run of weeks, kept equal to ``weekly_trends`` of its items."""
 
@@ -123,8 +128,9 @@ class TrendEntry:
 class InsightCache:
     """Problems per env and trends per scope; idle (changes ignored) until first asked."""
 
-    def __init__(self, events_of: EventsOf) -> None:
-        self._events_of = events_of  # a record's events as of that version (its ``rev``)
+    def __init__(self) -> None:
+        # No reference back to the index (its events are passed in with each change): a cycle
+        # would keep a closed store's whole index alive until a full collection.
         self._problems: dict[str, EnvProblems] | None = None
         self._trends: dict[TrendKey, TrendEntry] = {}
 
@@ -140,8 +146,10 @@ class InsightCache:
         """Items are going with their events (cleanup): their old rows can no longer be computed."""
         self._trends.clear()
 
-    def changes(self, pending: Sequence[tuple[Record | None, Record | None]], items: int) -> None:
-        """Record changes in the order the index saw them (``items``: how many it holds now).
+    def changes(self, pending: Sequence[tuple[Record | None, Record | None]], items: int,
+                events_of: EventsOf) -> None:
+        """Record changes in the order the index saw them (``items``: how many it holds now;
+        ``events_of``: a record's events as of that version, its ``rev``).
 
         A change costs each trends entry its item's rows; past a share of the items (a bulk
         import, a long-idle reader catching up) recomputing an entry on its next call is cheaper.
@@ -149,9 +157,9 @@ class InsightCache:
         if self._trends and len(pending) * len(self._trends) > max(BULK_CHANGES, items // 20):
             self._trends.clear()
         for old, new in pending:
-            self.change(old, new)
+            self.change(old, new, events_of)
 
-    def change(self, old: Record | None, new: Record | None) -> None:
+    def change(self, old: Record | None, new: Record | None, events_of: EventsOf) -> None:
         """One record's change (None: absent before / removed), in the order the index saw them."""
         if self._problems is not None:
             if old is not None and old["status"] in ACTIVE_STATUSES:
@@ -166,12 +174,7 @@ class InsightCache:
         for entry in self._trends.values():
             for record, sign in ((old, -1), (new, +1)):
                 if record is not None and entry.covers(record):
-                    add_rows(entry.rows, self._rows_of(entry.weeks, record), sign)
-
-    def _rows_of(self, weeks: Sequence[Week], record: Record) -> list[Record]:
-        """One version of one record's share of the rows, with the events it had then."""
-        events = self._events_of(record)
-        return weekly_trends(weeks, (record,), lambda _: events)
+                    add_rows(entry.rows, rows_of(entry.weeks, record, events_of(record)), sign)
 
     def problems(self, items: Iterable[Record], env: str, service: str | None, today: date) -> list[Record]:
         """Rows of ``env`` (of one ``service`` if given; shared: callers read them, never change
