@@ -118,8 +118,8 @@ WHERE {{scope}} AND i.status IN {{active}} AND i.created_at < %(end)s AND NOT {B
 """
 
 # The warm call in one statement, so one round trip and one snapshot: the stored rows of the
-# completed weeks, each with the probe of its mark (none: the statement reads no events), and the
-# current week (``CURRENT``) on every row — on a row of NULLs alone when no week is stored.
+# completed weeks, each with the probe of its mark, and the current week (``CURRENT``) on every
+# row — beside NULLs on a single row when no week is stored (no marks: no event is probed).
 WARM = f"""
 WITH kept AS MATERIALIZED (
     SELECT week_start, opened, closed, open_at_end, overdue_at_end, p0_open_at_end, events_mark, generation,
