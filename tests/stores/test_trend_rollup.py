@@ -136,6 +136,13 @@ def test_a_clock_moved_back_serves_no_week_that_has_not_ended(twin: Twin) -> Non
     twin.check()
 
 
+def test_a_clock_behind_the_data_counts_the_current_week_in_full(twin: Twin) -> None:
+    twin.clock.set(datetime(2026, 11, 18, 12, tzinfo=UTC))  # W47 has not ended; W48's changes lie after it
+    twin.check()  # (on Postgres: W36 computed and stored, the kept weeks from W37 on still exact)
+    twin.create("behind-1", priority="P0", due=date(2026, 11, 1))  # after W46's end: no kept week stale
+    twin.check()  # the current week: the items active at its end, not the items active now
+
+
 # -- Postgres: the rollup itself -----------------------------------------------------------------
 def dsn_of(store: BacklogStore) -> str:
     dsn = getattr(store, "dsn", None)
@@ -210,3 +217,32 @@ def test_kept_weeks_move_to_a_new_mark_after_many_writes(twin: Twin, monkeypatch
     twin.create("late-after-advance")  # still seen after the mark moved
     twin.clock.set(NOW)
     twin.check()
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_a_warm_call_is_one_statement(twin: Twin, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kept weeks still exact: their rows, the events since their marks and the current week come
+    in one statement (one round trip, one snapshot)."""
+    twin.clock.advance(hours=1)
+    twin.create("warm-1", priority="P0")  # a write this week: the kept weeks stay exact
+    kept = rollup(twin.store)
+    sent: list[str] = []
+    execute, executemany = psycopg.Cursor.execute, psycopg.Cursor.executemany
+
+    def counted(cur: psycopg.Cursor[object], query: object, *args: object, **kwargs: object) -> object:
+        if str(query).strip():  # (the pool's ping of an idle connection is the empty query)
+            sent.append(str(query))
+        return execute(cur, query, *args, **kwargs)  # type: ignore[arg-type]
+
+    def counted_many(cur: psycopg.Cursor[object], query: object, *args: object, **kwargs: object) -> None:
+        sent.append(str(query))
+        executemany(cur, query, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+    monkeypatch.setattr(psycopg.Cursor, "executemany", counted_many)
+    for env, service, weeks in SCOPES:
+        sent.clear()
+        assert twin.store.trends(env, service, weeks) == twin.memory.trends(env, service, weeks)
+        assert len(sent) == 1, (env, service, sent)
+    monkeypatch.undo()
+    assert rollup(twin.store) == kept

@@ -191,10 +191,11 @@ class PgConnections:
                         conn.execute("ROLLBACK")
                 raise
 
-    def read(self, sql: str, params: Any = None) -> builtins.list[dict[str, Any]]:
-        """A single-statement read: one round trip on an autocommit connection."""
+    def read(self, sql: str, params: Any = None, *, prepare: bool | None = None) -> builtins.list[dict[str, Any]]:
+        """A single-statement read: one round trip on an autocommit connection. ``prepare`` as
+        psycopg takes it (None: prepared once run 5 times on the connection; False: never)."""
         with self.conn() as conn, conn.cursor(row_factory=dict_row) as cur:
-            return cur.execute(sql, params).fetchall()
+            return cur.execute(sql, params, prepare=prepare).fetchall()
 
     @property
     def dsn(self) -> str:

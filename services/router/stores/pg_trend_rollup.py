@@ -22,6 +22,10 @@ Without the lock in time, the weeks are computed and served but not stored.
 The current, incomplete week is computed live: when no state event lies after its end (the
 clock is not behind the data) its week-end counts are those of the active items now, read from
 the partial active indexes; otherwise the full statement of ``pg_trends`` for that week.
+
+The warm call (every stored row still exact) is one statement, ``WARM``: the stored rows, the
+probe of their marks and the current week in one round trip and one snapshot, and prepared: at
+100k items, parsing and planning it took as long as running it (issue 22).
 """
 
 from __future__ import annotations
@@ -46,29 +50,26 @@ MARK_LOCK = "LOCK TABLE backlog_events IN SHARE MODE"
 MARK = ("SELECT coalesce((SELECT max(seq) FROM backlog_events), 0) AS mark, "
         "coalesce((SELECT generation FROM backlog_trend_generation), 0) AS generation")
 
-ROWS = """
-SELECT week_start, opened, closed, open_at_end, overdue_at_end, p0_open_at_end, events_mark, generation,
-       coalesce((SELECT generation FROM backlog_trend_generation), 0) AS current_generation
-FROM backlog_trend_weeks WHERE env = %(env)s AND service = %(service)s AND week_start = ANY(%(starts)s::timestamptz[])
-"""
-
-# For each mark: over the events written after it, the earliest ts, how many, and whether a state
-# event among them was written after a state event of the same item with a later ts. (``new``,
-# read once from the oldest mark on, is materialized: it is referenced more than once.)
-PROBE = f"""
-WITH marks AS (SELECT DISTINCT unnest(%(marks)s::bigint[]) AS mark),
+# For each mark (the rows of ``marks``): over the events written after it, the earliest ts, how
+# many, and whether a state event among them was written after a state event of the same item with
+# a later ts. (``new``, read once from the oldest mark on, is materialized: it is referenced more
+# than once.)
+PROBES = f"""
 new AS (SELECT seq, item_id, ts, type FROM backlog_events WHERE seq > (SELECT min(mark) FROM marks)),
 disorder AS (
     SELECT n.seq FROM new n
     WHERE n.type IN {STATE_EVENTS_SQL}
       AND EXISTS (SELECT 1 FROM backlog_events o WHERE o.item_id = n.item_id AND o.type IN {STATE_EVENTS_SQL}
                   AND o.ts > n.ts AND o.seq < n.seq)
+),
+probes AS MATERIALIZED (
+    SELECT m.mark, (SELECT min(ts) FROM new WHERE seq > m.mark) AS earliest,
+           (SELECT count(*) FROM new WHERE seq > m.mark) AS new_events,
+           EXISTS (SELECT 1 FROM disorder d WHERE d.seq > m.mark) AS disorder
+    FROM marks m
 )
-SELECT m.mark, (SELECT min(ts) FROM new WHERE seq > m.mark) AS earliest,
-       (SELECT count(*) FROM new WHERE seq > m.mark) AS new_events,
-       EXISTS (SELECT 1 FROM disorder d WHERE d.seq > m.mark) AS disorder
-FROM marks m
 """
+PROBE = f"WITH marks AS (SELECT DISTINCT unnest(%(marks)s::bigint[]) AS mark), {PROBES} SELECT * FROM probes"
 
 STORE = """
 INSERT INTO backlog_trend_weeks (env, service, week_start, opened, closed, open_at_end, overdue_at_end,
@@ -94,21 +95,42 @@ INSERT INTO backlog_trend_generation AS g (one, generation) VALUES (true, 1)
 ON CONFLICT (one) DO UPDATE SET generation = g.generation + 1
 """
 
-# The week that has not ended: zero rows when a state event lies after its end (then the full
-# statement of pg_trends is run for it).
-CURRENT = """
-SELECT (SELECT count(*) FROM backlog_items i WHERE {scope} AND i.created_at >= %(start)s AND i.created_at < %(end)s)
+# The week that has not ended, from the active items now; ``behind`` when a state event lies after
+# its end (the clock is behind the data: the counts are then 0, and the full statement of
+# pg_trends is run for it). ``BEHIND`` is the first state event from the week's end on in ts
+# order, so that any plan of it, the generic one too, walks ``backlog_events_ts_idx`` from the
+# end: an EXISTS planned without the bound was a sequential scan of the events (70 ms at 500k).
+BEHIND = ("(SELECT e.ts FROM backlog_events e WHERE e.ts >= %(end)s AND e.type IN {state_events} "
+          "ORDER BY e.ts LIMIT 1) IS NOT NULL")
+CURRENT = f"""
+SELECT (SELECT count(*) FROM backlog_items i WHERE {{scope}} AND i.created_at >= %(start)s AND i.created_at < %(end)s)
            AS opened,
        (SELECT count(*) FROM backlog_events e JOIN backlog_items i ON i.id = e.item_id
          WHERE e.type = 'status_changed' AND (e.meta->>'to') IN ('done', 'canceled')
-           AND e.ts >= %(start)s AND e.ts < %(end)s AND {scope}) AS closed,
+           AND e.ts >= %(start)s AND e.ts < %(end)s AND {{scope}}) AS closed,
        count(*) AS open_at_end,
        count(*) FILTER (WHERE i.due_date IS NOT NULL AND greatest(i.due_date, i.accepted_hold) < %(sunday)s::date)
            AS overdue_at_end,
-       count(*) FILTER (WHERE i.priority = 'P0') AS p0_open_at_end
+       count(*) FILTER (WHERE i.priority = 'P0') AS p0_open_at_end,
+       {BEHIND} AS behind
 FROM backlog_items i
-WHERE {scope} AND i.status IN {active} AND i.created_at < %(end)s
-  AND NOT EXISTS (SELECT 1 FROM backlog_events e WHERE e.ts >= %(end)s AND e.type IN {state_events})
+WHERE {{scope}} AND i.status IN {{active}} AND i.created_at < %(end)s AND NOT {BEHIND}
+"""
+
+# The warm call in one statement, so one round trip and one snapshot: the stored rows of the
+# completed weeks, each with the probe of its mark, and the current week (``CURRENT``) on every
+# row — beside NULLs on a single row when no week is stored (no marks: no event is probed).
+WARM = f"""
+WITH kept AS MATERIALIZED (
+    SELECT week_start, opened, closed, open_at_end, overdue_at_end, p0_open_at_end, events_mark, generation,
+           coalesce((SELECT generation FROM backlog_trend_generation), 0) AS current_generation
+    FROM backlog_trend_weeks
+    WHERE env = %(key_env)s AND service = %(key_service)s AND week_start = ANY(%(starts)s::timestamptz[])
+),
+marks AS (SELECT DISTINCT events_mark AS mark FROM kept),
+{PROBES},
+current ({", ".join(f"now_{name}" for name in COUNTS)}, behind) AS ({{current}})
+SELECT c.*, k.*, p.* FROM current c LEFT JOIN (kept k JOIN probes p ON p.mark = k.events_mark) ON true
 """
 
 
@@ -122,9 +144,13 @@ def scope_sql(env: str | None, service: str | None) -> str:
                          *(["i.service = %(service)s"] if service is not None else [])])
 
 
-def current_query(env: str | None, service: str | None, week: Week) -> tuple[str, dict[str, Any]]:
-    sql = CURRENT.format(scope=scope_sql(env, service), active=ACTIVE_SQL, state_events=STATE_EVENTS_SQL)
-    return sql, {"env": env, "service": service, "start": week.start, "end": week.end, "sunday": week.last_day}
+def warm_query(env: str | None, service: str | None, done: list[Week], week: Week) -> tuple[str, dict[str, Any]]:
+    """``WARM`` for a scope: the stored rows of ``done`` and the current ``week``."""
+    current = CURRENT.format(scope=scope_sql(env, service), active=ACTIVE_SQL, state_events=STATE_EVENTS_SQL)
+    key = scope_key(env, service)
+    return WARM.format(current=current), {
+        "key_env": key[0], "key_service": key[1], "starts": [w.start for w in done], "env": env,
+        "service": service, "start": week.start, "end": week.end, "sunday": week.last_day}
 
 
 def valid_rows(rows: list[dict[str, Any]], probes: list[dict[str, Any]]) -> dict[datetime, dict[str, int]]:
@@ -154,10 +180,12 @@ def store_rows(key: tuple[str, str], weeks: list[Week], counts: list[dict[str, A
 def trends(db: PgConnections, now: datetime, env: str | None, service: str | None,
            weeks: list[Week]) -> list[dict[str, Any]]:
     """``domain.trends`` rows for ``weeks``: completed weeks from the rollup (stale or missing ones
-    computed in one statement from the first of them on, and stored), the current week live."""
+    computed in one statement from the first of them on, and stored), the current week live.
+    With every stored row exact, the call is the one statement ``WARM``."""
     key = scope_key(env, service)
     done = [w for w in weeks if parse_utc(w.end) <= now]
-    kept = _kept(db, key, done) if done else {}
+    rows, current = _warm(db, env, service, done, weeks[-1])
+    kept = _kept(db, key, done, rows)
     missing = [i for i, w in enumerate(done) if parse_utc(w.start) not in kept]
     out = empty_rows(weeks)
     for row, week in zip(out, weeks, strict=True):
@@ -173,20 +201,31 @@ def trends(db: PgConnections, now: datetime, env: str | None, service: str | Non
             with db.tx() as conn, conn.cursor() as cur:
                 cur.executemany(STORE, stored)
     elif len(done) < len(weeks):
-        out[-1].update(_current(db, env, service, weeks[-1]))
+        if current is None:  # the clock is behind the data: the current week in full
+            current = _live(db, env, service, weeks[-1:])[0]
+        out[-1].update({name: int(current[name]) for name in COUNTS})
     return out
 
 
-def _kept(db: PgConnections, key: tuple[str, str], done: list[Week]) -> dict[datetime, dict[str, int]]:
-    """The stored rows of ``done`` still exact; when many events were written since their marks,
-    those rows move to a new mark (so the probe stays short)."""
-    scope = {"env": key[0], "service": key[1], "starts": [w.start for w in done]}
-    with db.conn() as conn, conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(ROWS, scope).fetchall()
-        if not rows:
-            return {}
-        marks = {"marks": sorted({int(r["events_mark"]) for r in rows})}
-        probes = cur.execute(PROBE, marks).fetchall()
+def _warm(db: PgConnections, env: str | None, service: str | None, done: list[Week],
+          week: Week) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
+    """``WARM``: the stored rows of ``done``, each with its mark's probe, and the counts of the
+    current ``week`` (None when the clock is behind the data)."""
+    sql, params = warm_query(env, service, done, week)
+    # Prepared from the first call: parsing and planning this statement took about as long as
+    # running it (1.3 ms of 3 ms at 100k items). Its generic plan, which the server may settle on
+    # after five runs, is its custom one (see ``BEHIND``).
+    fetched = db.read(sql, params, prepare=True)
+    first = fetched[0]
+    current = None if first["behind"] else {name: int(first[f"now_{name}"]) for name in COUNTS}
+    return [r for r in fetched if r["week_start"] is not None], current
+
+
+def _kept(db: PgConnections, key: tuple[str, str], done: list[Week],
+          rows: list[dict[str, Any]]) -> dict[datetime, dict[str, int]]:
+    """The stored ``rows`` (of ``WARM``: each carries its mark's probe) still exact; when many
+    events were written since their marks, those rows move to a new mark (so the probe stays short)."""
+    probes = list({int(r["mark"]): r for r in rows}.values())
     kept = valid_rows(rows, probes)
     if not kept or max(int(p["new_events"]) for p in probes) < ADVANCE_AFTER:
         return kept
@@ -195,10 +234,11 @@ def _kept(db: PgConnections, key: tuple[str, str], done: list[Week]) -> dict[dat
         return kept
     with db.conn() as conn, conn.cursor(row_factory=dict_row) as cur:
         # again, now that every event up to the new mark is committed and visible
-        kept = valid_rows(rows, cur.execute(PROBE, marks).fetchall())
+        kept = valid_rows(rows, cur.execute(PROBE, {"marks": sorted(int(p["mark"]) for p in probes)}).fetchall())
         if kept:
             starts = [w.start for w in done if parse_utc(w.start) in kept]
-            cur.execute(ADVANCE, {**scope, "starts": starts, "mark": marked[0], "generation": marked[1]})
+            cur.execute(ADVANCE, {"env": key[0], "service": key[1], "starts": starts, "mark": marked[0],
+                                  "generation": marked[1]})
     return kept
 
 
@@ -227,13 +267,3 @@ def _live(db: PgConnections, env: str | None, service: str | None, weeks: list[W
         conn.execute(pg_trends.TRENDS_SETTINGS)
         rows = cur.execute(sql, params).fetchall()
     return pg_trends.trend_rows(weeks, rows)
-
-
-def _current(db: PgConnections, env: str | None, service: str | None, week: Week) -> dict[str, int]:
-    """The week that has not ended, from the active items now (``CURRENT``), else computed in full."""
-    sql, params = current_query(env, service, week)
-    rows = db.read(sql, params)
-    if rows:
-        return {name: int(rows[0][name]) for name in COUNTS}
-    full = _live(db, env, service, [week])[0]
-    return {name: int(full[name]) for name in COUNTS}
