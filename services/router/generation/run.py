@@ -43,6 +43,7 @@ from services.router.generation.plan import (
     build_plan,
     generated_week,
     index_history,
+    summarize,
 )
 from services.router.policy import BacklogPolicy
 from services.router.stores.base import BacklogStore, UpsertRequest
@@ -185,10 +186,10 @@ def _generate(
     rows: list[tuple[PlanEntry, Record | None]] = (
         [(e, None) for e in plan.entries] if dry_run else apply_plan(store, plan, actor=actor)
     )
-    counts = Plan([e for e, _ in rows], plan.cap).counts()
+    counts, items = summarize(rows)
     result: dict[str, Any] = {
         "env": facts.env, "week": facts.week, "digest": facts.file, "stale_digest": is_stale(facts, today),
-        "dry_run": dry_run, **counts, "items": [e.summary(record) for e, record in rows],
+        "dry_run": dry_run, **counts, "items": items,
     }
     if facts.day is not None:
         result["date"] = facts.day.isoformat()
