@@ -93,6 +93,8 @@ def _read_and_generate(ctx: ToolContext, p: GenerateParams, policy: BacklogPolic
         raise DigestMissing(missing, env=p.env, digest_file=found.name, digest_envs=sorted(found.digest.envs),
                             ignored_files=ignored)
     facts = daily_facts(found, p.env) if daily else weekly_facts(found, p.env)
+    del lookup, found  # what generation reads is in ``facts``: the digest's other models go now, not
+    # after the run (their memory is reused, still warm, by the candidates and the plan)
     expire_acceptances(ctx, dry_run=p.dry_run)  # suppression then sees what is accepted now
     result = generate(ctx.store, policy, facts, today=today, actor=ctx.actor, dry_run=p.dry_run,
                       owner_for=ctx.owner_for, reports_dir=ctx.settings.reports_dir)
