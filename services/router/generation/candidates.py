@@ -25,7 +25,7 @@ from typing import Any
 from services.router.domain.dedupe import generated_key
 from services.router.domain.enums import PRIORITY_RANK, Priority
 from services.router.domain.models import ItemInput, meta_problem
-from services.router.generation.drafts import CandidateText, Draft, RunCategory, RunParts, ServiceBlocks
+from services.router.generation.drafts import CandidateText, RunCategory, RunParts, ServiceBlocks, write
 from services.router.generation.facts import DigestFacts
 from services.router.generation.wording import Trigger
 from services.router.policy import BacklogPolicy
@@ -57,7 +57,9 @@ class Candidate:
     week: str
     triggers: tuple[Trigger, ...]
     tags: tuple[str, ...]
-    text: CandidateText | Draft
+    text: CandidateText | None  # None until first read, then written from these two:
+    blocks: ServiceBlocks  # the service's parts of the text
+    parts: RunCategory  # the category's
 
     @property
     def why(self) -> str:
@@ -67,8 +69,9 @@ class Candidate:
 
     def written(self) -> CandidateText:
         text = self.text
-        if isinstance(text, Draft):
-            text = self.text = text.write(self.triggers, self.owner, self.owner_reason, self.dedupe_key)
+        if text is None:
+            text = self.text = write(self.blocks, self.parts, self.triggers, self.owner, self.owner_reason,
+                                     self.dedupe_key)
         return text
 
     @property
@@ -175,7 +178,7 @@ def build_candidates(facts: DigestFacts, policy: BacklogPolicy, today: date,
                 key_head = f"{prefix}:{week}:{env}:"
             drafts.append(Candidate(
                 0, env, service, cat.name, cat.priority, cat.due_date, owner, owner_reason, s.score, score_name,
-                f"{key_head}{service}:{cat.name}", source, week, found, tags, Draft(blocks, cat),
+                f"{key_head}{service}:{cat.name}", source, week, found, tags, None, blocks, cat,
             ))
     ranked = _in_rank_order(drafts)
     for rank, candidate in enumerate(ranked, 1):

@@ -3,7 +3,7 @@
 A large digest yields thousands of candidates. Everything that is the same for every service
 of a run (``RunParts``), for every service of a category (``RunCategory``, ``RunRule``) and for
 every category of a service (``ServiceBlocks``) is worked out once, and a candidate's text is
-assembled from those parts only when it is first read (``Draft``). The parts are checked against
+assembled from those parts only when it is first read (``write``). The parts are checked against
 the domain's limits as they are made (``CandidateText.checked``), so the item request is built
 without a second validation pass — with the same limits ``domain.models`` declares, imported here.
 ``tests/generation/test_fast_paths.py`` spells out the plain text each candidate must equal.
@@ -134,51 +134,44 @@ class RunParts:
                        and _key_part(prefix) and _key_part(facts.week) and "\x00" not in self.head)
 
 
-class Draft:
-    """A candidate whose text is not written yet: the service's and the category's parts."""
-
-    __slots__ = ("blocks", "category")
-
-    def __init__(self, blocks: ServiceBlocks, category: RunCategory) -> None:
-        self.blocks = blocks
-        self.category = category
-
-    def write(self, found: tuple[Trigger, ...], owner: str, owner_reason: str, dedupe_key: str) -> CandidateText:
-        """The candidate's text, assembled from parts shared across services and categories."""
-        blocks, cat = self.blocks, self.category
-        if blocks.head is None:
-            blocks.prepare()
-        run, s = blocks.run, blocks.facts
-        if len(found) == 1:
-            t = found[0]
-            lines, kinds = f"- {t.text}{cat.rule_suffix}", SIGNAL_KINDS.get(t.signal, NO_KINDS)
-            comma, values, rules = t.text, {t.signal: t.value}, [t.rule]
-        else:
-            lines = "\n".join([f"- {t.text}{cat.rule_suffix}" for t in found])
-            kinds = frozenset().union(*[SIGNAL_KINDS.get(t.signal, NO_KINDS) for t in found])
-            comma = ", ".join([t.text for t in found])
-            values = {t.signal: t.value for t in found}
-            rules = [t.rule for t in found]
-        tail, refs, refs_ok, urls = blocks.by_kinds.get(kinds) or blocks.evidence(kinds)
-        meta: dict[str, Any] = {
-            "digest": run.file, "digest_week": run.week, run.score_name: s.score, "band": s.band,
-            "signals": values, "rules": rules, "owner_reason": owner_reason, "policy_owner": owner,
-        }
-        if run.day is not None:
-            meta["digest_date"] = run.day
-        if urls:
-            meta["evidence_urls"] = dict(urls)  # the item page links each ref where the digest gave a URL
-        description = f"{blocks.head}{lines}{tail}{cat.policy_tail}"
-        if len(description) > MAX_TEXT:
-            description = clip(description, MAX_TEXT)
-        title = f"{cat.title_head}{blocks.title_part}{comma}"
-        if len(title) > MAX_TITLE:
-            title = clip(title, MAX_TITLE)
-        # the parts were checked once (run, category, service, evidence); the trigger texts are
-        # in ``comma``, which also ends the title (unless clipped, when it ends with "…")
-        checked = (blocks.ok and refs_ok and cat.ok and len(dedupe_key) <= MAX_DEDUPE_KEY and "\x00" not in comma
-                   and not comma[-1].isspace())
-        return CandidateText(title, description, refs, meta, checked)
+def write(blocks: ServiceBlocks, cat: RunCategory, found: tuple[Trigger, ...], owner: str, owner_reason: str,
+          dedupe_key: str) -> CandidateText:
+    """A candidate's text, assembled from parts shared across services (``blocks``) and
+    categories (``cat``). A function, not a draft object per candidate: a run has thousands
+    of candidates, most of them held back and never written."""
+    if blocks.head is None:
+        blocks.prepare()
+    run, s = blocks.run, blocks.facts
+    if len(found) == 1:
+        t = found[0]
+        lines, kinds = f"- {t.text}{cat.rule_suffix}", SIGNAL_KINDS.get(t.signal, NO_KINDS)
+        comma, values, rules = t.text, {t.signal: t.value}, [t.rule]
+    else:
+        lines = "\n".join([f"- {t.text}{cat.rule_suffix}" for t in found])
+        kinds = frozenset().union(*[SIGNAL_KINDS.get(t.signal, NO_KINDS) for t in found])
+        comma = ", ".join([t.text for t in found])
+        values = {t.signal: t.value for t in found}
+        rules = [t.rule for t in found]
+    tail, refs, refs_ok, urls = blocks.by_kinds.get(kinds) or blocks.evidence(kinds)
+    meta: dict[str, Any] = {
+        "digest": run.file, "digest_week": run.week, run.score_name: s.score, "band": s.band,
+        "signals": values, "rules": rules, "owner_reason": owner_reason, "policy_owner": owner,
+    }
+    if run.day is not None:
+        meta["digest_date"] = run.day
+    if urls:
+        meta["evidence_urls"] = dict(urls)  # the item page links each ref where the digest gave a URL
+    description = f"{blocks.head}{lines}{tail}{cat.policy_tail}"
+    if len(description) > MAX_TEXT:
+        description = clip(description, MAX_TEXT)
+    title = f"{cat.title_head}{blocks.title_part}{comma}"
+    if len(title) > MAX_TITLE:
+        title = clip(title, MAX_TITLE)
+    # the parts were checked once (run, category, service, evidence); the trigger texts are
+    # in ``comma``, which also ends the title (unless clipped, when it ends with "…")
+    checked = (blocks.ok and refs_ok and cat.ok and len(dedupe_key) <= MAX_DEDUPE_KEY and "\x00" not in comma
+               and not comma[-1].isspace())
+    return CandidateText(title, description, refs, meta, checked)
 
 
 class ServiceBlocks:

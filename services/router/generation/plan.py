@@ -98,12 +98,25 @@ class Plan:
         return [e for e in self.entries if e.item is not None]
 
     def counts(self) -> dict[str, int]:
-        names = {"create": "created", "update": "updated", "unchanged": "unchanged", "held_back": "held_back",
-                 "suppressed": "suppressed"}
-        out = dict.fromkeys(names.values(), 0)
+        out = dict.fromkeys(COUNT_NAMES.values(), 0)
         for e in self.entries:
-            out[names[e.action]] += 1
+            out[COUNT_NAMES[e.action]] += 1
         return out
+
+
+COUNT_NAMES: dict[str, str] = {"create": "created", "update": "updated", "unchanged": "unchanged",
+                               "held_back": "held_back", "suppressed": "suppressed"}
+
+
+def summarize(rows: Iterable[tuple[PlanEntry, Record | None]]) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """``Plan(entries).counts()`` and each entry's ``summary(record)``, in one pass over the rows."""
+    counts = dict.fromkeys(COUNT_NAMES.values(), 0)
+    items: list[dict[str, Any]] = []
+    append = items.append
+    for entry, record in rows:
+        counts[COUNT_NAMES[entry.action]] += 1
+        append(entry.summary(record))
+    return counts, items
 
 
 Dated = tuple[tuple[int, int], str, Record]  # (week order, week label, record)
@@ -251,7 +264,7 @@ def build_plan(
         if carry is None:
             carry = carry_over(c, history).meta()
         meta.update(carry)
-        item = c.request(meta)
+        item = c.request_from(text, meta)
         if decorate is not None:
             item = decorate(c, record, item)
         changed = changed_fields(record, item)

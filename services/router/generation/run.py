@@ -43,6 +43,7 @@ from services.router.generation.plan import (
     build_plan,
     generated_week,
     index_history,
+    summarize,
 )
 from services.router.policy import BacklogPolicy
 from services.router.stores.base import BacklogStore, UpsertRequest
@@ -77,29 +78,21 @@ def earlier_history(
         return [], {}
     week = kept[0].week
     here = parse_week(week)
-    problems: dict[str, set[str]] = {}  # service → its categories among ``kept``
-    for c in kept:
-        problems.setdefault(c.service, set()).add(c.category)
+    wanted = {(c.service, c.category) for c in kept}
     orders: dict[str, tuple[int, int] | None] = {}
     active: list[Record] = []
-    history: History = {}
-    latest: dict[tuple[str, str], tuple[int, int]] = {}
+    history: History = {}  # by problem, in the order the problems are first met (the gap keys' order)
     cursor: str | None = None
     while True:
         page = store.list(ItemQuery(env=env, active=True, limit=MAX_PAGE, cursor=cursor), fields=EARLIER_ITEM_FIELDS)
         for r in page.items:
             service, category = r["service"], r["category"]
-            categories = problems.get(service)
-            if categories is None or category not in categories:
+            if (service, category) not in wanted:
                 continue
             week_of = generated_week(r, prefix, orders)  # listed by env: the problem is (env, …)
             if week_of is None or week_of[0] >= here:
                 continue
             active.append(r)
-            pair = (service, category)
-            newest = latest.get(pair)
-            if newest is None or week_of[0] > newest:
-                latest[pair] = week_of[0]
             known = history.get((env, service, category))
             if known is None:
                 history[(env, service, category)] = [week_of]
@@ -108,14 +101,16 @@ def earlier_history(
         if page.next_cursor is None:
             break
         cursor = page.next_cursor
-    before: list[str] = []  # this week's predecessors, newest first (made as far back as needed)
+    before: list[tuple[str, tuple[int, int]]] = []  # this week's predecessors and their order, newest first
     gap_keys: list[str] = []
-    for (service, category), newest in latest.items():
+    for (_, service, category), dated in history.items():
+        newest = dated[0][0] if len(dated) == 1 else max(d[0] for d in dated)
         for n in range(MAX_GAP_WEEKS):
             if n == len(before):
-                before.append(previous_week(before[-1] if before else week))
-            wk = before[n]
-            if parse_week(wk) <= newest:
+                label = previous_week(before[-1][0] if before else week)
+                before.append((label, parse_week(label)))
+            wk, order = before[n]
+            if order <= newest:
                 break
             gap_keys.append(generated_key(prefix, wk, env, service, category))
     if not gap_keys:
@@ -185,10 +180,10 @@ def _generate(
     rows: list[tuple[PlanEntry, Record | None]] = (
         [(e, None) for e in plan.entries] if dry_run else apply_plan(store, plan, actor=actor)
     )
-    counts = Plan([e for e, _ in rows], plan.cap).counts()
+    counts, items = summarize(rows)
     result: dict[str, Any] = {
         "env": facts.env, "week": facts.week, "digest": facts.file, "stale_digest": is_stale(facts, today),
-        "dry_run": dry_run, **counts, "items": [e.summary(record) for e, record in rows],
+        "dry_run": dry_run, **counts, "items": items,
     }
     if facts.day is not None:
         result["date"] = facts.day.isoformat()
