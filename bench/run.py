@@ -99,8 +99,9 @@ def main() -> int:
         # The sizes in the quick run too: at 100k vs 20k the small store still sat in the
         # CPU's caches (9.9 us per item against 11.3 us at 100k and 11.5 us at 300k), so that pair
         # measured the cache boundary (5.6-5.8x), not growth; 500k vs 100k costs the quick run ~1 min.
+        # Five rounds at least: three left the median swinging 5.1-5.8x between runs.
         big = args.growth_items or 500_000
-        growth_bench.run_jsonl(report, small=big // 5, big=big, versions=args.versions, repeat=repeat)
+        growth_bench.run_jsonl(report, small=big // 5, big=big, versions=args.versions, repeat=max(repeat, 5))
     report.machine["elapsed_s"] = round(time.monotonic() - started, 1)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     report.write_json(args.json)

@@ -6,6 +6,7 @@ import gc
 import logging
 import multiprocessing
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -211,4 +212,36 @@ def test_dashboard_is_right_whether_the_pending_changes_were_folded_in_or_not(
     fresh = open_store(directory)
     assert reader.dashboard("prod") == fresh.dashboard("prod") == writer.dashboard("prod")
     for s in (writer, reader, fresh):
+        s.close()
+
+
+@pytest.fixture
+def frozen_restored() -> Iterator[None]:
+    """Objects this test freezes go back into the collector's reach afterwards."""
+    yield
+    gc.unfreeze()
+
+
+def test_a_bulk_load_is_kept_out_of_the_collector_and_a_small_one_is_not(
+        directory: Path, monkeypatch: pytest.MonkeyPatch, frozen_restored: None) -> None:
+    """A load of many records (items, then events) freezes them out of the cyclic collector's
+    walks; a small refresh freezes nothing, so its garbage cycles are still collected."""
+    from services.router.stores import gc_pause
+
+    writer = open_store(directory)
+    ids = [writer.upsert(item(f"k{i}", title=f"t{i}"), actor="test").item["id"] for i in range(6)]
+    gc.unfreeze()
+    monkeypatch.setattr(gc_pause, "BULK_LOAD_RECORDS", 5)
+    reader = open_store(directory)
+    reader.get(ids[0])  # six items: a bulk load at this threshold
+    frozen = gc.get_freeze_count()
+    assert frozen > 0 and gc.get_count()[0] < 50  # nothing left young for the next collection to walk
+    gc.unfreeze()
+    writer.upsert(item("k-new", title="one more"), actor="test")
+    reader.get(ids[0])  # one new line: not a bulk load
+    assert gc.get_freeze_count() == 0
+    assert len(reader.events(ids[0])) == 1  # six events: a bulk load of events
+    assert gc.get_freeze_count() > 0
+    assert [r["title"] for r in reader.list(ItemQuery()).items][-1] == "one more"
+    for s in (writer, reader):
         s.close()

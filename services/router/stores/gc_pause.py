@@ -29,3 +29,26 @@ class gc_paused:  # lower case: used like a function (contextlib style)
                  tb: TracebackType | None) -> None:
         if self._paused:
             gc.enable()
+
+
+# A load of at least this many records freezes what the process holds (``freeze_after_bulk_load``).
+BULK_LOAD_RECORDS = 50_000
+
+
+def freeze_after_bulk_load(records: int) -> bool:
+    """After indexing ``records`` records while collection is paused: move every object the
+    process holds out of the collector's reach (``gc.freeze``) when that is a bulk load.
+
+    Collection resumes with everything made during the pause in the young generation, so the
+    first collection after it walked the whole new index (0.75 s of a 6 s open at 500k items),
+    and each later full collection walks it again (the router used to freeze only once, at
+    start-up, so a reload after a compaction put the index back in reach). Frozen objects are
+    still freed by reference counting — the index's records are acyclic — but a reference cycle
+    that was alive at this moment and dies later is never collected: below this size (tests,
+    small backlogs) nothing is frozen, and a running router reloads rarely (after a compaction).
+    Returns whether it froze.
+    """
+    if records < BULK_LOAD_RECORDS:
+        return False
+    gc.freeze()
+    return True

@@ -30,7 +30,7 @@ from services.router.domain.changes import Change, Record
 from services.router.errors import StoreUnavailable
 from services.router.files import FileLock, checkpoint, remove_temp_files, replace_durably, temp_path
 from services.router.stores.base import StoreStatus
-from services.router.stores.gc_pause import gc_paused
+from services.router.stores.gc_pause import freeze_after_bulk_load, gc_paused
 from services.router.stores.indexed import IndexedStore
 from services.router.stores.jsonl_log import JsonlLog, write_file_durably
 
@@ -103,6 +103,7 @@ class JsonlBacklogStore(IndexedStore):
                     self.index.put_event(event)
             if records:  # nothing new: the usual case before a write
                 self.index.put_items(records, intern=not self.index.items or len(records) > INTERN_FROM)
+                freeze_after_bulk_load(len(records))
 
     def _load_events(self) -> None:
         """Index events on first use: most readers (dashboards, lists) never need them."""
@@ -110,10 +111,12 @@ class JsonlBacklogStore(IndexedStore):
             if self._events_loaded:
                 return
             self._refresh()
-            for line in self.events_log.read_new(is_event):
+            lines = self.events_log.read_new(is_event)
+            for line in lines:
                 self.index.put_event(line.record)
             self._recover_embedded_events()
             self._events_loaded = True
+            freeze_after_bulk_load(len(lines))
 
     def _recover_embedded_events(self) -> None:
         """Take events lost from the (unsynced) events file from the item lines that carry them.
