@@ -97,19 +97,14 @@ class Plan:
         """Entries that go to the store (everything not held back), in rank order."""
         return [e for e in self.entries if e.item is not None]
 
-    def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(COUNT_NAMES.values(), 0)
-        for e in self.entries:
-            out[COUNT_NAMES[e.action]] += 1
-        return out
-
 
 COUNT_NAMES: dict[str, str] = {"create": "created", "update": "updated", "unchanged": "unchanged",
                                "held_back": "held_back", "suppressed": "suppressed"}
 
 
 def summarize(rows: Iterable[tuple[PlanEntry, Record | None]]) -> tuple[dict[str, int], list[dict[str, Any]]]:
-    """``Plan(entries).counts()`` and each entry's ``summary(record)``, in one pass over the rows."""
+    """The result's counts by action (``created``, ``updated`` …) and each entry's
+    ``summary(record)``, in one pass over the rows."""
     counts = dict.fromkeys(COUNT_NAMES.values(), 0)
     items: list[dict[str, Any]] = []
     append = items.append
