@@ -9,7 +9,6 @@ The port is bound first: a ``serve`` that cannot listen writes nothing (``--key-
 from __future__ import annotations
 
 import errno
-import gc
 import logging
 import os
 import secrets
@@ -24,6 +23,7 @@ from services.router.cli.app import app, fail
 from services.router.errors import BacklogError, Conflict, ValidationFailed
 from services.router.runtime import Runtime, build_runtime, configure_logging
 from services.router.settings import Settings, load_settings
+from services.router.stores.gc_pause import freeze_long_lived
 
 LOCAL_HOST = "127.0.0.1"
 LOCAL_ADMIN = "admin"
@@ -79,14 +79,14 @@ def local_admin_keys(rbac: RbacConfig, *, host: str, port: int, key_file: Path |
 def warm_up(runtime: Runtime) -> None:
     """Load the store's index before the first request, then freeze it out of the GC's sight.
 
-    A JSONL backlog of 100k items is millions of long-lived objects; without ``gc.freeze()``
+    A JSONL backlog of 100k items is millions of long-lived objects; without a freeze (``gc_pause.freeze_long_lived``)
     every full collection walks them all and stalls the single worker for hundreds of ms.
     """
     try:
         runtime.store.dashboard(None)
     except BacklogError as exc:  # the store may be down: serve anyway, /readyz says so
         logging.getLogger("backlog.api").warning("store not ready at start: %s", exc.message)
-    gc.freeze()
+    freeze_long_lived()
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -35,20 +35,25 @@ class gc_paused:  # lower case: used like a function (contextlib style)
 BULK_LOAD_RECORDS = 50_000
 
 
-def freeze_after_bulk_load(records: int) -> bool:
-    """After indexing ``records`` records while collection is paused: move every object the
-    process holds out of the collector's reach (``gc.freeze``) when that is a bulk load.
+def freeze_long_lived() -> None:
+    """Move every object the process holds out of the cyclic collector's reach (``gc.freeze``).
+
+    For what lives as long as the process (a store's index, loaded code): full collections stop
+    walking it. Frozen objects are still freed by reference counting, but a reference cycle alive
+    at this moment that dies later is never collected — so call it after a load, not per request.
+    """
+    gc.freeze()
+
+
+def freeze_after_bulk_load(records: int) -> None:
+    """After indexing ``records`` records while collection is paused: ``freeze_long_lived`` when
+    that is a bulk load.
 
     Collection resumes with everything made during the pause in the young generation, so the
     first collection after it walked the whole new index (0.75 s of a 6 s open at 500k items),
-    and each later full collection walks it again (the router used to freeze only once, at
-    start-up, so a reload after a compaction put the index back in reach). Frozen objects are
-    still freed by reference counting — the index's records are acyclic — but a reference cycle
-    that was alive at this moment and dies later is never collected: below this size (tests,
-    small backlogs) nothing is frozen, and a running router reloads rarely (after a compaction).
-    Returns whether it froze.
+    and each later full collection walks it again (the router froze only once, at start-up, so
+    a reload after a compaction put the index back in reach). Below this size (tests, small
+    backlogs) nothing is frozen, and a running router reloads rarely (after a compaction).
     """
-    if records < BULK_LOAD_RECORDS:
-        return False
-    gc.freeze()
-    return True
+    if records >= BULK_LOAD_RECORDS:
+        freeze_long_lived()
