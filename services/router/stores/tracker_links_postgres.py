@@ -58,7 +58,7 @@ INSERT INTO tracker_sync_state (tracker, data, updated_at) VALUES (%s, %s, now()
 ON CONFLICT (tracker) DO UPDATE SET data = EXCLUDED.data, updated_at = now()
 """
 NEW_COMMENTS = f"""
-SELECT {q.EVENT_COLUMNS} FROM unnest(%s::text[], %s::text[]) AS m(item_id, mark)
+SELECT {q.EVENT_COLUMNS} FROM unnest({q.KEYS_PARAM}, {q.KEYS_PARAM}) AS m(item_id, mark)
 JOIN backlog_events e ON e.item_id = m.item_id AND e.type = 'commented' AND (m.mark IS NULL OR e.id > m.mark)
 ORDER BY e.item_id, e.seq
 """
