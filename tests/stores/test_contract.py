@@ -243,6 +243,26 @@ class TestList:
         self.seed(store)
         with pytest.raises(ValueError, match="not item record fields: \\['colour'\\]"):
             store.list(ItemQuery(), fields=("status", "colour"))
+        for bad in ("meta.", "meta.a-b", "meta.x y", "meta.'"):
+            with pytest.raises(ValueError, match="not item record fields"):
+                store.list(ItemQuery(), fields=(bad,))
+
+    def test_a_meta_key_field_reads_that_key_as_the_record_holds_it(self, store: BacklogStore) -> None:
+        """``meta.weeks_open``: carry-over and the weeks-open gauge read that key alone; it must
+        come back as the whole record has it — present with its value, or absent."""
+        store.upsert(item("w3", meta={"weeks_open": 3, "digest": "platform/2026-W48.json"}), actor="gen")
+        store.upsert(item("w-null", meta={"weeks_open": None}), actor="gen")
+        store.upsert(item("w-none", meta={"digest": "platform/2026-W48.json"}), actor="gen")
+        store.upsert(item("w-empty"), actor="gen")
+        whole = store.list(ItemQuery())
+        part = store.list(ItemQuery(), fields=("dedupe_key", "meta.weeks_open"))
+        assert [r["id"] for r in part.items] == [r["id"] for r in whole.items]
+        for full, narrow in zip(whole.items, part.items, strict=True):
+            assert narrow["dedupe_key"] == full["dedupe_key"]
+            assert ("weeks_open" in narrow["meta"]) == ("weeks_open" in full["meta"]), full["dedupe_key"]
+            assert narrow["meta"].get("weeks_open") == full["meta"].get("weeks_open")
+        both = store.list(ItemQuery(), fields=("meta", "meta.weeks_open"))  # the whole meta wins
+        assert [r["meta"] for r in both.items] == [r["meta"] for r in whole.items]
 
 
 class TestDashboard:

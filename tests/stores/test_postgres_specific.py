@@ -233,6 +233,13 @@ def test_a_list_with_fields_fetches_only_those_columns(traced: Traced) -> None:
     sent = [m for m in traced.messages(lambda: traced.store.list(ItemQuery(), fields=("meta",)))
             if "\tDataRow\t" in m]
     assert len(sent) == 1 and "dddd" not in sent[0]
+    # a key of meta alone: the rest of the meta does not travel either
+    traced.store.upsert(item("keyed", meta={"weeks_open": 4, "digest": "platform/2026-W48.json"}), actor="gen")
+    keyed = [m for m in traced.messages(lambda: traced.store.list(ItemQuery(), fields=("meta.weeks_open",)))
+             if "\tDataRow\t" in m]
+    assert len(keyed) == 2 and not any("W48" in m for m in keyed)
+    assert [r["meta"] for r in traced.store.list(ItemQuery(), fields=("meta.weeks_open",)).items] == [
+        {"weeks_open": 2}, {"weeks_open": 4}]
 
 
 def test_cleanup_is_one_delete_and_events_cascade(dsn: str, clock: FixedClock) -> None:

@@ -107,7 +107,8 @@ class ActiveScan:
         counts: Counter[str] = Counter()
         cursor: str | None = None
         while True:
-            page = self.store.list(ItemQuery(env=env, active=True, limit=MAX_PAGE, cursor=cursor), fields=("meta",))
+            query = ItemQuery(env=env, active=True, limit=MAX_PAGE, cursor=cursor)
+            page = self.store.list(query, fields=("meta.weeks_open",))
             for record in page.items:
                 bucket = weeks_open_bucket((record.get("meta") or {}).get("weeks_open"))
                 if bucket is not None:

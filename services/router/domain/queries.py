@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from datetime import date
 from typing import Annotated, Any, NamedTuple
@@ -66,12 +67,23 @@ class ItemQuery(BaseModel):
         return self.q is None or self.q.lower() in record["title"].lower()
 
 
+RECORD_FIELD_SET = frozenset(RECORD_FIELDS)
+# ``meta.weeks_open`` in ``fields``: only that key of ``meta`` is read (a plain name, never SQL).
+META_KEY_RE = re.compile(r"^meta\.([A-Za-z0-9_]{1,64})$")
+
+
 def check_fields(fields: Collection[str] | None) -> None:
-    """``BacklogStore.list(fields=…)`` names record fields only: the same mistake fails the same
-    way on every backend (Postgres would otherwise fail in SQL, the others not at all)."""
-    unknown = set(fields or ()) - set(RECORD_FIELDS)
+    """``BacklogStore.list(fields=…)`` names record fields, or keys of ``meta`` as ``meta.<key>``:
+    the same mistake fails the same way on every backend (Postgres would otherwise fail in SQL,
+    the others not at all)."""
+    unknown = {f for f in fields or () if f not in RECORD_FIELD_SET and META_KEY_RE.match(f) is None}
     if unknown:
-        raise ValueError(f"not item record fields: {sorted(unknown)}")
+        raise ValueError(f"not item record fields: {sorted(unknown)} (a key of meta is named meta.<key>)")
+
+
+def meta_keys(fields: Collection[str]) -> list[str]:
+    """The ``meta`` keys ``fields`` names (``meta.weeks_open`` → ``weeks_open``), in order."""
+    return [m.group(1) for f in fields if (m := META_KEY_RE.match(f)) is not None]
 
 
 class Page(BaseModel):

@@ -53,8 +53,9 @@ from services.router.stores.gc_pause import gc_paused
 MAX_GAP_WEEKS = 106
 STORE_ACTIONS: dict[str, Action] = {"created": "create", "updated": "update", "unchanged": "unchanged"}
 # What carry-over reads of an earlier item (``generated_week``, ``plan.streak_from``): on Postgres
-# the env's active items are fetched with these columns only, not their texts.
-EARLIER_ITEM_FIELDS = ("id", "env", "service", "category", "status", "dedupe_key", "meta")
+# the env's active items are fetched with these columns only, not their texts, and of ``meta``
+# only ``weeks_open`` (the whole metas were half of this read).
+EARLIER_ITEM_FIELDS = ("id", "env", "service", "category", "status", "dedupe_key", "meta.weeks_open")
 # What resolve on clear and reassignment read of the env's active items.
 ACTIVE_ITEM_FIELDS = ("id", "env", "service", "category", "status", "owner", "source", "dedupe_key", "meta")
 OwnerFor = Callable[[str], tuple[str, str]]

@@ -18,7 +18,7 @@ from services.router.domain import dashboard as board
 from services.router.domain.acceptance import hold
 from services.router.domain.changes import RECORD_FIELDS, Record
 from services.router.domain.enums import ACTIVE_STATUSES, ALL_PRIORITIES
-from services.router.domain.queries import ItemQuery, check_fields
+from services.router.domain.queries import ItemQuery, check_fields, meta_keys
 from services.router.domain.sorting import sort_order
 
 TS = """'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'"""
@@ -207,7 +207,12 @@ def item_columns(fields: Collection[str] | None, sort_field: str = "id") -> str:
     if fields is None:
         return ITEM_COLUMNS
     check_fields(fields)
-    return ", ".join(sql for name, sql in ITEM_FIELDS.items() if name in ("id", sort_field) or name in fields)
+    columns = [sql for name, sql in ITEM_FIELDS.items() if name in ("id", sort_field) or name in fields]
+    keys = meta_keys(fields) if "meta" not in fields else []
+    if keys:  # ``meta.<key>``: an object of those keys alone (decoding whole metas was most of the read)
+        columns.append(" || ".join(f"CASE WHEN meta ? '{k}' THEN jsonb_build_object('{k}', meta -> '{k}') "
+                                   "ELSE '{}'::jsonb END" for k in keys) + " AS meta")
+    return ", ".join(columns)
 
 
 # The SQL type of each sort field's cursor value (``domain.sorting``).
