@@ -66,7 +66,9 @@ class BacklogStore(Protocol):
     def get_many_by_dedupe_key(self, keys: Sequence[str]) -> dict[str, Record]: ...
     def list(self, query: ItemQuery, *, fields: Collection[str] | None = None) -> Page:
         """One page of ``query``. ``fields``: the only fields the caller reads; each record then
-        holds at least those and ``id`` (a backend that must fetch rows fetches only those)."""
+        holds at least those and ``id`` (a backend that must fetch rows fetches only those).
+        ``meta.<key>`` names one key of ``meta``: ``meta`` then holds at least that key when the
+        item has it (Postgres sends that key alone; the others return ``meta`` whole)."""
         ...
 
     def accepted_items(self, env: str | None = None) -> builtins.list[Record]:
